@@ -1,0 +1,90 @@
+"""Orders and payments routes: parse, build a command, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from storebridge.api.deps import get_hub, require_token
+from storebridge.api.schemas import (
+    CaptureIn,
+    ConfirmIn,
+    OrderIn,
+    PaymentIn,
+    RefundIn,
+    order_out,
+    payment_out,
+    refund_out,
+)
+from storebridge.bootstrap import Hub
+from storebridge.orders.commands import NewLineItem, PlaceOrder
+from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
+
+__all__ = ["router"]
+
+router = APIRouter(dependencies=[Depends(require_token)])
+
+
+@router.post("/orders", status_code=201)
+async def place_order(body: OrderIn, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    cmd = PlaceOrder(
+        email=body.email,
+        currency=body.currency,
+        items=tuple(NewLineItem(i.sku, i.title, i.quantity, int(i.unit_price)) for i in body.items),
+        shipping_address=body.shipping_address.model_dump() if body.shipping_address else None,
+        shipping_total=int(body.shipping_total),
+        metadata=body.metadata,
+    )
+    return order_out(await hub.orders.place(cmd), [], [])
+
+
+@router.get("/orders")
+async def list_orders(
+    hub: Hub = Depends(get_hub), limit: int = Query(50, ge=1, le=500), email: str | None = None
+) -> dict[str, Any]:
+    return {"data": [order_out(o) for o in await hub.orders.list(limit=limit, email=email)]}
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    order, payments, refunds = await hub.orders.get(order_id)
+    return order_out(order, payments, refunds, await hub.orders.timeline(order_id))
+
+
+@router.post("/orders/{order_id}/payments", status_code=201)
+async def create_payment(order_id: str, body: PaymentIn, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    cmd = CreatePayment(order_id, body.provider, body.payment_method, body.capture_method)
+    return payment_out(await hub.payments.create(cmd))
+
+
+@router.get("/payments/{payment_id}")
+async def get_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    return payment_out(await hub.payments.get(payment_id))
+
+
+@router.post("/payments/{payment_id}/confirm")
+async def confirm_payment(
+    payment_id: str, body: ConfirmIn | None = None, hub: Hub = Depends(get_hub)
+) -> dict[str, Any]:
+    method = body.payment_method if body else None
+    return payment_out(await hub.payments.confirm(ConfirmPayment(payment_id, method)))
+
+
+@router.post("/payments/{payment_id}/capture")
+async def capture_payment(
+    payment_id: str, body: CaptureIn | None = None, hub: Hub = Depends(get_hub)
+) -> dict[str, Any]:
+    return payment_out(await hub.payments.capture(CapturePayment(payment_id, body.amount if body else None)))
+
+
+@router.post("/payments/{payment_id}/refunds", status_code=201)
+async def refund_payment(payment_id: str, body: RefundIn | None = None, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    body = body or RefundIn()
+    payment, refund = await hub.payments.refund(RefundPayment(payment_id, body.amount, body.reason))
+    return {"refund": refund_out(refund), "payment": payment_out(payment)}
+
+
+@router.post("/payments/{payment_id}/cancel")
+async def cancel_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    return payment_out(await hub.payments.cancel(CancelPayment(payment_id)))

@@ -1,0 +1,177 @@
+"""Request bodies and response shapes for the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from storebridge.money import MoneyError, exponent, to_minor
+from storebridge.orders.model import Order
+from storebridge.payments.model import Payment, Refund
+
+__all__ = [
+    "AddressIn",
+    "LineItemIn",
+    "OrderIn",
+    "PaymentIn",
+    "ConfirmIn",
+    "CaptureIn",
+    "RefundIn",
+    "order_out",
+    "payment_out",
+    "refund_out",
+]
+
+Amount = int | str  # minor units as an integer, or a decimal string such as "19.99"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddressIn(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    street1: str = Field(min_length=1, max_length=200)
+    street2: str | None = Field(None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    state: str | None = Field(None, max_length=100)
+    zip: str = Field(min_length=1, max_length=20)
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    phone: str | None = Field(None, max_length=40)
+    email: str | None = Field(None, max_length=320)
+
+
+class LineItemIn(_Body):
+    sku: str = Field(min_length=1, max_length=120)
+    title: str = Field(min_length=1, max_length=500)
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price: Amount = Field(description="minor units (1999 = $19.99) or a decimal string")
+
+
+class OrderIn(_Body):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
+    currency: str = Field(min_length=3, max_length=3)
+    items: list[LineItemIn] = Field(min_length=1, max_length=500)
+    shipping_address: AddressIn | None = None
+    shipping_total: Amount = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        try:
+            exponent(v)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _amounts(self) -> OrderIn:
+        # Amounts depend on the currency's exponent, so they are checked once the currency is known.
+        for n, item in enumerate(self.items):
+            item.unit_price = _minor(item.unit_price, self.currency, f"items[{n}].unit_price")
+        self.shipping_total = _minor(self.shipping_total, self.currency, "shipping_total")
+        return self
+
+
+def _minor(value: Amount, currency: str, field: str) -> int:
+    try:
+        amount = to_minor(value, currency)
+    except MoneyError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+    if amount < 0:
+        raise ValueError(f"{field}: must not be negative")
+    return amount
+
+
+class PaymentIn(_Body):
+    provider: str = Field(min_length=1, max_length=40)
+    payment_method: str | None = Field(None, max_length=120)
+    capture_method: Literal["automatic", "manual"] = "automatic"
+
+
+class ConfirmIn(_Body):
+    payment_method: str | None = Field(None, max_length=120)
+
+
+class CaptureIn(_Body):
+    amount: int | None = Field(None, gt=0)
+
+
+class RefundIn(_Body):
+    amount: int | None = Field(None, gt=0)
+    reason: str | None = Field(None, max_length=120)
+
+
+def payment_out(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "order_id": p.order_id,
+        "provider": p.provider,
+        "provider_ref": p.provider_ref,
+        "status": p.status,
+        "currency": p.currency,
+        "amount": p.amount,
+        "capture_method": p.capture_method,
+        "amount_authorized": p.amount_authorized,
+        "amount_captured": p.amount_captured,
+        "amount_refunded": p.amount_refunded,
+        "failure_code": p.failure_code,
+        "failure_message": p.failure_message,
+        "provider_status": p.provider_status,
+        "client_secret": p.client_secret,
+        "action_url": p.action_url,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    }
+
+
+def refund_out(r: Refund) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "payment_id": r.payment_id,
+        "provider_ref": r.provider_ref,
+        "amount": r.amount,
+        "reason": r.reason,
+        "status": r.status,
+        "created_at": r.created_at,
+    }
+
+
+def order_out(
+    o: Order,
+    payments: list[Payment] | None = None,
+    refunds: list[Refund] | None = None,
+    timeline: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": o.id,
+        "email": o.email,
+        "currency": o.currency,
+        "subtotal": o.subtotal,
+        "shipping_total": o.shipping_total,
+        "total": o.total,
+        "payment_status": o.payment_status,
+        "shipping_address": o.shipping_address,
+        "metadata": o.metadata_,
+        "created_at": o.created_at,
+        "items": [
+            {
+                "id": i.id,
+                "sku": i.sku,
+                "title": i.title,
+                "quantity": i.quantity,
+                "unit_price": i.unit_price,
+                "total": i.total,
+            }
+            for i in o.items
+        ],
+    }
+    if payments is not None:
+        out["payments"] = [payment_out(p) for p in payments]
+    if refunds is not None:
+        out["refunds"] = [refund_out(r) for r in refunds]
+    if timeline is not None:
+        out["timeline"] = timeline
+    return out

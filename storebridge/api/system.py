@@ -1,0 +1,70 @@
+"""Health, readiness, integrations and the event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select, text
+
+from storebridge.api.deps import get_hub, require_token
+from storebridge.bootstrap import Hub
+from storebridge.db import now
+from storebridge.events.bus import Event
+from storebridge.events.model import OutboxEvent, WorkerHeartbeat
+from storebridge.migrate import current_revision, head_revision
+
+__all__ = ["public", "private"]
+
+public = APIRouter()
+private = APIRouter(dependencies=[Depends(require_token)])
+
+
+@public.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@public.get("/readyz")
+async def readyz(hub: Hub = Depends(get_hub)) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        async with hub.db.read() as session:
+            await session.execute(text("SELECT 1"))
+            beat = await session.scalar(select(func.max(WorkerHeartbeat.last_seen)))
+        checks["database"] = "ok"
+        current = await current_revision(hub.db)
+        checks["migrations"] = "ok" if current == head_revision() else f"at {current}, head is {head_revision()}"
+        checks["worker"] = "ok" if beat is not None and now() - beat < 30 else "no worker heartbeat in 30 s"
+    except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values()) and len(checks) == 3
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@private.get("/integrations")
+async def integrations(hub: Hub = Depends(get_hub), check: bool = False) -> dict[str, Any]:
+    if check:
+        await hub.check_health()
+    return {"data": [i.to_dict() for i in hub.integrations.values()]}
+
+
+@private.get("/events")
+async def events(
+    hub: Hub = Depends(get_hub),
+    type: str | None = None,
+    order_id: str | None = None,
+    aggregate_id: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    query = select(OutboxEvent).order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)
+    if type:
+        query = query.where(OutboxEvent.type == type)
+    if order_id:
+        query = query.where(OutboxEvent.order_id == order_id)
+    if aggregate_id:
+        query = query.where(OutboxEvent.aggregate_id == aggregate_id)
+    async with hub.db.read() as session:
+        rows = (await session.scalars(query)).all()
+    return {"data": [Event.from_row(r).to_dict() | {"dispatched": r.dispatched_at is not None} for r in rows]}

@@ -1,0 +1,210 @@
+"""Wiring: the one place that reads settings, builds adapters and connects the parts.
+
+Core code (services, inbox, worker) knows only interfaces; this module picks the enabled
+adapters from settings, points providers without credentials at their sandbox emulators,
+and returns a Hub that the HTTP app, the worker command and library users share.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from starlette.types import ASGIApp
+
+from storebridge.config import Settings
+from storebridge.db import Database
+from storebridge.events.bus import EventBus
+from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
+from storebridge.integration import HealthStatus
+from storebridge.migrate import upgrade
+from storebridge.orders.service import OrderService
+from storebridge.payments.provider import PaymentProvider
+from storebridge.payments.service import PaymentService, payment_webhook_handler
+from storebridge.stats import WebhookStats
+from storebridge.webhooks.inbox import InboxWriter
+from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
+from storebridge.webhooks.sources import WebhookSource
+from storebridge.worker import Worker
+
+__all__ = ["Hub", "Integration", "bootstrap"]
+
+log = structlog.get_logger("storebridge")
+
+SANDBOX_STRIPE_KEY = "sk_test_storebridge_sandbox"
+
+
+class Sandbox(Protocol):
+    @property
+    def app(self) -> ASGIApp: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class Integration:
+    """What GET /integrations and `storebridge check` report for one provider."""
+
+    name: str
+    kind: str
+    enabled: bool
+    mode: str  # sandbox | test | live | disabled
+    webhook_url: str | None = None
+    sandbox_url: str | None = None
+    problems: list[str] = field(default_factory=list)
+    last_health: HealthStatus | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "enabled": self.enabled,
+            "mode": self.mode,
+            "webhook_url": self.webhook_url,
+            "sandbox_url": self.sandbox_url,
+            "problems": self.problems,
+            "last_health": self.last_health.to_dict() if self.last_health else None,
+        }
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    public_url: str
+    api_token: str
+    api_token_generated: bool
+    db: Database
+    bus: EventBus
+    stats: WebhookStats
+    payment_providers: dict[str, PaymentProvider]
+    webhook_sources: dict[str, WebhookSource]
+    webhook_handlers: dict[str, WebhookHandler]
+    inbox: InboxWriter
+    processor: InboxProcessor
+    dispatcher: OutboxDispatcher
+    payments: PaymentService
+    orders: OrderService
+    integrations: dict[str, Integration]
+    sandboxes: dict[str, Sandbox]
+    worker: Worker | None = None
+
+    async def start(self, *, migrate: bool = True, run_worker: bool = True) -> None:
+        if migrate:
+            await upgrade(self.db)
+        self.inbox.start()
+        if run_worker:
+            self.worker = Worker(
+                self.db, self.processor, self.dispatcher, poll_seconds=self.settings.worker_poll_seconds
+            )
+            self.inbox.on_commit = self.worker.notify_inbox
+            self.worker.start()
+        for integration in self.integrations.values():
+            if integration.mode == "sandbox":
+                log.warning(
+                    "provider_in_sandbox",
+                    provider=integration.name,
+                    detail="no credentials set: calls go to the built-in emulator at "
+                    + (integration.sandbox_url or ""),
+                )
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.inbox.stop()
+        for provider in self.payment_providers.values():
+            await provider.aclose()
+        for sandbox in self.sandboxes.values():
+            await sandbox.aclose()
+        await self.db.dispose()
+
+    async def check_health(self) -> dict[str, HealthStatus]:
+        results: dict[str, HealthStatus] = {}
+        for name, provider in self.payment_providers.items():
+            status = await provider.health_check()
+            self.integrations[name].last_health = status
+            results[name] = status
+        return results
+
+
+def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any]) -> None:
+    from storebridge.payments.stripe import StripeProvider, identify_stripe_event
+
+    cfg = settings.stripe
+    integration = Integration("stripe", "payments", cfg.enabled, "disabled")
+    hub_parts["integrations"]["stripe"] = integration
+    if not cfg.enabled:
+        return
+    webhook_secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else "whsec_" + secrets.token_hex(24)
+    integration.webhook_url = f"{public_url}/webhooks/stripe"
+    if cfg.sandbox:
+        from storebridge.sandbox.stripe import StripeSandbox
+
+        sandbox = StripeSandbox(webhook_url=integration.webhook_url, webhook_secret=webhook_secret)
+        hub_parts["sandboxes"]["stripe"] = sandbox
+        api_base = cfg.api_base or f"{public_url}/_sandbox/stripe"
+        integration.sandbox_url = api_base
+        key = SANDBOX_STRIPE_KEY
+    else:
+        assert cfg.secret_key is not None
+        api_base = cfg.api_base
+        key = cfg.secret_key.get_secret_value()
+    provider = StripeProvider(
+        secret_key=key,
+        api_base=api_base,
+        sandbox=cfg.sandbox,
+        max_network_retries=cfg.max_network_retries,
+        timeout=settings.http_timeout_seconds,
+    )
+    integration.mode = provider.mode
+    integration.problems = provider.validate_config()
+    hub_parts["payment_providers"]["stripe"] = provider
+    hub_parts["webhook_sources"]["stripe"] = WebhookSource(
+        "stripe", "stripe", (webhook_secret,), identify_stripe_event, cfg.webhook_tolerance_seconds
+    )
+    hub_parts["webhook_handlers"]["stripe"] = payment_webhook_handler(provider)
+
+
+def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: str | None = None) -> Hub:
+    """Build a Hub from settings. Nothing connects until `Hub.start()`."""
+    url = (public_url or settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    token = api_token or (settings.api_token.get_secret_value() if settings.api_token else None)
+    generated = token is None
+    token = token or "sbk_" + secrets.token_urlsafe(24)
+    db = Database(settings.database_url)
+    parts: dict[str, Any] = {
+        "integrations": {},
+        "sandboxes": {},
+        "payment_providers": {},
+        "webhook_sources": {},
+        "webhook_handlers": {},
+    }
+    _stripe(settings, url, parts)
+    bus = EventBus()
+    retry = {"retry_base": settings.retry_base_seconds, "retry_cap": settings.retry_max_seconds}
+    processor = InboxProcessor(
+        db,
+        parts["webhook_handlers"],
+        ProcessPolicy(batch_size=settings.worker_batch_size, max_attempts=settings.webhook_max_attempts, **retry),
+    )
+    dispatcher = OutboxDispatcher(
+        db,
+        bus,
+        DispatchPolicy(batch_size=settings.worker_batch_size, max_attempts=settings.webhook_max_attempts, **retry),
+    )
+    return Hub(
+        settings=settings,
+        public_url=url,
+        api_token=token,
+        api_token_generated=generated,
+        db=db,
+        bus=bus,
+        stats=WebhookStats(),
+        inbox=InboxWriter(db),
+        processor=processor,
+        dispatcher=dispatcher,
+        payments=PaymentService(db, parts["payment_providers"]),
+        orders=OrderService(db),
+        **parts,
+    )

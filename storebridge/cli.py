@@ -1,0 +1,181 @@
+"""The `storebridge` command: serve, worker, demo, check, migrate, sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from storebridge.config import Settings, load_settings
+from storebridge.errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="storebridge: the commerce integration hub.")
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}")
+        console.print("Fix the variable(s) named above in the environment or .env, then run the command again.")
+        raise typer.Exit(2) from None
+
+
+def _logging(settings: Settings) -> None:
+    from storebridge.logs import configure_logging
+
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.api_token, settings.stripe.secret_key, settings.stripe.webhook_secret, settings.redis_url)
+        if s
+    ]
+    configure_logging(settings.log_level, settings.log_format, secrets)
+
+
+async def _migrate(url: str) -> str | None:
+    from storebridge.db import Database
+    from storebridge.migrate import current_revision, upgrade
+
+    db = Database(url)
+    try:
+        await upgrade(db)
+        return await current_revision(db)
+    finally:
+        await db.dispose()
+
+
+def _migrate_or_exit(settings: Settings) -> str | None:
+    try:
+        return asyncio.run(_migrate(settings.database_url))
+    except Exception as exc:  # noqa: BLE001 - turn a connection failure into advice, not a traceback
+        console.print(f"[bold red]cannot migrate the database:[/] {type(exc).__name__}: {exc}")
+        console.print("Check STOREBRIDGE_DATABASE_URL and that the database server is running.")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, help="TCP port"),
+    worker: bool = typer.Option(True, help="run the worker in this process (embedded default)"),
+) -> None:
+    """Start the hub: migrate, then serve the API, webhooks, sandboxes and (by default) the worker."""
+    import uvicorn
+
+    from storebridge.api.app import create_app
+    from storebridge.bootstrap import bootstrap
+
+    settings = _settings()
+    _logging(settings)
+    _migrate_or_exit(settings)
+    public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    hub = bootstrap(settings, public_url=public)
+    if hub.api_token_generated:
+        out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+    for i in hub.integrations.values():
+        out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
+    out.print(f"storebridge listening on {public}  (GET /healthz)")
+    uvicorn.run(
+        create_app(hub, migrate=False, run_worker=worker), host=host, port=port, log_level="warning", access_log=False
+    )
+
+
+@app.command(name="worker")
+def worker_cmd() -> None:
+    """Run a worker alone: inbox processing, outbox dispatch, retries (scale-out on PostgreSQL)."""
+    from storebridge.bootstrap import bootstrap
+
+    settings = _settings()
+    _logging(settings)
+
+    async def run() -> None:
+        hub = bootstrap(settings)
+        await hub.start(migrate=False, run_worker=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await hub.stop()
+
+    asyncio.run(run())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done by `serve` at start-up)."""
+    settings = _settings()
+    with console.status("migrating"):
+        revision = _migrate_or_exit(settings)
+    out.print(f"database at revision {revision}")
+
+
+@app.command()
+def check() -> None:
+    """Validate settings, the database and each enabled provider's health; print a table."""
+    from storebridge.cli_tasks import run_check
+
+    settings = _settings()
+    _logging(settings)
+    raise typer.Exit(run_check(settings, out))
+
+
+@app.command()
+def demo(
+    database_url: str = typer.Option("", help="database for the demo hub (default: a temporary SQLite file)"),
+    timeout: float = typer.Option(30.0, help="seconds to wait for the webhook"),
+) -> None:
+    """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline."""
+    from storebridge.cli_tasks import run_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("STOREBRIDGE_DATABASE_URL", database_url or f"sqlite:///{Path(tmp) / 'demo.db'}")
+        os.environ.setdefault("STOREBRIDGE_LOG_LEVEL", "WARNING")
+        settings = _settings()
+        _logging(settings)
+        raise typer.Exit(run_demo(settings, out, timeout=timeout))
+
+
+@app.command()
+def sandbox(
+    provider: str = typer.Argument(..., help="which emulator: stripe"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(12111),
+    webhook_url: str = typer.Option(
+        "", help="where to deliver signed webhooks (e.g. http://127.0.0.1:8000/webhooks/stripe)"
+    ),
+    webhook_secret: str = typer.Option("", envvar="STRIPE_WEBHOOK_SECRET", help="signing secret (whsec_...)"),
+) -> None:
+    """Run one provider emulator alone."""
+    import secrets
+
+    import uvicorn
+
+    if provider != "stripe":
+        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: stripe")
+        raise typer.Exit(2)
+    from storebridge.sandbox.stripe import StripeSandbox
+
+    secret = webhook_secret or "whsec_" + secrets.token_hex(24)
+    if not webhook_secret:
+        out.print(f"webhook signing secret: {secret}")
+    emulator = StripeSandbox(webhook_url=webhook_url or None, webhook_secret=secret)
+    out.print(f"Stripe sandbox on http://{host}:{port} (point STRIPE_API_BASE here)")
+    uvicorn.run(emulator.app, host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

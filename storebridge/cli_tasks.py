@@ -1,0 +1,142 @@
+"""The longer CLI commands (demo, check), kept apart from argument parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from storebridge.config import Settings
+from storebridge.embedded import free_port, serve_in_thread
+from storebridge.events.bus import Event
+
+__all__ = ["run_demo", "run_check", "DEMO_ORDER"]
+
+DEMO_ORDER: dict[str, Any] = {
+    "email": "ada@example.com",
+    "currency": "USD",
+    "items": [
+        {"sku": "TSHIRT-BLK-M", "title": "T-shirt, black, M", "quantity": 2, "unit_price": 1999},
+        {"sku": "MUG-LOGO", "title": "Logo mug", "quantity": 1, "unit_price": "12.50"},
+    ],
+    "shipping_address": {
+        "name": "Ada Lovelace",
+        "street1": "12 St James's Square",
+        "city": "London",
+        "zip": "SW1Y 4JH",
+        "country": "GB",
+    },
+    "shipping_total": 500,
+}
+
+
+def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tuple[Any, Any, int]:
+    from storebridge.api.app import create_app
+    from storebridge.bootstrap import bootstrap
+
+    port = free_port()
+    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
+    return hub, create_app(hub, migrate=migrate, run_worker=run_worker), port
+
+
+def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0) -> int:
+    hub, app, port = _embedded_hub(settings, migrate=True, run_worker=True)
+    received: list[Event] = []
+
+    async def remember(event: Event) -> None:
+        received.append(event)
+
+    hub.bus.subscribe("demo", ("order.*", "payment.*"), remember)
+    with (
+        serve_in_thread(app, port) as base,
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {hub.api_token}"}, timeout=30) as client,
+    ):
+        order = client.post("/orders", json=DEMO_ORDER).raise_for_status().json()
+        out.print(f"placed order [bold]{order['id']}[/]: {order['total']} minor units of {order['currency']}")
+        payment = (
+            client.post(
+                f"/orders/{order['id']}/payments", json={"provider": "stripe", "payment_method": "pm_card_visa"}
+            )
+            .raise_for_status()
+            .json()
+        )
+        out.print(f"payment {payment['id']} -> Stripe {payment['provider_ref']} ({payment['provider_status']})")
+        payment = client.post(f"/payments/{payment['id']}/confirm").raise_for_status().json()
+        out.print(f"confirmed: {payment['status']}; waiting for Stripe's webhook ...")
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state = client.get(f"/orders/{order['id']}").raise_for_status().json()
+            webhook_done = any(e["kind"] == "webhook" and "processed" in e["summary"] for e in state["timeline"])
+            if webhook_done and any(e.type == "payment.captured" for e in received):
+                break
+            time.sleep(0.1)
+    table = Table(title=f"order {order['id']} timeline")
+    for column in ("time", "kind", "what", "details"):
+        table.add_column(column)
+    start = state.get("created_at", 0.0)
+    for entry in state.get("timeline", []):
+        table.add_row(f"+{entry['at'] - start:.3f}s", entry["kind"], entry["type"], entry["summary"])
+    out.print(table)
+    out.print("subscriber received: " + ", ".join(e.type for e in received))
+    captured = state.get("payment_status") == "captured" and any(e.type == "payment.captured" for e in received)
+    out.print(f"payment_status: [bold]{state.get('payment_status')}[/]")
+    return 0 if captured else 1
+
+
+def run_check(settings: Settings, out: Console) -> int:
+    from storebridge.db import Database
+    from storebridge.migrate import current_revision, head_revision
+
+    table = Table(title="storebridge check")
+    for column in ("component", "mode", "ok", "detail"):
+        table.add_column(column)
+    table.add_row("settings", "", "yes", "all variables valid")
+    ok = True
+
+    async def database() -> str:
+        db = Database(settings.database_url)
+        try:
+            return str(await current_revision(db))
+        finally:
+            await db.dispose()
+
+    try:
+        revision = asyncio.run(database())
+        head = head_revision()
+        current = revision == head
+        ok &= current
+        table.add_row(
+            "database",
+            "",
+            "yes" if current else "no",
+            f"revision {revision}" + ("" if current else f", head is {head}: run `storebridge migrate`"),
+        )
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        ok = False
+        table.add_row("database", "", "no", f"{type(exc).__name__}: {exc} (check STOREBRIDGE_DATABASE_URL)")
+        out.print(table)
+        return 1
+    hub, app, port = _embedded_hub(settings, migrate=False, run_worker=False)
+    with serve_in_thread(app, port), httpx.Client(timeout=60) as client:
+        result = client.get(
+            f"http://127.0.0.1:{port}/integrations",
+            params={"check": "true"},
+            headers={"Authorization": f"Bearer {hub.api_token}"},
+        ).json()
+    for item in result["data"]:
+        health = item.get("last_health") or {}
+        good = (not item["enabled"]) or bool(health.get("ok"))
+        ok &= good
+        detail = (
+            "; ".join(item["problems"])
+            or health.get("detail")
+            or (f"{health.get('latency_ms')} ms" if health else "disabled")
+        )
+        table.add_row(item["name"], item["mode"], "yes" if good else "no", detail)
+    out.print(table)
+    return 0 if ok else 1

@@ -1,0 +1,148 @@
+"""Typed settings, read from the environment with the guide's variable names.
+
+Every field names the environment variable it comes from. A malformed value stops
+start-up with a message that names the variable and says what to do; secrets are
+`SecretStr` so they never reach a log line or an error body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storebridge.errors import ConfigError
+
+__all__ = ["Settings", "StripeSettings", "load_settings", "DEFAULT_DATABASE_URL"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./storebridge.db"
+
+
+def _env(name: str) -> Any:
+    return Field(validation_alias=AliasChoices(name))
+
+
+def _check_prefix(value: SecretStr | None, prefixes: tuple[str, ...], what: str) -> SecretStr | None:
+    if value is None or value.get_secret_value() == "":
+        return None
+    if not value.get_secret_value().startswith(prefixes):
+        wanted = " or ".join(f"'{p}'" for p in prefixes)
+        raise ValueError(f"must start with {wanted} ({what})")
+    return value
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+
+
+class StripeSettings(_Base):
+    enabled: bool = Field(True, validation_alias="STRIPE_ENABLED")
+    secret_key: SecretStr | None = Field(None, validation_alias="STRIPE_SECRET_KEY")
+    publishable_key: SecretStr | None = Field(None, validation_alias="STRIPE_PUBLISHABLE_KEY")
+    webhook_secret: SecretStr | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET")
+    webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="STRIPE_WEBHOOK_TOLERANCE")
+    api_base: str | None = Field(None, validation_alias="STRIPE_API_BASE")
+    max_network_retries: int = Field(2, ge=0, le=10, validation_alias="STRIPE_MAX_NETWORK_RETRIES")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, v: SecretStr | None) -> SecretStr | None:
+        return _check_prefix(v, ("sk_", "rk_"), "a secret or restricted key from the Stripe Dashboard")
+
+    @field_validator("publishable_key")
+    @classmethod
+    def _publishable_key(cls, v: SecretStr | None) -> SecretStr | None:
+        return _check_prefix(v, ("pk_",), "a publishable key from the Stripe Dashboard")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        return _check_prefix(v, ("whsec_",), "the endpoint's signing secret from the Stripe Dashboard")
+
+    @model_validator(mode="after")
+    def _live_needs_webhook_secret(self) -> StripeSettings:
+        if self.enabled and self.secret_key is not None and self.webhook_secret is None:
+            raise ValueError(
+                "STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set: "
+                "copy the endpoint's signing secret (whsec_...) from the Stripe Dashboard"
+            )
+        return self
+
+    @property
+    def sandbox(self) -> bool:
+        """True when no key is set: Stripe calls go to the built-in emulator."""
+        return self.secret_key is None
+
+
+class Settings(_Base):
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="STOREBRIDGE_DATABASE_URL")
+    redis_url: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_REDIS_URL")
+    api_token: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_API_TOKEN")
+    public_url: str | None = Field(None, validation_alias="STOREBRIDGE_PUBLIC_URL")
+    log_level: str = Field("INFO", validation_alias="STOREBRIDGE_LOG_LEVEL")
+    log_format: str = Field("json", validation_alias="STOREBRIDGE_LOG_FORMAT")
+    webhook_max_body_bytes: int = Field(1024 * 1024, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_MAX_BODY_BYTES")
+    webhook_max_attempts: int = Field(8, ge=1, validation_alias="STOREBRIDGE_WEBHOOK_MAX_ATTEMPTS")
+    retry_base_seconds: float = Field(2.0, gt=0, validation_alias="STOREBRIDGE_RETRY_BASE_SECONDS")
+    retry_max_seconds: float = Field(3600.0, gt=0, validation_alias="STOREBRIDGE_RETRY_MAX_SECONDS")
+    worker_poll_seconds: float = Field(0.2, gt=0, validation_alias="STOREBRIDGE_WORKER_POLL_SECONDS")
+    worker_batch_size: int = Field(100, gt=0, validation_alias="STOREBRIDGE_WORKER_BATCH_SIZE")
+    http_timeout_seconds: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_HTTP_TIMEOUT")
+    stripe: StripeSettings = Field(default_factory=StripeSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        level = v.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v not in {"json", "console"}:
+            raise ValueError("must be 'json' or 'console'")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        # Accept the URLs people copy from their hosting panel; use the async drivers.
+        for plain, driver in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite:///", "sqlite+aiosqlite:///"),
+        ):
+            if v.startswith(plain):
+                return driver + v[len(plain) :]
+        if not v.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        # loc holds the environment variable name (the alias); never print the input: it may be a secret.
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ConfigError naming each bad variable."""
+    try:
+        stripe = StripeSettings()
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    try:
+        return Settings(stripe=stripe, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None

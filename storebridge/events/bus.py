@@ -1,0 +1,103 @@
+"""The event bus interface: subscribers registered in code receive each event at least once.
+
+Events are written to the outbox in the same transaction as the change they report
+(`record_event`); the worker's dispatcher hands them to every matching subscriber and keeps
+retrying a subscriber that fails until it succeeds or is given up as dead.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storebridge.db import now
+from storebridge.events.model import OutboxEvent
+from storebridge.ids import new_id
+
+__all__ = ["Event", "EventHandler", "Subscriber", "EventBus", "record_event"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    aggregate_id: str | None
+    order_id: str | None
+    payload: dict[str, Any]
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: OutboxEvent) -> Event:
+        return cls(row.id, row.type, row.aggregate_id, row.order_id, dict(row.payload), row.created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "aggregate_id": self.aggregate_id,
+            "order_id": self.order_id,
+            "created_at": self.created_at,
+            "data": self.payload,
+        }
+
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """`name` must be stable across restarts: retries of a failed delivery are keyed by it."""
+
+    name: str
+    patterns: tuple[str, ...]
+    handler: EventHandler
+    timeout: float = 30.0
+
+    def wants(self, event_type: str) -> bool:
+        return any(fnmatch.fnmatchcase(event_type, p) for p in self.patterns)
+
+
+@dataclass
+class EventBus:
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)
+
+    def subscribe(
+        self, name: str, patterns: str | tuple[str, ...], handler: EventHandler, *, timeout: float = 30.0
+    ) -> None:
+        if name in self.subscribers:
+            raise ValueError(f"a subscriber named {name!r} is already registered")
+        pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+        self.subscribers[name] = Subscriber(name, pats, handler, timeout)
+
+    def unsubscribe(self, name: str) -> None:
+        self.subscribers.pop(name, None)
+
+    def matching(self, event_type: str) -> list[Subscriber]:
+        return [s for s in self.subscribers.values() if s.wants(event_type)]
+
+
+def record_event(
+    session: AsyncSession,
+    type: str,
+    payload: dict[str, Any],
+    *,
+    aggregate_id: str | None = None,
+    order_id: str | None = None,
+    request_id: str | None = None,
+) -> OutboxEvent:
+    """Add an event to the outbox inside the caller's transaction."""
+    row = OutboxEvent(
+        id=new_id("evt"),
+        type=type,
+        aggregate_id=aggregate_id,
+        order_id=order_id,
+        payload=payload,
+        request_id=request_id,
+        created_at=now(),
+    )
+    session.add(row)
+    return row

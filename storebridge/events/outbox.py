@@ -1,0 +1,145 @@
+"""The outbox dispatcher: hands stored events to in-process subscribers, at least once.
+
+A batch of undispatched events is leased (so a second worker skips it, and a crashed
+worker's lease runs out), handed to every matching subscriber in creation order, then marked
+dispatched. A subscriber that raises or times out gets a receipt row and is retried with
+backoff, alone, until it succeeds or runs out of attempts (then it is `dead`, kept for replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select, update
+
+from storebridge.backoff import backoff_delay
+from storebridge.db import Database, now
+from storebridge.events.bus import Event, EventBus, Subscriber
+from storebridge.events.model import EventReceipt, OutboxEvent
+
+__all__ = ["OutboxDispatcher", "DispatchPolicy"]
+
+log = structlog.get_logger("storebridge.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    batch_size: int = 100
+    lease_seconds: float = 60.0
+    max_attempts: int = 8
+    retry_base: float = 2.0
+    retry_cap: float = 3600.0
+
+
+class OutboxDispatcher:
+    def __init__(self, db: Database, bus: EventBus, policy: DispatchPolicy | None = None) -> None:
+        self.db = db
+        self.bus = bus
+        self.policy = policy or DispatchPolicy()
+
+    async def _claim(self) -> list[Event]:
+        t = now()
+        async with self.db.write() as session:
+            query = (
+                select(OutboxEvent)
+                .where(OutboxEvent.dispatched_at.is_(None))
+                .where((OutboxEvent.locked_until.is_(None)) | (OutboxEvent.locked_until < t))
+                .order_by(OutboxEvent.created_at, OutboxEvent.id)
+                .limit(self.policy.batch_size)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.scalars(query)).all())
+            if rows:
+                await session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id.in_([r.id for r in rows]))
+                    .values(locked_until=t + self.policy.lease_seconds)
+                )
+            return [Event.from_row(r) for r in rows]
+
+    async def _deliver(self, sub: Subscriber, event: Event) -> str | None:
+        """Run one handler; return the error text, or None on success."""
+        try:
+            await asyncio.wait_for(sub.handler(event), timeout=sub.timeout)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a subscriber's failure is recorded, never dropped
+            log.warning(
+                "subscriber_failed", subscriber=sub.name, event_id=event.id, event_type=event.type, error=repr(exc)
+            )
+            return f"{type(exc).__name__}: {exc}"[:2000]
+
+    async def dispatch_once(self) -> int:
+        events = await self._claim()
+        if not events:
+            return 0
+        failures: list[tuple[str, str, str]] = []
+        for event in events:
+            for sub in self.bus.matching(event.type):
+                error = await self._deliver(sub, event)
+                if error is not None:
+                    failures.append((sub.name, event.id, error))
+        t = now()
+        async with self.db.write() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_([e.id for e in events]))
+                .values(dispatched_at=t, locked_until=None)
+            )
+            for name, event_id, error in failures:
+                await session.merge(
+                    EventReceipt(
+                        subscriber=name,
+                        event_id=event_id,
+                        status="retrying",
+                        attempts=1,
+                        last_error=error,
+                        next_attempt_at=t + backoff_delay(1, base=self.policy.retry_base, cap=self.policy.retry_cap),
+                        updated_at=t,
+                    )
+                )
+        return len(events)
+
+    async def retry_once(self) -> int:
+        """Retry subscriber deliveries that failed before and are due."""
+        t = now()
+        async with self.db.write() as session:
+            query = (
+                select(EventReceipt, OutboxEvent)
+                .join(OutboxEvent, OutboxEvent.id == EventReceipt.event_id)
+                .where(EventReceipt.status == "retrying", EventReceipt.next_attempt_at <= t)
+                .order_by(EventReceipt.next_attempt_at)
+                .limit(self.policy.batch_size)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True, of=EventReceipt)
+            due = [(r.subscriber, r.attempts, Event.from_row(e)) for r, e in (await session.execute(query)).all()]
+            for name, _, event in due:
+                # Lease: push the next attempt out so another worker does not take it meanwhile.
+                await session.execute(
+                    update(EventReceipt)
+                    .where(EventReceipt.subscriber == name, EventReceipt.event_id == event.id)
+                    .values(next_attempt_at=t + self.policy.lease_seconds)
+                )
+        for name, attempts, event in due:
+            sub = self.bus.subscribers.get(name)
+            error = "subscriber is no longer registered" if sub is None else await self._deliver(sub, event)
+            attempt = attempts + 1
+            values: dict[str, object] = {"attempts": attempt, "updated_at": now(), "last_error": error}
+            if error is None:
+                values["status"] = "delivered"
+            elif attempt >= self.policy.max_attempts:
+                values["status"] = "dead"
+            else:
+                values["next_attempt_at"] = now() + backoff_delay(
+                    attempt, base=self.policy.retry_base, cap=self.policy.retry_cap
+                )
+            async with self.db.write() as session:
+                await session.execute(
+                    update(EventReceipt)
+                    .where(EventReceipt.subscriber == name, EventReceipt.event_id == event.id)
+                    .values(**values)
+                )
+        return len(due)

@@ -1,0 +1,205 @@
+"""ExternalIntegration: the guide's base class done right.
+
+One httpx.AsyncClient per provider, a timeout, auth and JSON; retries with exponential
+backoff and jitter (stamina) on connection errors, timeouts, 429 (honouring Retry-After) and
+5xx, but only for requests that are safe to repeat: GET/HEAD/DELETE, or a request that carries
+an idempotency key. A failed call becomes an IntegrationError that keeps the provider's status,
+error code, message and request id.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+import stamina
+
+from storebridge.errors import IntegrationError, ProviderUnavailable
+
+__all__ = ["ExternalIntegration", "HealthStatus", "RetryPolicy", "retry_after_seconds"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    wait_initial: float = 0.5
+    wait_max: float = 30.0
+    wait_jitter: float = 0.5
+    timeout: float = 120.0
+
+
+@dataclass(slots=True)
+class HealthStatus:
+    provider: str
+    ok: bool
+    mode: str  # "sandbox" | "live" | "test" | "disabled"
+    detail: str = ""
+    latency_ms: float | None = None
+    checked_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "ok": self.ok,
+            "mode": self.mode,
+            "detail": self.detail,
+            "latency_ms": self.latency_ms,
+            "checked_at": self.checked_at,
+        }
+
+
+class _RetryableResponse(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+class ExternalIntegration(ABC):
+    """Base for provider adapters that talk HTTP with httpx."""
+
+    provider: ClassVar[str] = "external"
+    idempotency_header: ClassVar[str] = "Idempotency-Key"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._transport = transport
+        self._headers = {"Accept": "application/json", "User-Agent": "storebridge", **(headers or {})}
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url, timeout=self.timeout, transport=self._transport, headers=self._headers
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- hooks for subclasses ------------------------------------------------------------
+
+    async def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request (override: API key, OAuth token, ...)."""
+        return {}
+
+    def error_from_response(self, response: httpx.Response) -> IntegrationError:
+        """Translate an error answer; override to read the provider's error shape."""
+        code = message = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            err = body.get("error") if isinstance(body.get("error"), dict) else body
+            code = err.get("code") or err.get("name") or err.get("type")
+            message = err.get("message") or err.get("detail")
+        cls = ProviderUnavailable if response.status_code == 429 or response.status_code >= 500 else IntegrationError
+        return cls(
+            self.provider,
+            str(message or response.reason_phrase or "request failed"),
+            status=response.status_code,
+            code=str(code) if code else None,
+            request_id=self.request_id_of(response),
+        )
+
+    def request_id_of(self, response: httpx.Response) -> str | None:
+        for name in ("request-id", "x-request-id", "paypal-debug-id", "x-message-id"):
+            if name in response.headers:
+                return response.headers[name]
+        return None
+
+    @abstractmethod
+    def validate_config(self) -> list[str]:
+        """Problems with this provider's settings, each naming the variable; empty when fine."""
+
+    @abstractmethod
+    async def health_check(self) -> HealthStatus:
+        """Call the provider's cheapest authenticated endpoint and report."""
+
+    # -- the request path ---------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        """Send a request; retry it only when repeating it cannot do a thing twice."""
+        method = method.upper()
+        send_headers = dict(headers or {})
+        if idempotency_key:
+            send_headers[self.idempotency_header] = idempotency_key
+        safe = method in _SAFE_METHODS or bool(idempotency_key)
+        policy = self.retry
+
+        def should_retry(exc: Exception) -> bool | float:
+            if isinstance(exc, _RetryableResponse):
+                wait = retry_after_seconds(exc.response)
+                return True if wait is None else min(wait, policy.wait_max)
+            return isinstance(exc, httpx.TransportError)
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=should_retry,
+                attempts=policy.attempts if safe else 1,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    response = await self.client.request(
+                        method,
+                        path,
+                        json=json,
+                        data=data,
+                        params=params,
+                        headers={**(await self.auth_headers()), **send_headers},
+                    )
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise _RetryableResponse(response)
+        except _RetryableResponse as exc:
+            raise self.error_from_response(exc.response) from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(self.provider, f"could not reach {self.base_url}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise self.error_from_response(response)
+        return response

@@ -1,0 +1,24 @@
+"""Every table, gathered for Alembic. Importing this module defines classes only."""
+
+from __future__ import annotations
+
+from storebridge.db import Base
+from storebridge.events.model import EventReceipt, OutboxEvent, WorkerHeartbeat
+from storebridge.orders.model import LineItem, Order
+from storebridge.payments.model import Payment, Refund
+from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
+
+__all__ = [
+    "metadata",
+    "Order",
+    "LineItem",
+    "Payment",
+    "Refund",
+    "WebhookEvent",
+    "WebhookAttempt",
+    "OutboxEvent",
+    "EventReceipt",
+    "WorkerHeartbeat",
+]
+
+metadata = Base.metadata

@@ -1,0 +1,135 @@
+"""The order service: place orders, read them, and tell their story (the timeline)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from storebridge.db import Database, now
+from storebridge.errors import NotFound
+from storebridge.events.bus import record_event
+from storebridge.events.model import OutboxEvent
+from storebridge.ids import new_id
+from storebridge.orders.commands import ORDER_PLACED, PlaceOrder
+from storebridge.orders.model import LineItem, Order
+from storebridge.payments.model import Payment, Refund
+from storebridge.webhooks.model import WebhookEvent
+
+__all__ = ["OrderService"]
+
+
+class OrderService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def place(self, cmd: PlaceOrder) -> Order:
+        subtotal = sum(i.quantity * i.unit_price for i in cmd.items)
+        order = Order(
+            id=new_id("ord"),
+            email=cmd.email,
+            currency=cmd.currency.upper(),
+            subtotal=subtotal,
+            shipping_total=cmd.shipping_total,
+            total=subtotal + cmd.shipping_total,
+            payment_status="not_paid",
+            shipping_address=cmd.shipping_address,
+            metadata_=dict(cmd.metadata),
+            created_at=now(),
+        )
+        order.items = [
+            LineItem(
+                id=new_id("item"),
+                position=n,
+                sku=i.sku,
+                title=i.title,
+                quantity=i.quantity,
+                unit_price=i.unit_price,
+                total=i.quantity * i.unit_price,
+            )
+            for n, i in enumerate(cmd.items)
+        ]
+        async with self.db.write() as session:
+            session.add(order)
+            record_event(
+                session,
+                ORDER_PLACED,
+                {
+                    "order_id": order.id,
+                    "email": order.email,
+                    "currency": order.currency,
+                    "total": order.total,
+                    "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in cmd.items],
+                },
+                aggregate_id=order.id,
+                order_id=order.id,
+            )
+        return order
+
+    async def get(self, order_id: str) -> tuple[Order, list[Payment], list[Refund]]:
+        async with self.db.read() as session:
+            order = await session.get(Order, order_id)
+            if order is None:
+                raise NotFound("order", order_id)
+            payments = list(
+                (
+                    await session.scalars(
+                        select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at)
+                    )
+                ).all()
+            )
+            refunds = (
+                list(
+                    (
+                        await session.scalars(
+                            select(Refund)
+                            .where(Refund.payment_id.in_([p.id for p in payments]))
+                            .order_by(Refund.created_at)
+                        )
+                    ).all()
+                )
+                if payments
+                else []
+            )
+            return order, payments, refunds
+
+    async def list(self, *, limit: int = 50, email: str | None = None) -> list[Order]:
+        async with self.db.read() as session:
+            query = select(Order).order_by(Order.created_at.desc()).limit(limit)
+            if email:
+                query = query.where(Order.email == email)
+            return list((await session.scalars(query)).all())
+
+    async def timeline(self, order_id: str) -> list[dict[str, Any]]:
+        """Everything that happened to an order, oldest first: events, webhooks, records."""
+        async with self.db.read() as session:
+            events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == order_id))).all()
+            hooks = (await session.scalars(select(WebhookEvent).where(WebhookEvent.order_id == order_id))).all()
+        entries = [
+            {
+                "at": e.created_at,
+                "kind": "event",
+                "type": e.type,
+                "id": e.id,
+                "ref": e.aggregate_id,
+                "summary": _summarize(e.payload),
+            }
+            for e in events
+        ]
+        entries += [
+            {
+                "at": h.received_at,
+                "kind": "webhook",
+                "type": f"{h.provider}:{h.event_type}",
+                "id": h.id,
+                "ref": h.event_id,
+                "summary": f"status={h.status} attempts={h.attempts}",
+            }
+            for h in hooks
+        ]
+        return sorted(entries, key=lambda e: (e["at"], e["id"]))
+
+
+def _summarize(payload: dict[str, Any]) -> str:
+    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total")
+    return " ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, ""))

@@ -1,0 +1,56 @@
+"""Commands the payment service accepts, and the event types it records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CreatePayment",
+    "ConfirmPayment",
+    "CapturePayment",
+    "RefundPayment",
+    "CancelPayment",
+    "PAYMENT_AUTHORIZED",
+    "PAYMENT_CAPTURED",
+    "PAYMENT_REFUNDED",
+    "PAYMENT_FAILED",
+    "PAYMENT_CANCELED",
+]
+
+PAYMENT_AUTHORIZED = "payment.authorized"
+PAYMENT_CAPTURED = "payment.captured"
+PAYMENT_REFUNDED = "payment.refunded"
+PAYMENT_FAILED = "payment.failed"
+PAYMENT_CANCELED = "payment.canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePayment:
+    order_id: str
+    provider: str
+    payment_method: str | None = None
+    capture_method: str = "automatic"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmPayment:
+    payment_id: str
+    payment_method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePayment:
+    payment_id: str
+    amount: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPayment:
+    payment_id: str
+    amount: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelPayment:
+    payment_id: str

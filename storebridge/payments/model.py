@@ -1,0 +1,69 @@
+"""Payments keep amounts, not a status: authorized, captured and refunded amounts only ever
+grow, so duplicate and out-of-order provider events converge to one state. The status is
+derived from them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storebridge.db import Base, now
+
+__all__ = ["Payment", "Refund", "derive_status"]
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    provider_ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(Integer)
+    capture_method: Mapped[str] = mapped_column(String(16), default="automatic")
+    payment_method: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    amount_authorized: Mapped[int] = mapped_column(Integer, default=0)
+    amount_captured: Mapped[int] = mapped_column(Integer, default=0)
+    amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failure_code: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    failure_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    action_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    confirm_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+def derive_status(p: Payment) -> str:
+    """The payment's status as a pure function of its amounts and flags."""
+    if p.amount_captured > 0:
+        if p.amount_refunded >= p.amount_captured:
+            return "refunded"
+        if p.amount_refunded > 0:
+            return "partially_refunded"
+        return "captured"
+    if p.canceled:
+        return "canceled"
+    if p.amount_authorized > 0:
+        return "authorized"
+    if p.failed:
+        return "failed"
+    return "pending"

@@ -1,0 +1,90 @@
+"""The payment provider interface. Adapters (stripe.py, paypal.py) implement it; the payment
+service and the webhook handlers only ever see these types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from storebridge.integration import HealthStatus
+
+__all__ = ["PaymentRequest", "ProviderPayment", "ProviderRefund", "PaymentUpdate", "PaymentProvider"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    payment_id: str
+    order_id: str
+    amount: int
+    currency: str
+    capture_method: str  # "automatic" | "manual"
+    payment_method: str | None = None
+    email: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPayment:
+    """The provider's view of a payment, as cumulative amounts (so applying it twice is harmless)."""
+
+    provider_ref: str
+    provider_status: str
+    amount_authorized: int = 0
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    failed: bool = False
+    canceled: bool = False
+    failure_code: str | None = None
+    failure_message: str | None = None
+    client_secret: str | None = None
+    action_url: str | None = None
+    payment_id: str | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    provider_ref: str
+    amount: int
+    status: str  # "succeeded" | "pending" | "failed" | "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentUpdate:
+    """What a provider webhook says about a payment. `payment is None` means: nothing for us."""
+
+    event_type: str
+    payment: ProviderPayment | None
+
+
+@runtime_checkable
+class PaymentProvider(Protocol):
+    name: str
+
+    @property
+    def mode(self) -> str: ...
+
+    async def initiate(self, request: PaymentRequest) -> ProviderPayment: ...
+
+    async def confirm(
+        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
+    ) -> ProviderPayment: ...
+
+    async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment: ...
+
+    async def refund(
+        self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
+    ) -> ProviderRefund: ...
+
+    async def cancel(self, provider_ref: str, *, payment_id: str) -> ProviderPayment: ...
+
+    async def retrieve(self, provider_ref: str) -> ProviderPayment: ...
+
+    def parse_webhook(self, raw: bytes, headers: Mapping[str, str]) -> PaymentUpdate: ...
+
+    def validate_config(self) -> list[str]: ...
+
+    async def health_check(self) -> HealthStatus: ...
+
+    async def aclose(self) -> None: ...

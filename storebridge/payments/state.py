@@ -1,0 +1,114 @@
+"""Applying what a provider says to our payment: amounts only grow, events fire on growth.
+
+Because every field is merged with max() or a one-way flag, applying the same provider state
+twice, or two states in either order, ends in the same payment and the same set of events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storebridge.events.bus import record_event
+from storebridge.orders.model import Order
+from storebridge.payments.commands import (
+    PAYMENT_AUTHORIZED,
+    PAYMENT_CANCELED,
+    PAYMENT_CAPTURED,
+    PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
+)
+from storebridge.payments.model import Payment, derive_status
+from storebridge.payments.provider import ProviderPayment
+
+__all__ = ["apply_provider_state", "refresh_order_payment_status", "payment_event_payload"]
+
+# How far along a payment is, to pick the one that speaks for the order.
+_RANK = {
+    "refunded": 6,
+    "partially_refunded": 6,
+    "captured": 5,
+    "authorized": 4,
+    "pending": 3,
+    "failed": 2,
+    "canceled": 1,
+}
+_ORDER_STATUS = {"pending": "awaiting", "failed": "failed", "canceled": "canceled"}
+
+
+def payment_event_payload(p: Payment, **extra: Any) -> dict[str, Any]:
+    return {
+        "payment_id": p.id,
+        "order_id": p.order_id,
+        "provider": p.provider,
+        "provider_ref": p.provider_ref,
+        "currency": p.currency,
+        "amount": p.amount,
+        "amount_authorized": p.amount_authorized,
+        "amount_captured": p.amount_captured,
+        "amount_refunded": p.amount_refunded,
+        "status": p.status,
+        **extra,
+    }
+
+
+def apply_provider_state(
+    session: AsyncSession, payment: Payment, state: ProviderPayment, *, request_id: str | None = None
+) -> list[str]:
+    """Merge `state` into `payment` and record an event for each amount that grew; return their types."""
+    before_auth, before_cap, before_ref = payment.amount_authorized, payment.amount_captured, payment.amount_refunded
+    was_failed, was_canceled = payment.failed, payment.canceled
+    if payment.provider_ref is None:
+        payment.provider_ref = state.provider_ref
+    payment.amount_authorized = max(payment.amount_authorized, state.amount_authorized, state.amount_captured)
+    payment.amount_captured = max(payment.amount_captured, state.amount_captured)
+    payment.amount_refunded = max(payment.amount_refunded, state.amount_refunded)
+    if state.failed:
+        payment.failed = True
+        payment.failure_code = state.failure_code or payment.failure_code
+        payment.failure_message = state.failure_message or payment.failure_message
+    payment.canceled = payment.canceled or state.canceled
+    payment.client_secret = state.client_secret or payment.client_secret
+    payment.action_url = state.action_url or payment.action_url
+    payment.provider_status = state.provider_status
+    payment.status = derive_status(payment)
+
+    emitted: list[tuple[str, dict[str, Any]]] = []
+    if payment.amount_authorized > before_auth:
+        emitted.append((PAYMENT_AUTHORIZED, {"delta": payment.amount_authorized - before_auth}))
+    if payment.amount_captured > before_cap:
+        emitted.append((PAYMENT_CAPTURED, {"delta": payment.amount_captured - before_cap}))
+    if payment.amount_refunded > before_ref:
+        emitted.append((PAYMENT_REFUNDED, {"delta": payment.amount_refunded - before_ref}))
+    if payment.failed and not was_failed:
+        emitted.append(
+            (PAYMENT_FAILED, {"failure_code": payment.failure_code, "failure_reason": payment.failure_message})
+        )
+    if payment.canceled and not was_canceled:
+        emitted.append((PAYMENT_CANCELED, {}))
+    for event_type, extra in emitted:
+        record_event(
+            session,
+            event_type,
+            payment_event_payload(payment, **extra),
+            aggregate_id=payment.id,
+            order_id=payment.order_id,
+            request_id=request_id,
+        )
+    return [t for t, _ in emitted]
+
+
+async def refresh_order_payment_status(session: AsyncSession, order_id: str) -> str:
+    """Set the order's payment_status from its most advanced payment."""
+    order = await session.get(Order, order_id)
+    if order is None:
+        return "not_paid"
+    payments = (await session.scalars(select(Payment).where(Payment.order_id == order_id))).all()
+    status = "not_paid"
+    if payments:
+        best = max(payments, key=lambda p: (_RANK.get(p.status, 0), p.created_at))
+        status = _ORDER_STATUS.get(best.status, best.status)
+    order.payment_status = status
+    return status

@@ -1,0 +1,274 @@
+"""Stripe adapter on the official SDK: StripeClient with its async HTTPX client.
+
+Idempotency keys are derived from our own ids (`storebridge:<payment id>:<operation>`), so a
+retried call can never charge twice; metadata carries our order and payment ids; answers
+that say the work is already done (captured, canceled) count as success.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+
+from storebridge.errors import IntegrationError, PaymentDeclined, ProviderUnavailable, WebhookRejected
+from storebridge.integration import HealthStatus
+from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
+from storebridge.webhooks.sources import Identified, parse_json_object
+
+__all__ = ["StripeProvider", "payment_from_intent", "payment_from_charge", "identify_stripe_event"]
+
+_API_VERSION = "2024-06-20"
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def payment_from_intent(pi: Mapping[str, Any]) -> ProviderPayment:
+    status = str(pi.get("status") or "")
+    captured = int(pi.get("amount_received") or 0)
+    capturable = int(pi.get("amount_capturable") or 0)
+    authorized = captured + capturable if status in ("requires_capture", "succeeded") else 0
+    error = pi.get("last_payment_error") or None
+    metadata = pi.get("metadata") or {}
+    next_action = pi.get("next_action") or {}
+    redirect = (next_action.get("redirect_to_url") or {}).get("url") if isinstance(next_action, Mapping) else None
+    return ProviderPayment(
+        provider_ref=str(pi["id"]),
+        provider_status=status,
+        amount_authorized=authorized,
+        amount_captured=captured,
+        failed=error is not None and status == "requires_payment_method",
+        canceled=status == "canceled",
+        failure_code=(error.get("decline_code") or error.get("code")) if error else None,
+        failure_message=error.get("message") if error else None,
+        client_secret=pi.get("client_secret"),
+        action_url=redirect,
+        payment_id=metadata.get("payment_id"),
+        order_id=metadata.get("order_id"),
+    )
+
+
+def payment_from_charge(charge: Mapping[str, Any]) -> ProviderPayment | None:
+    intent = charge.get("payment_intent")
+    if not intent:
+        return None
+    metadata = charge.get("metadata") or {}
+    captured = int(charge.get("amount_captured") or 0)
+    return ProviderPayment(
+        provider_ref=str(intent),
+        provider_status="succeeded" if charge.get("captured") else str(charge.get("status") or ""),
+        amount_authorized=captured,
+        amount_captured=captured,
+        amount_refunded=int(charge.get("amount_refunded") or 0),
+        payment_id=metadata.get("payment_id"),
+        order_id=metadata.get("order_id"),
+    )
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        api_base: str | None = None,
+        sandbox: bool = False,
+        max_network_retries: int = 2,
+        timeout: float = 30.0,
+    ) -> None:
+        self._secret_key = secret_key
+        self.api_base = api_base
+        self.sandbox = sandbox
+        self._http = stripe.HTTPXClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,  # type: ignore[typeddict-item]
+            http_client=self._http,
+            max_network_retries=max_network_retries,
+            stripe_version=_API_VERSION,
+        )
+
+    @property
+    def mode(self) -> str:
+        if self.sandbox:
+            return "sandbox"
+        return "test" if self._secret_key.startswith(("sk_test_", "rk_test_")) else "live"
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _translate(self, exc: stripe.StripeError) -> IntegrationError:
+        kwargs: dict[str, Any] = {"status": exc.http_status, "code": exc.code, "request_id": exc.request_id}
+        message = exc.user_message or type(exc).__name__
+        if isinstance(exc, stripe.CardError):
+            intent = getattr(exc.error, "payment_intent", None)
+            state = payment_from_intent(_as_dict(intent)) if intent else None
+            decline = getattr(exc.error, "decline_code", None)
+            return PaymentDeclined(self.name, message, payment_state=state, **{**kwargs, "code": decline or exc.code})
+        if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (exc.http_status or 0) >= 500:
+            return ProviderUnavailable(self.name, message, **kwargs)
+        return IntegrationError(self.name, message, **kwargs)
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+
+    # -- payment provider interface -------------------------------------------------------
+
+    async def initiate(self, request: PaymentRequest) -> ProviderPayment:
+        params: dict[str, Any] = {
+            "amount": request.amount,
+            "currency": request.currency.lower(),
+            "capture_method": request.capture_method,
+            "metadata": {"order_id": request.order_id, "payment_id": request.payment_id},
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        }
+        if request.payment_method:
+            params["payment_method"] = request.payment_method
+        if request.description:
+            params["description"] = request.description
+        if request.email:
+            params["receipt_email"] = request.email
+        pi = await self._call(
+            self._client.v1.payment_intents.create_async,
+            params=params,
+            options={"idempotency_key": f"storebridge:{request.payment_id}:create"},
+        )
+        return payment_from_intent(_as_dict(pi))
+
+    async def confirm(
+        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
+    ) -> ProviderPayment:
+        params: dict[str, Any] = {"payment_method": payment_method} if payment_method else {}
+        try:
+            pi = await self._call(
+                self._client.v1.payment_intents.confirm_async,
+                provider_ref,
+                params=params,
+                options={"idempotency_key": f"storebridge:{payment_id}:confirm:{attempt}"},
+            )
+        except IntegrationError as exc:
+            if exc.code == "payment_intent_unexpected_state":
+                return await self.retrieve(provider_ref)  # already confirmed: report where it stands
+            raise
+        return payment_from_intent(_as_dict(pi))
+
+    async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment:
+        params: dict[str, Any] = {"amount_to_capture": amount} if amount is not None else {}
+        try:
+            pi = await self._call(
+                self._client.v1.payment_intents.capture_async,
+                provider_ref,
+                params=params,
+                options={"idempotency_key": f"storebridge:{payment_id}:capture"},
+            )
+        except IntegrationError as exc:
+            if exc.code == "payment_intent_unexpected_state":
+                state = await self.retrieve(provider_ref)
+                if state.provider_status == "succeeded":
+                    return state  # already captured counts as success
+            raise
+        return payment_from_intent(_as_dict(pi))
+
+    async def refund(
+        self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
+    ) -> ProviderRefund:
+        params: dict[str, Any] = {
+            "payment_intent": provider_ref,
+            "metadata": {"payment_id": payment_id, "refund_id": refund_id},
+        }
+        if amount is not None:
+            params["amount"] = amount
+        if reason in ("duplicate", "fraudulent", "requested_by_customer"):
+            params["reason"] = reason
+        try:
+            refund = await self._call(
+                self._client.v1.refunds.create_async,
+                params=params,
+                options={"idempotency_key": f"storebridge:{refund_id}:refund"},
+            )
+        except IntegrationError as exc:
+            if exc.code == "charge_already_refunded":
+                return ProviderRefund(provider_ref="", amount=0, status="already_refunded")
+            raise
+        data = _as_dict(refund)
+        return ProviderRefund(provider_ref=str(data["id"]), amount=int(data["amount"]), status=str(data["status"]))
+
+    async def cancel(self, provider_ref: str, *, payment_id: str) -> ProviderPayment:
+        try:
+            pi = await self._call(
+                self._client.v1.payment_intents.cancel_async,
+                provider_ref,
+                params={},
+                options={"idempotency_key": f"storebridge:{payment_id}:cancel"},
+            )
+        except IntegrationError as exc:
+            if exc.code == "payment_intent_unexpected_state":
+                state = await self.retrieve(provider_ref)
+                if state.canceled:
+                    return state  # already canceled counts as success
+            raise
+        return payment_from_intent(_as_dict(pi))
+
+    async def retrieve(self, provider_ref: str) -> ProviderPayment:
+        pi = await self._call(self._client.v1.payment_intents.retrieve_async, provider_ref)
+        return payment_from_intent(_as_dict(pi))
+
+    async def list_events(self, *, created_after: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Events since a time, oldest first (the reconciler's catch-up after downtime)."""
+        params: dict[str, Any] = {"limit": limit}
+        if created_after is not None:
+            params["created"] = {"gt": created_after}
+        page = await self._call(self._client.v1.events.list_async, params=params)
+        return sorted((_as_dict(e) for e in page.data), key=lambda e: int(e.get("created") or 0))
+
+    def parse_webhook(self, raw: bytes, headers: Mapping[str, str]) -> PaymentUpdate:
+        try:
+            event = json.loads(raw)
+            event_type = str(event["type"])
+            obj = event["data"]["object"]
+        except (ValueError, KeyError, TypeError):
+            raise WebhookRejected("not a Stripe event: expected JSON with type and data.object") from None
+        if event_type.startswith("payment_intent."):
+            return PaymentUpdate(event_type, payment_from_intent(obj))
+        if event_type in ("charge.succeeded", "charge.captured", "charge.refunded", "charge.refund.updated"):
+            return PaymentUpdate(event_type, payment_from_charge(obj))
+        return PaymentUpdate(event_type, None)
+
+    def validate_config(self) -> list[str]:
+        problems = []
+        if not self._secret_key.startswith(("sk_", "rk_")):
+            problems.append("STRIPE_SECRET_KEY must start with sk_ or rk_")
+        return problems
+
+    async def health_check(self) -> HealthStatus:
+        started = time.perf_counter()
+        try:
+            await self._call(self._client.v1.balance.retrieve_async)
+        except IntegrationError as exc:
+            return HealthStatus(self.name, False, self.mode, detail=str(exc))
+        return HealthStatus(self.name, True, self.mode, latency_ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def aclose(self) -> None:
+        await self._http.close_async()
+
+
+def identify_stripe_event(raw: bytes) -> Identified:
+    """Event id, type, time and the PaymentIntent it concerns, read without building models."""
+    event = parse_json_object(raw)
+    event_id, event_type = event.get("id"), event.get("type")
+    if not isinstance(event_id, str) or not isinstance(event_type, str):
+        raise WebhookRejected("a Stripe event needs string 'id' and 'type'", code="malformed_event")
+    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    aggregate = None
+    if isinstance(obj, dict):
+        aggregate = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    created = event.get("created")
+    return Identified(event_id, event_type, float(created) if isinstance(created, int | float) else None, aggregate)

@@ -1,0 +1,53 @@
+"""The webhook inbox: every verified webhook, stored before it is acknowledged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storebridge.db import Base, JSONType, now
+
+__all__ = ["WebhookEvent", "WebhookAttempt", "INBOX_STATUSES"]
+
+INBOX_STATUSES = ("received", "processing", "processed", "retrying", "dead")
+
+
+class WebhookEvent(Base):
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        Index("ix_webhook_events_due", "status", "next_attempt_at"),
+        Index("ix_webhook_events_received", "provider", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[float] = mapped_column(Float, default=now)
+    provider_created_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    aggregate_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=now)
+    locked_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    processed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

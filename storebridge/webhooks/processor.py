@@ -1,0 +1,150 @@
+"""The inbox processor: claims stored webhooks and hands each to its provider's handler.
+
+A row moves received -> processing -> processed, or -> retrying (with a next attempt time and
+the error kept) and, after the last allowed attempt, -> dead. Each attempt is recorded. A
+claim is a lease: a worker that dies mid-batch leaves rows that another worker takes over
+when the lease runs out. The handler's changes and the row's `processed` mark commit in one
+transaction, so an effect is never applied without the row saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storebridge.backoff import backoff_delay
+from storebridge.db import Database, now
+from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
+
+__all__ = ["WebhookHandler", "InboxProcessor", "ProcessPolicy", "RetryLater"]
+
+log = structlog.get_logger("storebridge.inbox")
+
+# A handler applies one webhook inside the caller's transaction and returns the order id it touched.
+WebhookHandler = Callable[[WebhookEvent, AsyncSession], Awaitable[str | None]]
+
+
+class RetryLater(Exception):
+    """Raised by a handler when the webhook cannot be applied yet (e.g. its payment is not stored yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessPolicy:
+    batch_size: int = 100
+    max_attempts: int = 8
+    retry_base: float = 2.0
+    retry_cap: float = 3600.0
+    lease_seconds: float = 300.0
+
+
+class InboxProcessor:
+    def __init__(self, db: Database, handlers: dict[str, WebhookHandler], policy: ProcessPolicy | None = None) -> None:
+        self.db = db
+        self.handlers = handlers
+        self.policy = policy or ProcessPolicy()
+
+    async def _claim(self) -> list[WebhookEvent]:
+        t = now()
+        async with self.db.write() as session:
+            query = (
+                select(WebhookEvent)
+                .where(
+                    or_(
+                        WebhookEvent.status.in_(("received", "retrying")) & (WebhookEvent.next_attempt_at <= t),
+                        (WebhookEvent.status == "processing") & (WebhookEvent.locked_until < t),
+                    )
+                )
+                .order_by(WebhookEvent.provider_created_at, WebhookEvent.received_at, WebhookEvent.id)
+                .limit(self.policy.batch_size)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.scalars(query)).all())
+            if rows:
+                await session.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id.in_([r.id for r in rows]))
+                    .values(status="processing", locked_until=t + self.policy.lease_seconds)
+                )
+            return rows
+
+    async def process_once(self) -> int:
+        rows = await self._claim()
+        for row in rows:
+            await self._process(row)
+        return len(rows)
+
+    async def _process(self, row: WebhookEvent) -> None:
+        started = now()
+        attempt = row.attempts + 1
+        handler = self.handlers.get(row.provider)
+        try:
+            async with self.db.write() as session:
+                if handler is None:
+                    raise LookupError(f"no handler is registered for provider {row.provider!r}")
+                order_id = await handler(row, session)
+                finished = now()
+                await session.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id == row.id)
+                    .values(
+                        status="processed",
+                        attempts=attempt,
+                        processed_at=finished,
+                        locked_until=None,
+                        last_error=None,
+                        order_id=order_id or row.order_id,
+                    )
+                )
+                session.add(
+                    WebhookAttempt(
+                        webhook_event_id=row.id,
+                        attempt=attempt,
+                        started_at=started,
+                        finished_at=finished,
+                        outcome="processed",
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001 - the failure is stored on the row and retried
+            await self._record_failure(row, attempt, started, f"{type(exc).__name__}: {exc}"[:2000])
+
+    async def _record_failure(self, row: WebhookEvent, attempt: int, started: float, error: str) -> None:
+        dead = attempt >= self.policy.max_attempts
+        t = now()
+        log.warning(
+            "webhook_processing_failed",
+            provider=row.provider,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            attempt=attempt,
+            dead=dead,
+            error=error,
+            request_id=row.request_id,
+        )
+        delay = backoff_delay(attempt, base=self.policy.retry_base, cap=self.policy.retry_cap)
+        async with self.db.write() as session:
+            await session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == row.id)
+                .values(
+                    status="dead" if dead else "retrying",
+                    attempts=attempt,
+                    last_error=error,
+                    locked_until=None,
+                    next_attempt_at=t if dead else t + delay,
+                )
+            )
+            session.add(
+                WebhookAttempt(
+                    webhook_event_id=row.id,
+                    attempt=attempt,
+                    started_at=started,
+                    finished_at=t,
+                    outcome="error",
+                    error=error,
+                )
+            )

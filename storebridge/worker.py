@@ -1,0 +1,121 @@
+"""The worker: processes the inbox, dispatches the outbox, retries failed subscribers.
+
+It runs inside `storebridge serve` (embedded default) or alone as `storebridge worker`; on
+PostgreSQL any number of workers share the work through leases and SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+import structlog
+from sqlalchemy import update
+
+from storebridge.db import Database, now
+from storebridge.events.model import WorkerHeartbeat
+from storebridge.events.outbox import OutboxDispatcher
+from storebridge.webhooks.processor import InboxProcessor
+
+__all__ = ["Worker"]
+
+log = structlog.get_logger("storebridge.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        processor: InboxProcessor,
+        dispatcher: OutboxDispatcher,
+        *,
+        poll_seconds: float = 0.2,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.processor = processor
+        self.dispatcher = dispatcher
+        self.poll_seconds = poll_seconds
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._inbox_signal = asyncio.Event()
+        self._outbox_signal = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def notify_inbox(self) -> None:
+        """Wake the inbox loop now (called after the inbox writer commits)."""
+        self._inbox_signal.set()
+
+    def start(self) -> None:
+        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event | None, asyncio.Event | None]] = [
+            ("inbox", self.processor.process_once, self._inbox_signal, self._outbox_signal),
+            ("outbox", self.dispatcher.dispatch_once, self._outbox_signal, None),
+            ("receipts", self.dispatcher.retry_once, None, None),
+        ]
+        for name, step, signal, wakes in loops:
+            self._tasks.append(asyncio.create_task(self._loop(name, step, signal, wakes), name=f"worker-{name}"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))
+        log.info("worker_started", worker_id=self.worker_id)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def run_forever(self) -> None:
+        self.start()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()
+
+    async def _loop(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[int]],
+        signal: asyncio.Event | None,
+        wakes: asyncio.Event | None,
+    ) -> None:
+        failures = 0
+        while True:
+            try:
+                done = await step()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the worker
+                failures += 1
+                log.error("worker_step_failed", loop=name, error=repr(exc), consecutive=failures)
+                await asyncio.sleep(min(30.0, self.poll_seconds * 2**failures))
+                continue
+            if done:
+                if wakes is not None:
+                    wakes.set()
+                continue
+            if signal is None:
+                await asyncio.sleep(self.poll_seconds * 5)
+                continue
+            try:
+                await asyncio.wait_for(signal.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+            signal.clear()
+
+    async def _heartbeat(self) -> None:
+        started = now()
+        while True:
+            try:
+                async with self.db.write() as session:
+                    t = now()
+                    result = await session.execute(
+                        update(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id).values(last_seen=t)
+                    )
+                    if result.rowcount == 0:  # type: ignore[attr-defined]
+                        session.add(WorkerHeartbeat(worker_id=self.worker_id, started_at=started, last_seen=t))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("heartbeat_failed", error=repr(exc))
+            await asyncio.sleep(5.0)
