@@ -7,6 +7,7 @@ and returns a Hub that the HTTP app, the worker command and library users share.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from storebridge.payments.service import PaymentService, payment_webhook_handler
 from storebridge.stats import WebhookStats
 from storebridge.webhooks.inbox import InboxWriter
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
+from storebridge.webhooks.queries import InboxQueries
 from storebridge.webhooks.sources import WebhookSource
 from storebridge.worker import Worker
 
@@ -88,9 +90,12 @@ class Hub:
     orders: OrderService
     integrations: dict[str, Integration]
     sandboxes: dict[str, Sandbox]
+    inbox_queries: InboxQueries
     worker: Worker | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, *, migrate: bool = True, run_worker: bool = True) -> None:
+        self.loop = asyncio.get_running_loop()
         if migrate:
             await upgrade(self.db)
         self.inbox.start()
@@ -138,6 +143,7 @@ def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any]) -> N
         return
     webhook_secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else "whsec_" + secrets.token_hex(24)
     integration.webhook_url = f"{public_url}/webhooks/stripe"
+    api_base: str | None
     if cfg.sandbox:
         from storebridge.sandbox.stripe import StripeSandbox
 
@@ -206,5 +212,6 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         dispatcher=dispatcher,
         payments=PaymentService(db, parts["payment_providers"]),
         orders=OrderService(db),
+        inbox_queries=InboxQueries(db),
         **parts,
     )

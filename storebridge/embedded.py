@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -22,7 +22,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def serve_in_thread(
-    app: Any, port: int | None = None, *, lifespan: str = "auto", timeout: float = 30.0
+    app: Any, port: int | None = None, *, lifespan: Literal["auto", "on", "off"] = "auto", timeout: float = 30.0
 ) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 until the block ends; yields its base URL."""
     port = port or free_port()

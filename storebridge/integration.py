@@ -123,7 +123,8 @@ class ExternalIntegration(ABC):
         except ValueError:
             body = None
         if isinstance(body, dict):
-            err = body.get("error") if isinstance(body.get("error"), dict) else body
+            nested = body.get("error")
+            err: dict[str, Any] = nested if isinstance(nested, dict) else body
             code = err.get("code") or err.get("name") or err.get("type")
             message = err.get("message") or err.get("detail")
         cls = ProviderUnavailable if response.status_code == 429 or response.status_code >= 500 else IntegrationError

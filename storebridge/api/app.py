@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.routing import Mount, Route
 
-from storebridge.api import orders, system
+from storebridge.api import orders, system, webhooks
 from storebridge.api.errors import install_error_handlers
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.routes import receive_webhook
@@ -29,6 +29,7 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> Fa
     app.state.hub = hub
     install_error_handlers(app)
     # The hot path is a plain Starlette route: no dependency injection or body validation layer.
+    app.include_router(webhooks.router)
     app.router.routes.append(Route("/webhooks/{provider}", receive_webhook, methods=["POST"], name="webhook"))
     app.include_router(system.public)
     app.include_router(system.private)

@@ -43,7 +43,7 @@ async def place_order(body: OrderIn, hub: Hub = Depends(get_hub)) -> dict[str, A
 async def list_orders(
     hub: Hub = Depends(get_hub), limit: int = Query(50, ge=1, le=500), email: str | None = None
 ) -> dict[str, Any]:
-    return {"data": [order_out(o) for o in await hub.orders.list(limit=limit, email=email)]}
+    return {"data": [order_out(o) for o in await hub.orders.recent(limit=limit, email=email)]}
 
 
 @router.get("/orders/{order_id}")

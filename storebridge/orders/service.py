@@ -93,7 +93,7 @@ class OrderService:
             )
             return order, payments, refunds
 
-    async def list(self, *, limit: int = 50, email: str | None = None) -> list[Order]:
+    async def recent(self, *, limit: int = 50, email: str | None = None) -> list[Order]:
         async with self.db.read() as session:
             query = select(Order).order_by(Order.created_at.desc()).limit(limit)
             if email:

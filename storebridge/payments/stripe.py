@@ -88,7 +88,7 @@ class StripeProvider:
         self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
-            base_addresses={"api": api_base} if api_base else None,  # type: ignore[typeddict-item]
+            base_addresses={"api": api_base} if api_base else None,
             http_client=self._http,
             max_network_retries=max_network_retries,
             stripe_version=_API_VERSION,
@@ -257,7 +257,7 @@ class StripeProvider:
         return HealthStatus(self.name, True, self.mode, latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
     async def aclose(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
 
 def identify_stripe_event(raw: bytes) -> Identified:

@@ -1,0 +1,956 @@
+"""Webhook-ingest benchmark: signed 2 KB Stripe webhooks against a bare Starlette baseline and the hub.
+
+    .venv/bin/python bench/ingest.py [--duration 10] [--connections 64] [--out BENCHMARKS.md]
+
+For each target (the baseline `bench/baseline_app.py`, the hub `storebridge serve` with its
+in-process worker, and the hub with `--no-worker`) it starts a server on a free loopback port,
+sends a 2 s warm-up, then measures `--duration` seconds of load over `--connections` keep-alive
+connections. Every request is a realistic `payment_intent.succeeded` event (~2048 bytes) with a
+unique `evt_` id and a valid `Stripe-Signature`, so the hub stores every one. After each hub run
+the SQLite `webhook_events` table is compared with the 2xx answers: every acknowledged event id
+must be stored. The results are printed and written to the `## Webhook ingest` section of
+BENCHMARKS.md (only that section is replaced).
+
+Load generator: `wrk` with a Lua script that walks a pre-signed pool of requests, or, when wrk is
+not on PATH (`apt-get install -y wrk`), several Python processes of raw asyncio connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import ctypes
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Webhook ingest"
+WEBHOOK_PATH = "/webhooks/stripe"
+TOKEN = b"@@TOKEN@@"  # replaced by a unique 24-character id in every request
+SIG = b"@@SIG@@"  # replaced by the hex HMAC in the request head
+TOKEN_LEN = 24
+BODY_BYTES = 2048
+FLOOR_RATIO = 0.5
+FLOOR_P99_MS = 50.0
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+WRK_SOCKET_TIMEOUT = "10s"
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+def event_template(created: int) -> bytes:
+    """A Stripe `payment_intent.succeeded` event with the fields Stripe sends (one-line JSON), with
+    TOKEN where the unique part of the ids goes, padded with metadata to BODY_BYTES once filled."""
+    tok = TOKEN.decode()
+    intent: dict[str, Any] = {
+        "id": f"pi_{tok}",
+        "object": "payment_intent",
+        "amount": 4999,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 4999,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": {"allow_redirects": "never", "enabled": True},
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic",
+        "client_secret": f"pi_{tok}_secret_Yb2mYb3e1kVd0c7tq0n4pQx9Z",
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": "eur",
+        "customer": "cus_QK3rM2bq0yT1Zx",
+        "description": "Order ord_01j8x4z5k2m3n4p5q6r7s8t9v0 (3 items)",
+        "invoice": None,
+        "last_payment_error": None,
+        "latest_charge": f"ch_{tok}",
+        "livemode": False,
+        "metadata": {
+            "order_id": "ord_01j8x4z5k2m3n4p5q6r7s8t9v0",
+            "payment_id": f"pay_{tok}",
+            "customer_email": "jane.doe@example.com",
+        },
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": "pm_1PT4nq2eZvKYlo2C8Xb9Yq0R",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {
+            "card": {
+                "installments": None,
+                "mandate_options": None,
+                "network": None,
+                "request_three_d_secure": "automatic",
+            }
+        },
+        "payment_method_types": ["card"],
+        "processing": None,
+        "receipt_email": "jane.doe@example.com",
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": {
+            "address": {
+                "city": "Berlin",
+                "country": "DE",
+                "line1": "Torstrasse 1",
+                "line2": None,
+                "postal_code": "10119",
+                "state": None,
+            },
+            "carrier": None,
+            "name": "Jane Doe",
+            "phone": None,
+            "tracking_number": None,
+        },
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "succeeded",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+    event: dict[str, Any] = {
+        "id": f"evt_{tok}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "data": {"object": intent},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": f"req_{tok}", "idempotency_key": f"stripe-node-retry-{tok}"},
+        "type": "payment_intent.succeeded",
+    }
+
+    def filled_size() -> int:
+        raw = json.dumps(event).encode()
+        return len(raw) + raw.count(TOKEN) * (TOKEN_LEN - len(TOKEN))
+
+    # Pad with cart lines in metadata (Stripe allows 500 characters a value) to exactly BODY_BYTES.
+    items = (f"SKU-{1000 + i}x{1 + i % 3}@{(i * 7) % 90 + 9}.99" for i in range(10_000))
+    metadata = intent["metadata"]
+    n = 0
+    while filled_size() < BODY_BYTES:
+        key = f"cart_{n}"
+        metadata[key] = ""
+        while filled_size() < BODY_BYTES and len(metadata[key]) < 480:
+            metadata[key] += next(items) + ";"
+        n += 1
+    while filled_size() > BODY_BYTES:  # trim the last cart line to land on the exact size
+        key = f"cart_{n - 1}"
+        metadata[key] = metadata[key][: len(metadata[key]) - (filled_size() - BODY_BYTES)]
+    return json.dumps(event).encode()
+
+
+def request_frame(host: str, port: int, body_len: int) -> bytes:
+    """The request head as Stripe sends it, with SIG where the signature goes."""
+    return (
+        (
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\n"
+            "User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
+            "Accept: */*; q=0.5, application/xml\r\n"
+            "Cache-Control: no-cache\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
+        ).encode()
+        + b"Stripe-Signature: "
+        + SIG
+        + f"\r\nContent-Length: {body_len}\r\n\r\n".encode()
+    )
+
+
+def unique_tokens(n: int) -> Iterator[str]:
+    """n distinct 24-character base62-looking tokens (random, like Stripe's ids)."""
+    seen: set[str] = set()
+    while len(seen) < n:
+        tok = base64.b64encode(os.urandom(18)).decode().replace("+", "x").replace("/", "Z")
+        if tok not in seen:
+            seen.add(tok)
+            yield tok
+
+
+def write_pool(path: Path, template: bytes, secret: str, timestamp: int, n: int) -> None:
+    """`n` lines of `<token> <Stripe-Signature value>`; the body is the template with the token."""
+    from storebridge.webhooks.verify import sign_stripe
+
+    with path.open("w") as out:
+        for tok in unique_tokens(n):
+            body = template.replace(TOKEN, tok.encode())
+            out.write(f"{tok} {sign_stripe(body, secret=secret, timestamp=timestamp)}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+
+LUA = r"""
+-- Written by bench/ingest.py. Each thread walks its own stride of a pool of pre-signed
+-- requests (token + Stripe-Signature), so every request carries a unique event id.
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+local function split(s, sep)
+  local parts, i = {}, 1
+  while true do
+    local a, b = string.find(s, sep, i, true)
+    if not a then parts[#parts + 1] = string.sub(s, i); return parts end
+    parts[#parts + 1] = string.sub(s, i, a - 1)
+    i = b + 1
+  end
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function init(args)
+  -- args: frame template pool start stride ack_path
+  local frame = split(slurp(args[1]), "@@SIG@@")
+  head, tail = frame[1], frame[2]
+  parts = split(slurp(args[2]), "@@TOKEN@@")
+  local start, stride = tonumber(args[4]), tonumber(args[5])
+  ack_path = args[6]
+  toks, sigs = {}, {}
+  local i = 0
+  for line in io.lines(args[3]) do
+    if i >= start and (i - start) % stride == tid then
+      local sp = string.find(line, " ", 1, true)
+      toks[#toks + 1] = string.sub(line, 1, sp - 1)
+      sigs[#sigs + 1] = string.sub(line, sp + 1)
+    end
+    i = i + 1
+  end
+  n, wrapped, ok, bad, acks = 0, 0, 0, 0, {}
+end
+
+function request()
+  n = n + 1
+  local k = n
+  if k > #toks then
+    wrapped = wrapped + 1
+    k = (k - 1) % #toks + 1
+  end
+  return head .. sigs[k] .. tail .. table.concat(parts, toks[k])
+end
+
+function response(status, headers, body)
+  if status >= 200 and status < 300 then
+    ok = ok + 1
+    local id = string.match(body, '"event_id":"([^"]+)"')
+    if id then acks[#acks + 1] = id end
+  else
+    bad = bad + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local ok_, bad_, wrapped_, max_n, n_acks = 0, 0, 0, 0, 0
+  local out = assert(io.open(threads[1]:get("ack_path"), "w"))
+  for _, t in ipairs(threads) do
+    ok_ = ok_ + t:get("ok")
+    bad_ = bad_ + t:get("bad")
+    wrapped_ = wrapped_ + t:get("wrapped")
+    if t:get("n") > max_n then max_n = t:get("n") end
+    local a = t:get("acks")
+    for _, id in ipairs(a) do out:write(id, "\n") end
+    n_acks = n_acks + #a
+  end
+  out:close()
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"duration_us":%d,"requests":%d,"ok":%d,"non2xx":%d,"wrapped":%d,"max_n":%d,"acks":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"mean_us":%.1f,"max_us":%d}\n',
+    summary.duration, summary.requests, ok_, bad_, wrapped_, max_n, n_acks,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.mean, latency.max))
+end
+"""
+
+
+@dataclass
+class Load:
+    """One load run's outcome, whichever generator produced it."""
+
+    seconds: float
+    ok: int
+    completed: int
+    errors: int  # non-2xx answers + socket errors + timeouts
+    p50_ms: float
+    p99_ms: float
+    used: int  # pool entries consumed (the next run starts after them)
+    wrapped: int  # requests that reused a pool entry (pool too small): duplicates
+    client_cpu_s: float
+    acks: set[str] = field(default_factory=set)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Files:
+    tmp: Path
+    template: Path
+    pool: Path
+    pool_size: int
+
+
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_wrk(
+    files: Files, frame: Path, port: int, *, threads: int, connections: int, seconds: int, start: int, tag: str
+) -> Load:
+    script = files.tmp / "ingest.lua"
+    if not script.exists():
+        script.write_text(LUA)
+    ack_path = files.tmp / f"acks-{tag}.txt"
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        f"--timeout={WRK_SOCKET_TIMEOUT}",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+        "--",
+        str(frame),
+        str(files.template),
+        str(files.pool),
+        str(start),
+        str(threads),
+        str(ack_path),
+    ]
+    cpu0 = children_cpu()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    cpu = children_cpu() - cpu0
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    r = json.loads(line.removeprefix("WRK_JSON "))
+    acks = set(ack_path.read_text().split()) if ack_path.exists() else set()
+    ack_path.unlink(missing_ok=True)
+    socket_errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return Load(
+        seconds=r["duration_us"] / 1e6,
+        ok=r["ok"],
+        completed=r["requests"],
+        errors=r["non2xx"] + socket_errors,
+        p50_ms=r["p50_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        used=r["max_n"] * threads,
+        wrapped=r["wrapped"],
+        client_cpu_s=cpu,
+        acks=acks,
+        detail=r,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Python fallback generator: several processes of raw asyncio connections
+
+
+async def _client_connection(
+    host: str, port: int, next_request: Any, deadline: float, lat: list[float], out: dict[str, Any]
+) -> None:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+    except (OSError, TimeoutError):
+        out["socket_errors"] += 1
+        return
+    try:
+        while time.perf_counter() < deadline:
+            data = next_request()
+            t0 = time.perf_counter()
+            writer.write(data)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            status = int(head[9:12])
+            m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+            body = await asyncio.wait_for(reader.readexactly(int(m.group(1)) if m else 0), 10)
+            lat.append(time.perf_counter() - t0)
+            if 200 <= status < 300:
+                out["ok"] += 1
+                m = re.search(rb'"event_id":"([^"]+)"', body)
+                if m:
+                    out["acks"].append(m.group(1).decode())
+            else:
+                out["non2xx"] += 1
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        out["socket_errors"] += 1
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def client_main(spec_json: str) -> None:
+    """Hidden mode: one load-generator process (`--_client SPEC`); writes its results as JSON."""
+    spec = json.loads(spec_json)
+    frame = Path(spec["frame"]).read_bytes()
+    head, _, tail = frame.partition(SIG)
+    template = Path(spec["template"]).read_bytes()
+    pool: list[tuple[bytes, bytes]] = []
+    with open(spec["pool"], "rb") as f:
+        for i, line in enumerate(f):
+            if i >= spec["start"] and (i - spec["start"]) % spec["stride"] == spec["index"]:
+                tok, _, sig = line.rstrip(b"\n").partition(b" ")
+                pool.append((tok, sig))
+    counter = {"n": 0, "wrapped": 0}
+
+    def next_request() -> bytes:
+        k = counter["n"]
+        counter["n"] += 1
+        if k >= len(pool):
+            counter["wrapped"] += 1
+            k %= len(pool)
+        tok, sig = pool[k]
+        return head + sig + tail + template.replace(TOKEN, tok)
+
+    out: dict[str, Any] = {"ok": 0, "non2xx": 0, "socket_errors": 0, "acks": []}
+    lat: list[float] = []
+
+    async def run() -> float:
+        t0 = time.perf_counter()
+        deadline = t0 + spec["seconds"]
+        await asyncio.gather(
+            *(
+                _client_connection("127.0.0.1", spec["port"], next_request, deadline, lat, out)
+                for _ in range(spec["connections"])
+            )
+        )
+        return time.perf_counter() - t0
+
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    elapsed = asyncio.run(run())
+    out.update(elapsed=elapsed, latencies=lat, n=counter["n"], wrapped=counter["wrapped"])
+    Path(spec["out"]).write_text(json.dumps(out))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def run_python_clients(
+    files: Files, frame: Path, port: int, *, procs: int, connections: int, seconds: float, start: int, tag: str
+) -> Load:
+    outs = []
+    running: list[subprocess.Popen[bytes]] = []
+    cpu0 = children_cpu()
+    try:
+        for i in range(procs):
+            out = files.tmp / f"client-{tag}-{i}.json"
+            spec = {
+                "frame": str(frame),
+                "template": str(files.template),
+                "pool": str(files.pool),
+                "start": start,
+                "stride": procs,
+                "index": i,
+                "port": port,
+                "seconds": seconds,
+                "connections": connections // procs + (1 if i < connections % procs else 0),
+                "out": str(out),
+            }
+            outs.append(out)
+            running.append(spawn([sys.executable, __file__, "--_client", json.dumps(spec)], files.tmp / "client.log"))
+        for p in running:
+            p.wait(timeout=seconds + 60)
+    finally:
+        for p in running:
+            stop_process(p)
+    cpu = children_cpu() - cpu0
+    ok = non2xx = socket_errors = wrapped = max_n = 0
+    elapsed = 0.0
+    lat: list[float] = []
+    acks: set[str] = set()
+    for out in outs:
+        r = json.loads(out.read_text())
+        out.unlink()
+        ok += r["ok"]
+        non2xx += r["non2xx"]
+        socket_errors += r["socket_errors"]
+        wrapped += r["wrapped"]
+        max_n = max(max_n, r["n"])
+        elapsed = max(elapsed, r["elapsed"])
+        lat.extend(r["latencies"])
+        acks.update(r["acks"])
+    return Load(
+        seconds=elapsed,
+        ok=ok,
+        completed=len(lat),
+        errors=non2xx + socket_errors,
+        p50_ms=percentile(lat, 50) * 1000,
+        p99_ms=percentile(lat, 99) * 1000,
+        used=max_n * procs,
+        wrapped=wrapped,
+        client_cpu_s=cpu,
+        acks=acks,
+        detail={"non2xx": non2xx, "socket_errors": socket_errors},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Any:
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # a Ctrl-C reaches only us; we stop the children ourselves
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{tail(log)}")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp,
+        ):
+            if resp.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server not ready on port {port} within {READY_TIMEOUT:.0f} s:\n{tail(log)}")
+
+
+def tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used so far by a live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    hub: bool
+    worker: bool = True
+
+
+@dataclass
+class Result:
+    target: Target
+    load: Load
+    warmup: Load
+    server_cpu: float
+    rows: int | None = None
+    acked: int | None = None
+    missing: int | None = None
+    attempts: int | None = None
+    log_lines: int | None = None
+
+
+def hub_command() -> list[str]:
+    exe = Path(sys.executable).parent / "storebridge"
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-c", "from storebridge.cli import main; main()"]
+
+
+def start_target(target: Target, files: Files, secret: str) -> tuple[subprocess.Popen[bytes], int, Path, Path | None]:
+    port = free_port()
+    log = files.tmp / f"{target.key}.log"
+    if not target.hub:
+        cmd = [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--host", "127.0.0.1", "--port", str(port)]
+        proc = spawn(cmd, log, cwd=files.tmp)
+        wait_ready(proc, port, log)
+        return proc, port, log, None
+    db = files.tmp / f"{target.key}.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREBRIDGE_", "STRIPE_"))}
+    env.update(
+        STRIPE_WEBHOOK_SECRET=secret,
+        STOREBRIDGE_API_TOKEN="sbk_bench_" + os.urandom(12).hex(),
+        STOREBRIDGE_LOG_LEVEL="WARNING",
+        STOREBRIDGE_DATABASE_URL=f"sqlite:///{db}",
+    )
+    cmd = [*hub_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not target.worker:
+        cmd.append("--no-worker")
+    proc = spawn(cmd, log, env=env, cwd=files.tmp)
+    wait_ready(proc, port, log)
+    return proc, port, log, db
+
+
+def count_stored(db: Path) -> tuple[int, set[str], int]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        ids = {r[0] for r in con.execute("SELECT event_id FROM webhook_events WHERE provider = 'stripe'")}
+        rows = con.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
+        attempts = con.execute("SELECT count(*) FROM webhook_attempts").fetchone()[0]
+    finally:
+        con.close()
+    return int(rows), ids, int(attempts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+    return {
+        "nproc": str(nproc),
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "sqlite": sqlite3.sqlite_version,
+        "tmpfs": filesystem_of(Path(tempfile.gettempdir())),
+    }
+
+
+def filesystem_of(path: Path) -> str:
+    best, found = "", "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            dev, mnt, fstype, *_ = line.split()
+            if str(path).startswith(mnt) and len(mnt) > len(best):
+                best, found = mnt, f"{fstype} ({dev})"
+    return found
+
+
+def wrk_version() -> str:
+    try:
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "wrk"
+    words = (out.stdout + out.stderr).split()
+    return f"wrk {words[1]}" if len(words) > 1 else "wrk"
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def render(
+    results: list[Result], info: dict[str, str], generator: str, command: str, args: argparse.Namespace
+) -> tuple[str, bool, bool]:
+    by = {r.target.key: r for r in results}
+    base, hub, lone = by.get("baseline"), by.get("hub"), by.get("hub-no-worker")
+    ratio = hub.load.rps / base.load.rps if hub and base and base.load.rps else None
+    lone_ratio = lone.load.rps / base.load.rps if lone and base and base.load.rps else None
+    ratio_ok = ratio is not None and ratio >= FLOOR_RATIO
+    p99_ok = hub is not None and hub.load.p99_ms <= FLOOR_P99_MS and hub.load.errors == 0
+    durable_ok = all(r.missing == 0 for r in results if r.target.hub)
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        SECTION,
+        "",
+        f"Signed {BODY_BYTES}-byte Stripe `payment_intent.succeeded` webhooks, each with a unique `evt_` id, POSTed "
+        f"to `{WEBHOOK_PATH}` over {args.connections} keep-alive connections for {args.duration:g} s per target, "
+        f"after a {args.warmup:g} s warm-up. Client and servers share the machine (loopback).",
+        "",
+        f"- Command: `{command}` (also `make bench`)",
+        f"- Date: {date}",
+        f"- Machine: nproc {info['nproc']}, {info['cpu']}, {info['os']}, {info['python']}, "
+        f"SQLite {info['sqlite']}, database on {info['tmpfs']}",
+        f"- Generator: {generator}",
+        "",
+        "| target | req/s (2xx) | p50 ms | p99 ms | errors | server CPU | client CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.target.label} | {fmt(r.load.rps, 0)} | {fmt(r.load.p50_ms, 2)} | {fmt(r.load.p99_ms, 2)} "
+            f"| {r.load.errors} | {fmt(100 * r.server_cpu / r.load.seconds, 0)}% "
+            f"| {fmt(100 * r.load.client_cpu_s / r.load.seconds, 0)}% |"
+        )
+    lines += [
+        "",
+        f"Hub/baseline req/s: **{fmt(ratio, 2)}** (worker on)"
+        + (f", {fmt(lone_ratio, 2)} with `--no-worker`." if lone_ratio is not None else "."),
+        "",
+        "| floor (spec) | measured | result |",
+        "| --- | ---: | --- |",
+        f"| hub/baseline req/s >= {FLOOR_RATIO} | {fmt(ratio, 2)} | {'PASS' if ratio_ok else 'FAIL'} |",
+        f"| hub p99 <= {FLOOR_P99_MS:g} ms (and no errors) | {fmt(hub.load.p99_ms if hub else None, 2)} "
+        f"| {'PASS' if p99_ok else 'FAIL'} |",
+        "",
+        "Durability (after each hub run, warm-up included; rows counted with `sqlite3` once the hub stopped):",
+        "",
+        "| hub run | requests completed | 2xx answers | rows in `webhook_events` | acknowledged but not stored "
+        "| stored, answer cut off by the client stop | worker attempts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        if not r.target.hub:
+            continue
+        completed = r.load.completed + r.warmup.completed
+        lines.append(
+            f"| {r.target.label} | {completed} | {r.acked} | {r.rows} | {r.missing} "
+            f"| {(r.rows or 0) - (r.acked or 0)} | {r.attempts} |"
+        )
+    verdict = (
+        "Every 2xx answer's event id was found in the table"
+        if durable_ok
+        else "**DURABILITY FAILURE: some acknowledged event ids are not in the table**"
+    )
+    lines += [
+        "",
+        f"{verdict}; the few stored rows without a counted answer were in flight when the generator stopped "
+        f"(at most {args.connections} per load run).",
+        "",
+        "Notes: req/s counts 2xx answers over the measured window; errors are non-2xx answers plus socket errors "
+        "and timeouts; CPU columns are CPU seconds per wall second (100% = one core). The hub runs with "
+        "`STOREBRIDGE_LOG_LEVEL=WARNING`; with the worker on, every stored event is claimed and fails (its "
+        "PaymentIntent is unknown), so retries, attempt rows and warning lines compete with ingest, as in "
+        "production under a burst. See `bench/README.md`.",
+        "",
+    ]
+    return "\n".join(lines), ratio_ok and p99_ok, durable_ok
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+def print_table(results: list[Result]) -> None:
+    print(f"\n{'target':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'srv CPU':>8} {'cli CPU':>8}")
+    for r in results:
+        s = r.load.seconds
+        print(
+            f"{r.target.label:<24} {r.load.rps:>9.0f} {r.load.p50_ms:>8.2f} {r.load.p99_ms:>8.2f} "
+            f"{r.load.errors:>7} {100 * r.server_cpu / s:>7.0f}% {100 * r.load.client_cpu_s / s:>7.0f}%"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Webhook-ingest benchmark: baseline Starlette app vs the hub.")
+    p.add_argument("--duration", type=float, default=10, help="measured seconds per target (default 10)")
+    p.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections (default 64)")
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to update")
+    p.add_argument("--warmup", type=float, default=2, help="warm-up seconds before each measurement (default 2)")
+    p.add_argument("--pool", type=int, default=300_000, help="pre-signed unique requests (default 300000)")
+    p.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    p.add_argument("--threads", type=int, default=0, help="wrk threads (default 2)")
+    p.add_argument("--client-procs", type=int, default=0, help="python generator processes (default: nproc)")
+    p.add_argument("--skip-no-worker", action="store_true", help="do not run the extra hub --no-worker target")
+    p.add_argument("--no-write", action="store_true", help="print only; leave the markdown file alone")
+    p.add_argument("--check", action="store_true", help="exit 3 when a floor fails")
+    p.add_argument("--_client", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args._client:
+        client_main(args._client)
+        return 0
+    sys.path.insert(0, str(ROOT))  # storebridge importable from a checkout too
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    info = machine()
+    ncpu = int(info["nproc"]) or 1
+    use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
+    if args.generator == "wrk" and not shutil.which("wrk"):
+        print("wrk is not on PATH: install it with `apt-get install -y wrk` (Debian/Ubuntu)", file=sys.stderr)
+        return 2
+    if not use_wrk and args.generator == "auto":
+        print(
+            "wrk is not on PATH; falling back to the Python load generator (slower: it may cap the baseline).\n"
+            "For the reference figures install wrk: `apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk`.",
+            file=sys.stderr,
+        )
+    threads = args.threads or 2
+    procs = args.client_procs or max(2, ncpu)
+    if use_wrk:
+        generator = (
+            f"{wrk_version()}, {threads} thread(s), Lua script walking a pool of {args.pool:,} pre-signed requests"
+        )
+    else:
+        generator = f"Python fallback: {procs} processes of raw asyncio (uvloop) keep-alive connections"
+    targets = [
+        Target("baseline", "baseline (bare Starlette)", hub=False),
+        Target("hub", "hub (worker on)", hub=True, worker=True),
+    ]
+    if not args.skip_no_worker:
+        targets.append(Target("hub-no-worker", "hub --no-worker", hub=True, worker=False))
+
+    tmp = Path(tempfile.mkdtemp(prefix="storebridge-bench-"))
+    running: list[subprocess.Popen[bytes]] = []
+    results: list[Result] = []
+    started = time.monotonic()
+    try:
+        secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+        created = int(time.time())
+        template = event_template(created)
+        body_len = len(template) + template.count(TOKEN) * (TOKEN_LEN - len(TOKEN))
+        files = Files(tmp, tmp / "template.json", tmp / "pool.txt", args.pool)
+        files.template.write_bytes(template)
+        t0 = time.monotonic()
+        write_pool(files.pool, template, secret, created, args.pool)
+        print(f"signed {args.pool:,} unique {body_len}-byte events in {time.monotonic() - t0:.1f} s; {generator}")
+
+        def load(frame: Path, port: int, seconds: float, start: int, tag: str) -> Load:
+            if use_wrk:
+                return run_wrk(
+                    files,
+                    frame,
+                    port,
+                    threads=threads,
+                    connections=args.connections,
+                    seconds=max(1, round(seconds)),
+                    start=start,
+                    tag=tag,
+                )
+            return run_python_clients(
+                files, frame, port, procs=procs, connections=args.connections, seconds=seconds, start=start, tag=tag
+            )
+
+        for target in targets:
+            print(f"\n{target.label}: starting", flush=True)
+            proc, port, log, db = start_target(target, files, secret)
+            running.append(proc)
+            frame = tmp / f"frame-{target.key}.bin"
+            frame.write_bytes(request_frame("127.0.0.1", port, body_len))
+            warm = load(frame, port, args.warmup, 0, f"{target.key}-warm")
+            cpu0 = process_cpu(proc.pid)
+            measured = load(frame, port, args.duration, warm.used, target.key)
+            server_cpu = process_cpu(proc.pid) - cpu0
+            stop_process(proc)
+            running.remove(proc)
+            result = Result(target, measured, warm, server_cpu)
+            for run in (warm, measured):
+                if run.wrapped:
+                    print(f"  warning: pool exhausted, {run.wrapped} requests reused an id (raise --pool)")
+            if db is not None:
+                rows, stored, attempts = count_stored(db)
+                acks = warm.acks | measured.acks
+                result.rows, result.acked, result.attempts = rows, len(acks), attempts
+                result.missing = len(acks - stored)
+                result.log_lines = sum(1 for _ in log.open("rb"))
+                print(
+                    f"  stored rows {rows}, 2xx answers {len(acks)}, acknowledged but missing {result.missing}, "
+                    f"worker attempts {attempts}, hub log lines {result.log_lines}"
+                )
+            print(
+                f"  {measured.rps:,.0f} req/s, p50 {measured.p50_ms:.2f} ms, p99 {measured.p99_ms:.2f} ms, "
+                f"errors {measured.errors}",
+                flush=True,
+            )
+            results.append(result)
+    finally:
+        for proc in running:
+            stop_process(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    command = shlex.join([".venv/bin/python", "bench/ingest.py", *(sys.argv[1:] if argv is None else argv)])
+    section, floors_ok, durable_ok = render(results, info, generator, command, args)
+    print_table(results)
+    print()
+    print(section)
+    if not args.no_write:
+        out = args.out if args.out.is_absolute() else Path.cwd() / args.out
+        write_section(out, section)
+        print(f"wrote the '{SECTION}' section of {out} ({time.monotonic() - started:.0f} s in all)")
+    if not durable_ok:
+        return 1
+    return 3 if args.check and not floors_ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

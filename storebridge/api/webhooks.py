@@ -1,0 +1,47 @@
+"""The inbox over HTTP: list, show and replay stored webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from storebridge.api.deps import get_hub, require_token
+from storebridge.bootstrap import Hub
+from storebridge.webhooks.queries import InboxFilter, webhook_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/webhooks/events", dependencies=[Depends(require_token)])
+
+
+@router.get("")
+async def list_webhooks(
+    hub: Hub = Depends(get_hub),
+    provider: str | None = None,
+    status: str | None = None,
+    type: str | None = None,
+    order_id: str | None = None,
+    received_after: float | None = None,
+    received_before: float | None = None,
+    before_id: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    filt = InboxFilter(provider, status, type, received_after, received_before, order_id)
+    rows = await hub.inbox_queries.search(filt, limit=limit, before_id=before_id)
+    return {"data": [webhook_out(r) for r in rows], "has_more": len(rows) == limit}
+
+
+@router.get("/{webhook_id}")
+async def show_webhook(webhook_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    row, attempts = await hub.inbox_queries.get(webhook_id)
+    return webhook_out(row, attempts)
+
+
+@router.post("/{webhook_id}/replay", status_code=202)
+async def replay_webhook(webhook_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    await hub.inbox_queries.get(webhook_id)  # 404 if unknown
+    queued = await hub.inbox_queries.replay([webhook_id])
+    if hub.worker is not None:
+        hub.worker.notify_inbox()
+    return {"replayed": queued, "id": webhook_id}

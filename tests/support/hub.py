@@ -1,0 +1,112 @@
+"""A real hub on a loopback port, with its sandbox, worker and a recording subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from storebridge.api.app import create_app
+from storebridge.bootstrap import Hub, bootstrap
+from storebridge.config import Settings, StripeSettings
+from storebridge.embedded import free_port, serve_in_thread
+from storebridge.events.bus import Event
+
+T = TypeVar("T")
+
+API_TOKEN = "test-token-0123456789"
+STRIPE_WEBHOOK_SECRET = "whsec_test_secret_for_storebridge_tests"
+
+ORDER = {
+    "email": "ada@example.com",
+    "currency": "USD",
+    "items": [{"sku": "SKU-1", "title": "Widget", "quantity": 1, "unit_price": 2000}],
+    "shipping_address": {"name": "Ada", "street1": "1 Main St", "city": "Springfield", "zip": "12345", "country": "US"},
+}
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll until `predicate()` is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class RunningHub:
+    base_url: str
+    hub: Hub
+    client: httpx.Client
+    events: list[Event] = field(default_factory=list)
+
+    def place_order(self, **overrides: Any) -> dict[str, Any]:
+        response = self.client.post("/orders", json={**ORDER, **overrides})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def pay(self, order_id: str, **body: Any) -> dict[str, Any]:
+        response = self.client.post(f"/orders/{order_id}/payments", json={"provider": "stripe", **body})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return dict(self.client.get(f"/orders/{order_id}").raise_for_status().json())
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the hub's event loop (to reach its database directly)."""
+        assert self.hub.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.hub.loop).result(30)
+
+    def events_of(self, event_type: str, **match: Any) -> list[Event]:
+        return [
+            e
+            for e in list(self.events)
+            if e.type == event_type and all(e.payload.get(k) == v for k, v in match.items())
+        ]
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    stripe = overrides.pop("stripe", None) or StripeSettings(
+        STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,  # type: ignore[call-arg]
+    )
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.5,
+        "worker_poll_seconds": 0.05,
+        "log_level": "WARNING",
+        **overrides,
+    }
+    return Settings(stripe=stripe, **values)
+
+
+@contextmanager
+def running_hub(settings: Settings) -> Iterator[RunningHub]:
+    port = free_port()
+    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
+    running = RunningHub("", hub, httpx.Client())
+    hub.bus.subscribe("test-recorder", "*", _recorder(running))
+    app = create_app(hub)
+    with (
+        serve_in_thread(app, port) as base,
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
+    ):
+        running.base_url, running.client = base, client
+        yield running
+
+
+def _recorder(running: RunningHub) -> Callable[[Event], Any]:
+    async def record(event: Event) -> None:
+        running.events.append(event)
+
+    return record
