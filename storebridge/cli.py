@@ -18,8 +18,16 @@ from storebridge.errors import ConfigError
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="storebridge: the commerce integration hub.")
-console = Console(stderr=True)
-out = Console()
+
+
+def _console(*, stderr: bool = False) -> Console:
+    # Piped output (CI logs, tests) gets a wide fixed width so tokens and tables are not wrapped.
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160, soft_wrap=True)
+
+
+console = _console(stderr=True)
+out = _console()
 
 
 def _settings() -> Settings:

@@ -1,0 +1,122 @@
+"""The storebridge command as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.hub import wait_for
+from tests.support.servers import free_port
+
+STOREBRIDGE = [sys.executable, "-m", "storebridge"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "STOREBRIDGE_"))}
+    env.update({"STOREBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "STOREBRIDGE_LOG_LEVEL": "WARNING"})
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(STOREBRIDGE + args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_serve_refuses_a_malformed_key_naming_the_variable(tmp_path: Path) -> None:
+    """serve with STRIPE_SECRET_KEY=pk_... exits 2, names the variable, and never prints the value."""
+    result = _run(["serve", "--port", str(free_port())], _env(tmp_path, STRIPE_SECRET_KEY="pk_live_TOPSECRET"))
+    assert result.returncode == 2
+    assert "STRIPE_SECRET_KEY" in result.stderr
+    assert "TOPSECRET" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    """A database URL nobody answers is a start-up error that names the variable, not a traceback."""
+    port = free_port()
+    env = _env(tmp_path, STOREBRIDGE_DATABASE_URL=f"postgresql://nobody@127.0.0.1:{port}/none")
+    result = _run(["serve", "--port", str(free_port())], env)
+    assert result.returncode == 2
+    assert "STOREBRIDGE_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "serve", "--port", str(port)], env=_env(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        token = re.search(r"(sbk_\S+)", line)
+        assert token, f"serve did not print a generated API token: {line!r}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=30, what="serve to answer /healthz")
+        yield base, token.group(1), proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_serve_migrates_prints_a_token_and_shows_stripe_in_sandbox(served: tuple[str, str, subprocess.Popen[str]]) -> None:
+    """make serve's command: migrates, prints a one-time token, /integrations shows Stripe in sandbox mode."""
+    base, token, _ = served
+    assert httpx.get(f"{base}/integrations").status_code == 401
+    data = httpx.get(f"{base}/integrations", headers={"Authorization": f"Bearer {token}"}).json()["data"]
+    stripe = next(i for i in data if i["name"] == "stripe")
+    assert stripe["mode"] == "sandbox" and stripe["enabled"]
+    ready = httpx.get(f"{base}/readyz").json()
+    assert ready["checks"]["database"] == "ok" and ready["checks"]["migrations"] == "ok"
+
+
+def test_migrate_and_check(tmp_path: Path) -> None:
+    """migrate brings a new database to head; check then reports settings, database and Stripe healthy."""
+    env = _env(tmp_path)
+    migrated = _run(["migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "revision 0001" in migrated.stdout
+    checked = _run(["check"], env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "stripe" in checked.stdout and "sandbox" in checked.stdout
+
+
+def test_check_fails_on_an_unmigrated_database(tmp_path: Path) -> None:
+    """check on a database that was never migrated exits non-zero and says to run migrate."""
+    checked = _run(["check"], _env(tmp_path))
+    assert checked.returncode == 1
+    assert "storebridge migrate" in checked.stdout
+
+
+def test_demo_pays_an_order_and_prints_its_timeline(tmp_path: Path) -> None:
+    """make demo: an order paid with pm_card_visa, the webhook processed, payment_status captured, exit 0."""
+    result = _run(["demo"], _env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "payment_status: captured" in result.stdout
+    assert "payment_intent.succeeded" in result.stdout
+    assert "payment.captured" in result.stdout
+
+
+def test_unknown_sandbox_name_is_refused(tmp_path: Path) -> None:
+    """storebridge sandbox with an unknown provider exits 2 and lists the available ones."""
+    result = _run(["sandbox", "nosuch"], _env(tmp_path))
+    assert result.returncode == 2 and "available: stripe" in result.stderr
