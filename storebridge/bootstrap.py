@@ -29,7 +29,7 @@ from storebridge.webhooks.inbox import InboxWriter
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
 from storebridge.webhooks.queries import InboxQueries
 from storebridge.webhooks.sources import WebhookSource
-from storebridge.worker import Worker
+from storebridge.worker import Job, Worker
 
 __all__ = ["Hub", "Integration", "bootstrap"]
 
@@ -91,6 +91,7 @@ class Hub:
     integrations: dict[str, Integration]
     sandboxes: dict[str, Sandbox]
     inbox_queries: InboxQueries
+    worker_jobs: list[Job] = field(default_factory=list)
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -101,7 +102,11 @@ class Hub:
         self.inbox.start()
         if run_worker:
             self.worker = Worker(
-                self.db, self.processor, self.dispatcher, poll_seconds=self.settings.worker_poll_seconds
+                self.db,
+                self.processor,
+                self.dispatcher,
+                poll_seconds=self.settings.worker_poll_seconds,
+                jobs=self.worker_jobs,
             )
             self.inbox.on_commit = self.worker.notify_inbox
             self.worker.start()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from storebridge.db import Base
-from storebridge.events.model import EventReceipt, OutboxEvent, WorkerHeartbeat
+from storebridge.events.model import Checkpoint, EventReceipt, OutboxEvent, WorkerHeartbeat
+from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from storebridge.orders.model import LineItem, Order
 from storebridge.payments.model import Payment, Refund
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
@@ -19,6 +20,10 @@ __all__ = [
     "OutboxEvent",
     "EventReceipt",
     "WorkerHeartbeat",
+    "WebhookEndpoint",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "Checkpoint",
 ]
 
 metadata = Base.metadata

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from sqlalchemy import update
@@ -19,7 +19,10 @@ from storebridge.events.model import WorkerHeartbeat
 from storebridge.events.outbox import OutboxDispatcher
 from storebridge.webhooks.processor import InboxProcessor
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "Job"]
+
+# A periodic job: a name and a step that returns how much work it did (0 = idle, so wait a little).
+Job = tuple[str, Callable[[], Awaitable[int]]]
 
 log = structlog.get_logger("storebridge.worker")
 
@@ -33,11 +36,13 @@ class Worker:
         *,
         poll_seconds: float = 0.2,
         worker_id: str | None = None,
+        jobs: Sequence[Job] = (),
     ) -> None:
         self.db = db
         self.processor = processor
         self.dispatcher = dispatcher
         self.poll_seconds = poll_seconds
+        self.jobs = list(jobs)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._inbox_signal = asyncio.Event()
         self._outbox_signal = asyncio.Event()
@@ -52,6 +57,7 @@ class Worker:
             ("inbox", self.processor.process_once, self._inbox_signal, self._outbox_signal),
             ("outbox", self.dispatcher.dispatch_once, self._outbox_signal, None),
             ("receipts", self.dispatcher.retry_once, None, None),
+            *((name, step, None, None) for name, step in self.jobs),
         ]
         for name, step, signal, wakes in loops:
             self._tasks.append(asyncio.create_task(self._loop(name, step, signal, wakes), name=f"worker-{name}"))

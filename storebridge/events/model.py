@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storebridge.db import Base, JSONType, now
 
-__all__ = ["OutboxEvent", "EventReceipt", "WorkerHeartbeat"]
+__all__ = ["OutboxEvent", "EventReceipt", "WorkerHeartbeat", "Checkpoint"]
 
 
 class OutboxEvent(Base):
@@ -48,3 +48,13 @@ class WorkerHeartbeat(Base):
     worker_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     started_at: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
+
+
+class Checkpoint(Base):
+    """A named cursor a background job resumes from (e.g. the last Stripe event the reconciler saw)."""
+
+    __tablename__ = "checkpoints"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)

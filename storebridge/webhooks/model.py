@@ -20,6 +20,7 @@ class WebhookEvent(Base):
         UniqueConstraint("provider", "event_id"),
         Index("ix_webhook_events_due", "status", "next_attempt_at"),
         Index("ix_webhook_events_received", "provider", "received_at"),
+        Index("ix_webhook_events_aggregate", "aggregate_key", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

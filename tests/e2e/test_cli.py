@@ -52,8 +52,11 @@ def test_serve_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
 def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     port = free_port()
     proc = subprocess.Popen(
-        [*STOREBRIDGE, "serve", "--port", str(port)], env=_env(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [*STOREBRIDGE, "serve", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -78,7 +81,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
             proc.kill()
 
 
-def test_serve_migrates_prints_a_token_and_shows_stripe_in_sandbox(served: tuple[str, str, subprocess.Popen[str]]) -> None:
+def test_serve_migrates_prints_a_token_and_shows_stripe_in_sandbox(
+    served: tuple[str, str, subprocess.Popen[str]],
+) -> None:
     """make serve's command: migrates, prints a one-time token, /integrations shows Stripe in sandbox mode."""
     base, token, _ = served
     assert httpx.get(f"{base}/integrations").status_code == 401

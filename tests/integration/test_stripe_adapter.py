@@ -39,8 +39,12 @@ def _run(base: str, work: Any, **kw: Any) -> Any:
 
 
 def _request(payment_id: str = "pay_lib_1", **kw: Any) -> PaymentRequest:
-    defaults: dict[str, Any] = {"order_id": "ord_lib_1", "amount": 2000, "currency": "USD",
-                                "capture_method": "automatic"}
+    defaults: dict[str, Any] = {
+        "order_id": "ord_lib_1",
+        "amount": 2000,
+        "currency": "USD",
+        "capture_method": "automatic",
+    }
     return PaymentRequest(payment_id=payment_id, **{**defaults, **kw})
 
 
@@ -62,7 +66,9 @@ def test_initiate_twice_for_one_payment_creates_one_intent(sandbox_url: str) -> 
     """The idempotency key comes from our payment id: a retried create returns the same PaymentIntent."""
 
     async def work(p: StripeProvider) -> Any:
-        return (await p.initiate(_request("pay_same"))).provider_ref, (await p.initiate(_request("pay_same"))).provider_ref
+        return (await p.initiate(_request("pay_same"))).provider_ref, (
+            await p.initiate(_request("pay_same"))
+        ).provider_ref
 
     first, second = _run(sandbox_url, work)
     assert first == second
@@ -73,7 +79,9 @@ def test_decline_raises_payment_declined_with_the_intent_state(sandbox_url: str)
 
     async def work(p: StripeProvider) -> Any:
         state = await p.initiate(_request("pay_decline"))
-        await p.confirm(state.provider_ref, payment_id="pay_decline", payment_method="pm_card_chargeDeclined", attempt=1)
+        await p.confirm(
+            state.provider_ref, payment_id="pay_decline", payment_method="pm_card_chargeDeclined", attempt=1
+        )
 
     with pytest.raises(PaymentDeclined) as info:
         _run(sandbox_url, work)
@@ -83,8 +91,9 @@ def test_decline_raises_payment_declined_with_the_intent_state(sandbox_url: str)
 
 def test_sdk_retries_a_transient_503(sandbox_url: str) -> None:
     """With max_network_retries set, one injected 503 is retried by the SDK and the call succeeds."""
-    httpx.post(f"{sandbox_url}/_control/faults", json={"path_prefix": "/v1/payment_intents", "status": 503,
-                                                        "count": 1}).raise_for_status()
+    httpx.post(
+        f"{sandbox_url}/_control/faults", json={"path_prefix": "/v1/payment_intents", "status": 503, "count": 1}
+    ).raise_for_status()
     state = _run(sandbox_url, lambda p: p.initiate(_request("pay_retry")))
     assert state.provider_ref.startswith("pi_")
 
