@@ -9,6 +9,7 @@ backoff, alone, until it succeeds or runs out of attempts (then it is `dead`, ke
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -19,7 +20,10 @@ from storebridge.db import Database, now
 from storebridge.events.bus import Event, EventBus, Subscriber
 from storebridge.events.model import EventReceipt, OutboxEvent
 
-__all__ = ["OutboxDispatcher", "DispatchPolicy"]
+__all__ = ["OutboxDispatcher", "DispatchPolicy", "Publisher"]
+
+# Hands a batch of events to an external transport (Redis Streams); raises if they were not accepted.
+Publisher = Callable[[list[Event]], Awaitable[None]]
 
 log = structlog.get_logger("storebridge.outbox")
 
@@ -34,10 +38,15 @@ class DispatchPolicy:
 
 
 class OutboxDispatcher:
-    def __init__(self, db: Database, bus: EventBus, policy: DispatchPolicy | None = None) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, policy: DispatchPolicy | None = None, publisher: Publisher | None = None
+    ) -> None:
         self.db = db
         self.bus = bus
         self.policy = policy or DispatchPolicy()
+        # With a publisher (Redis Streams), dispatching means publishing: subscribers consume from the
+        # transport instead of being called here. A failed publish leaves the rows for the next round.
+        self.publisher = publisher
 
     async def _claim(self) -> list[Event]:
         t = now()
@@ -76,11 +85,14 @@ class OutboxDispatcher:
         if not events:
             return 0
         failures: list[tuple[str, str, str]] = []
-        for event in events:
-            for sub in self.bus.matching(event.type):
-                error = await self._deliver(sub, event)
-                if error is not None:
-                    failures.append((sub.name, event.id, error))
+        if self.publisher is not None:
+            await self.publisher(events)
+        else:
+            for event in events:
+                for sub in self.bus.matching(event.type):
+                    error = await self._deliver(sub, event)
+                    if error is not None:
+                        failures.append((sub.name, event.id, error))
         t = now()
         async with self.db.write() as session:
             await session.execute(
