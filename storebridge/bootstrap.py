@@ -28,6 +28,9 @@ from storebridge.stats import WebhookStats
 from storebridge.webhooks.inbox import InboxWriter
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
 from storebridge.webhooks.queries import InboxQueries
+from storebridge.payments.reconciler import Reconciler
+from storebridge.webhooks.custom import custom_handler, custom_source
+from storebridge.webhooks.retention import InboxPruner
 from storebridge.webhooks.sources import WebhookSource
 from storebridge.worker import Job, Worker
 
@@ -91,6 +94,7 @@ class Hub:
     integrations: dict[str, Integration]
     sandboxes: dict[str, Sandbox]
     inbox_queries: InboxQueries
+    reconciler: Reconciler
     worker_jobs: list[Job] = field(default_factory=list)
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -192,6 +196,12 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         "webhook_handlers": {},
     }
     _stripe(settings, url, parts)
+    for custom in settings.custom_webhooks:
+        parts["webhook_sources"][custom.name] = custom_source(custom)
+        parts["webhook_handlers"][custom.name] = custom_handler(custom)
+        parts["integrations"][custom.name] = Integration(
+            custom.name, f"webhooks ({custom.scheme})", True, "custom", webhook_url=f"{url}/webhooks/{custom.name}"
+        )
     bus = EventBus()
     retry = {"retry_base": settings.retry_base_seconds, "retry_cap": settings.retry_max_seconds}
     processor = InboxProcessor(
@@ -204,6 +214,17 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         bus,
         DispatchPolicy(batch_size=settings.worker_batch_size, max_attempts=settings.webhook_max_attempts, **retry),
     )
+    inbox = InboxWriter(db)
+    payments = PaymentService(db, parts["payment_providers"])
+    reconciler = Reconciler(
+        db,
+        payments,
+        inbox,
+        pending_after_seconds=settings.reconcile_pending_after_seconds,
+        every_seconds=settings.reconcile_interval_seconds,
+        identify={name: source.identify for name, source in parts["webhook_sources"].items()},
+    )
+    pruner = InboxPruner(db, settings.webhook_retention_days * 86400)
     return Hub(
         settings=settings,
         public_url=url,
@@ -212,11 +233,13 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         db=db,
         bus=bus,
         stats=WebhookStats(),
-        inbox=InboxWriter(db),
+        inbox=inbox,
         processor=processor,
         dispatcher=dispatcher,
-        payments=PaymentService(db, parts["payment_providers"]),
+        payments=payments,
         orders=OrderService(db),
         inbox_queries=InboxQueries(db),
+        reconciler=reconciler,
+        worker_jobs=[("reconciler", reconciler.run_once), ("retention", pruner.prune_once)],
         **parts,
     )

@@ -7,12 +7,14 @@ start-up with a message that names the variable and says what to do; secrets are
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storebridge.errors import ConfigError
+from storebridge.webhooks.custom import CustomProvider, parse_custom_providers
 
 __all__ = ["Settings", "StripeSettings", "load_settings", "DEFAULT_DATABASE_URL"]
 
@@ -82,6 +84,11 @@ class Settings(_Base):
     public_url: str | None = Field(None, validation_alias="STOREBRIDGE_PUBLIC_URL")
     log_level: str = Field("INFO", validation_alias="STOREBRIDGE_LOG_LEVEL")
     log_format: str = Field("json", validation_alias="STOREBRIDGE_LOG_FORMAT")
+    webhook_providers: str = Field("", validation_alias="STOREBRIDGE_WEBHOOK_PROVIDERS")
+    custom_webhooks: tuple[CustomProvider, ...] = ()
+    webhook_retention_days: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_RETENTION_DAYS")
+    reconcile_interval_seconds: float = Field(60.0, gt=0, validation_alias="STOREBRIDGE_RECONCILE_INTERVAL")
+    reconcile_pending_after_seconds: float = Field(600.0, gt=0, validation_alias="STOREBRIDGE_RECONCILE_PENDING_AFTER")
     webhook_max_body_bytes: int = Field(1024 * 1024, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_MAX_BODY_BYTES")
     webhook_max_attempts: int = Field(8, ge=1, validation_alias="STOREBRIDGE_WEBHOOK_MAX_ATTEMPTS")
     retry_base_seconds: float = Field(2.0, gt=0, validation_alias="STOREBRIDGE_RETRY_BASE_SECONDS")
@@ -143,6 +150,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
     try:
-        return Settings(stripe=stripe, **overrides)
+        settings = Settings(stripe=stripe, **overrides)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
+    if settings.webhook_providers and not settings.custom_webhooks:
+        custom = parse_custom_providers(settings.webhook_providers, os.environ)
+        settings = settings.model_copy(update={"custom_webhooks": tuple(custom)})
+    return settings

@@ -221,13 +221,20 @@ class StripeProvider:
         pi = await self._call(self._client.v1.payment_intents.retrieve_async, provider_ref)
         return payment_from_intent(_as_dict(pi))
 
-    async def list_events(self, *, created_after: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Events since a time, oldest first (the reconciler's catch-up after downtime)."""
-        params: dict[str, Any] = {"limit": limit}
-        if created_after is not None:
-            params["created"] = {"gt": created_after}
-        page = await self._call(self._client.v1.events.list_async, params=params)
-        return sorted((_as_dict(e) for e in page.data), key=lambda e: int(e.get("created") or 0))
+    async def list_events(self, *, created_since: int, max_events: int = 10_000) -> list[dict[str, Any]]:
+        """Every event created at or after `created_since`, oldest first (the reconciler's catch-up).
+
+        Stripe lists newest first, so all pages are read before anything is returned."""
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100, "created": {"gte": created_since}}
+        while len(events) < max_events:
+            page = await self._call(self._client.v1.events.list_async, params=params)
+            batch = [_as_dict(e) for e in page.data]
+            events.extend(batch)
+            if not page.has_more or not batch:
+                break
+            params["starting_after"] = batch[-1]["id"]
+        return sorted(events, key=lambda e: int(e.get("created") or 0))
 
     def parse_webhook(self, raw: bytes, headers: Mapping[str, str]) -> PaymentUpdate:
         try:
@@ -260,7 +267,7 @@ class StripeProvider:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
 
-def identify_stripe_event(raw: bytes) -> Identified:
+def identify_stripe_event(raw: bytes, headers: Mapping[str, str] | None = None) -> Identified:
     """Event id, type, time and the PaymentIntent it concerns, read without building models."""
     event = parse_json_object(raw)
     event_id, event_type = event.get("id"), event.get("type")

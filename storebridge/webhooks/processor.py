@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
@@ -49,6 +50,20 @@ class InboxProcessor:
 
     async def _claim(self) -> list[WebhookEvent]:
         t = now()
+        # Per-aggregate order: a row waits while an older row of the same payment/order/shipment is
+        # unfinished, or while another worker holds one. Different aggregates go in parallel.
+        other = aliased(WebhookEvent)
+        mine_at = func.coalesce(WebhookEvent.provider_created_at, WebhookEvent.received_at)
+        other_at = func.coalesce(other.provider_created_at, other.received_at)
+        blocked = exists().where(
+            other.aggregate_key == WebhookEvent.aggregate_key,
+            other.id != WebhookEvent.id,
+            or_(
+                (other.status == "processing") & (other.locked_until >= t),
+                other.status.in_(("received", "retrying"))
+                & (tuple_(other_at, other.id) < tuple_(mine_at, WebhookEvent.id)),
+            ),
+        )
         async with self.db.write() as session:
             query = (
                 select(WebhookEvent)
@@ -58,7 +73,8 @@ class InboxProcessor:
                         (WebhookEvent.status == "processing") & (WebhookEvent.locked_until < t),
                     )
                 )
-                .order_by(WebhookEvent.provider_created_at, WebhookEvent.received_at, WebhookEvent.id)
+                .where(WebhookEvent.aggregate_key.is_(None) | ~blocked)
+                .order_by(mine_at, WebhookEvent.id)
                 .limit(self.policy.batch_size)
             )
             if not self.db.is_sqlite:

@@ -54,7 +54,7 @@ async def receive_webhook(request: Request) -> Response:
     request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
     try:
         source.verify(raw, request.headers)
-        ident = source.identify(raw)
+        ident = source.identify(raw, request.headers)
     except WebhookRejected as exc:
         hub.stats.rejected(name, exc.code)
         log.info("webhook_rejected", provider=name, reason=exc.code, request_id=request_id)

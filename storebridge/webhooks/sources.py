@@ -36,7 +36,7 @@ class WebhookSource:
     name: str
     scheme: str  # a key of storebridge.webhooks.verify.VERIFIERS
     secrets: tuple[str, ...]
-    identify: Callable[[bytes], Identified]
+    identify: Callable[[bytes, Mapping[str, str]], Identified]
     tolerance: int = 300
 
     def verify(self, raw: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
