@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.events.bus import EventBus
+from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.integration import HealthStatus
 from storebridge.migrate import upgrade
@@ -95,6 +96,7 @@ class Hub:
     sandboxes: dict[str, Sandbox]
     inbox_queries: InboxQueries
     reconciler: Reconciler
+    outbound: OutboundWebhooks
     worker_jobs: list[Job] = field(default_factory=list)
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +128,7 @@ class Hub:
     async def stop(self) -> None:
         if self.worker is not None:
             await self.worker.stop()
+        await self.outbound.aclose()
         await self.inbox.stop()
         for provider in self.payment_providers.values():
             await provider.aclose()
@@ -207,7 +210,12 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
     processor = InboxProcessor(
         db,
         parts["webhook_handlers"],
-        ProcessPolicy(batch_size=settings.worker_batch_size, max_attempts=settings.webhook_max_attempts, **retry),
+        ProcessPolicy(
+            batch_size=settings.worker_batch_size,
+            max_attempts=settings.webhook_max_attempts,
+            lease_seconds=settings.worker_lease_seconds,
+            **retry,
+        ),
     )
     dispatcher = OutboxDispatcher(
         db,
@@ -225,6 +233,10 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         identify={name: source.identify for name, source in parts["webhook_sources"].items()},
     )
     pruner = InboxPruner(db, settings.webhook_retention_days * 86400)
+    outbound = OutboundWebhooks(
+        db, allow_private=settings.allow_private_webhook_targets, timeout=settings.outbound_timeout_seconds
+    )
+    bus.subscribe("outbound-webhooks", "*", outbound.fan_out)
     return Hub(
         settings=settings,
         public_url=url,
@@ -240,6 +252,11 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         orders=OrderService(db),
         inbox_queries=InboxQueries(db),
         reconciler=reconciler,
-        worker_jobs=[("reconciler", reconciler.run_once), ("retention", pruner.prune_once)],
+        outbound=outbound,
+        worker_jobs=[
+            ("reconciler", reconciler.run_once),
+            ("retention", pruner.prune_once),
+            ("outbound-webhooks", outbound.deliver_once),
+        ],
         **parts,
     )

@@ -182,7 +182,19 @@ def sandbox(
     uvicorn.run(emulator.app, host=host, port=port, log_level="warning")
 
 
+def _register_subcommands() -> None:
+    from storebridge.cli_webhooks import webhooks_app
+
+    app.add_typer(webhooks_app, name="webhooks")
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    ctx.obj = {"settings": _settings, "out": out}
+
+
 def main() -> None:
+    _register_subcommands()
     try:
         app()
     except KeyboardInterrupt:

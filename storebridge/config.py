@@ -94,8 +94,11 @@ class Settings(_Base):
     retry_base_seconds: float = Field(2.0, gt=0, validation_alias="STOREBRIDGE_RETRY_BASE_SECONDS")
     retry_max_seconds: float = Field(3600.0, gt=0, validation_alias="STOREBRIDGE_RETRY_MAX_SECONDS")
     worker_poll_seconds: float = Field(0.2, gt=0, validation_alias="STOREBRIDGE_WORKER_POLL_SECONDS")
+    worker_lease_seconds: float = Field(300.0, gt=0, validation_alias="STOREBRIDGE_WORKER_LEASE_SECONDS")
     worker_batch_size: int = Field(100, gt=0, validation_alias="STOREBRIDGE_WORKER_BATCH_SIZE")
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_HTTP_TIMEOUT")
+    allow_private_webhook_targets: bool = Field(False, validation_alias="STOREBRIDGE_ALLOW_PRIVATE_WEBHOOK_TARGETS")
+    outbound_timeout_seconds: float = Field(15.0, gt=0, validation_alias="STOREBRIDGE_OUTBOUND_TIMEOUT")
     stripe: StripeSettings = Field(default_factory=StripeSettings)
 
     @field_validator("log_level")

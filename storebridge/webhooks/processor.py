@@ -10,6 +10,7 @@ transaction, so an effect is never applied without the row saying so.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +28,10 @@ log = structlog.get_logger("storebridge.inbox")
 
 # A handler applies one webhook inside the caller's transaction and returns the order id it touched.
 WebhookHandler = Callable[[WebhookEvent, AsyncSession], Awaitable[str | None]]
+
+
+class LeaseLost(Exception):
+    """This worker's claim on a row expired and another worker took it over."""
 
 
 class RetryLater(Exception):
@@ -48,7 +53,7 @@ class InboxProcessor:
         self.handlers = handlers
         self.policy = policy or ProcessPolicy()
 
-    async def _claim(self) -> list[WebhookEvent]:
+    async def _claim(self) -> tuple[list[WebhookEvent], float]:
         t = now()
         # Per-aggregate order: a row waits while an older row of the same payment/order/shipment is
         # unfinished, or while another worker holds one. Different aggregates go in parallel.
@@ -80,21 +85,29 @@ class InboxProcessor:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.scalars(query)).all())
+            lease = t + self.policy.lease_seconds
             if rows:
                 await session.execute(
                     update(WebhookEvent)
                     .where(WebhookEvent.id.in_([r.id for r in rows]))
-                    .values(status="processing", locked_until=t + self.policy.lease_seconds)
+                    .values(status="processing", locked_until=lease)
                 )
-            return rows
+            return rows, lease
 
     async def process_once(self) -> int:
-        rows = await self._claim()
+        rows, lease = await self._claim()
         for row in rows:
-            await self._process(row)
+            await self._process(row, lease)
         return len(rows)
 
-    async def _process(self, row: WebhookEvent) -> None:
+    def _still_mine(self, row: WebhookEvent, lease: float) -> Any:
+        # The lease value doubles as a claim token: if it ran out and another worker took the row,
+        # this worker's writes match nothing and its whole transaction (effects included) rolls back.
+        return (
+            (WebhookEvent.id == row.id) & (WebhookEvent.status == "processing") & (WebhookEvent.locked_until == lease)
+        )
+
+    async def _process(self, row: WebhookEvent, lease: float) -> None:
         started = now()
         attempt = row.attempts + 1
         handler = self.handlers.get(row.provider)
@@ -104,9 +117,9 @@ class InboxProcessor:
                     raise LookupError(f"no handler is registered for provider {row.provider!r}")
                 order_id = await handler(row, session)
                 finished = now()
-                await session.execute(
+                marked = await session.execute(
                     update(WebhookEvent)
-                    .where(WebhookEvent.id == row.id)
+                    .where(self._still_mine(row, lease))
                     .values(
                         status="processed",
                         attempts=attempt,
@@ -116,6 +129,8 @@ class InboxProcessor:
                         order_id=order_id or row.order_id,
                     )
                 )
+                if marked.rowcount != 1:  # type: ignore[attr-defined]
+                    raise LeaseLost(row.id)
                 session.add(
                     WebhookAttempt(
                         webhook_event_id=row.id,
@@ -125,10 +140,12 @@ class InboxProcessor:
                         outcome="processed",
                     )
                 )
+        except LeaseLost:
+            log.warning("webhook_lease_lost", provider=row.provider, event_id=row.event_id, webhook_id=row.id)
         except Exception as exc:  # noqa: BLE001 - the failure is stored on the row and retried
-            await self._record_failure(row, attempt, started, f"{type(exc).__name__}: {exc}"[:2000])
+            await self._record_failure(row, lease, attempt, started, f"{type(exc).__name__}: {exc}"[:2000])
 
-    async def _record_failure(self, row: WebhookEvent, attempt: int, started: float, error: str) -> None:
+    async def _record_failure(self, row: WebhookEvent, lease: float, attempt: int, started: float, error: str) -> None:
         dead = attempt >= self.policy.max_attempts
         t = now()
         log.warning(
@@ -143,9 +160,9 @@ class InboxProcessor:
         )
         delay = backoff_delay(attempt, base=self.policy.retry_base, cap=self.policy.retry_cap)
         async with self.db.write() as session:
-            await session.execute(
+            marked = await session.execute(
                 update(WebhookEvent)
-                .where(WebhookEvent.id == row.id)
+                .where(self._still_mine(row, lease))
                 .values(
                     status="dead" if dead else "retrying",
                     attempts=attempt,
@@ -154,6 +171,8 @@ class InboxProcessor:
                     next_attempt_at=t if dead else t + delay,
                 )
             )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                return  # another worker owns the row now; its outcome stands
             session.add(
                 WebhookAttempt(
                     webhook_event_id=row.id,

@@ -1,0 +1,137 @@
+"""The inbox processor on a real database: per-aggregate order, retries, dead letters, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storebridge.db import Database, now
+from storebridge.migrate import upgrade
+from storebridge.webhooks.inbox import InboxRow, InboxWriter
+from storebridge.webhooks.model import WebhookEvent
+from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy
+from storebridge.webhooks.retention import InboxPruner
+
+
+def _with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        db = Database(url)
+        try:
+            await upgrade(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+async def _store(db: Database, rows: list[InboxRow]) -> None:
+    writer = InboxWriter(db)
+    writer.start()
+    try:
+        await asyncio.gather(*(writer.add(r) for r in rows))
+    finally:
+        await writer.stop()
+
+
+def _row(event_id: str, aggregate: str | None, created: float) -> InboxRow:
+    return InboxRow("test", event_id, "thing.happened", {}, b"{}", provider_created_at=created, aggregate_key=aggregate)
+
+
+def test_one_aggregate_is_processed_oldest_first_and_waits_for_a_failing_predecessor(db_url: str) -> None:
+    """Same aggregate: strictly by provider time, and a retrying older event holds back the newer ones."""
+    seen: list[str] = []
+    fail_once = {"e1"}
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        if row.event_id in fail_once:
+            fail_once.discard(row.event_id)
+            raise RuntimeError("transient")
+        seen.append(row.event_id)
+        return None
+
+    async def work(db: Database) -> None:
+        # Stored out of order: e3 first, e1 last; e1 is the oldest by provider time.
+        await _store(db, [_row("e3", "pay_1", 3), _row("e2", "pay_1", 2), _row("x1", "pay_2", 1.5), _row("e1", "pay_1", 1)])
+        processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(retry_base=0.01, retry_cap=0.01))
+        await processor.process_once()
+        # e1 failed; the other aggregate went ahead; e2 and e3 waited behind e1.
+        assert seen == ["x1"]
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            await processor.process_once()
+            if len(seen) == 4:
+                break
+
+    _with_db(db_url, work)
+    assert seen == ["x1", "e1", "e2", "e3"]
+
+
+def test_failures_end_dead_with_every_attempt_recorded(db_url: str) -> None:
+    """A handler that always fails: attempts counted, last error kept, status dead after max_attempts."""
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        raise ValueError("cannot apply")
+
+    async def work(db: Database) -> WebhookEvent:
+        await _store(db, [_row("d1", None, 1)])
+        processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(max_attempts=3, retry_base=0.001, retry_cap=0.001))
+        for _ in range(100):
+            await processor.process_once()
+            async with db.read() as s:
+                row = await s.scalar(select(WebhookEvent))
+            assert row is not None
+            if row.status == "dead":
+                return row
+            await asyncio.sleep(0.005)
+        raise AssertionError("never went dead")
+
+    row = _with_db(db_url, work)
+    assert row.attempts == 3 and row.last_error == "ValueError: cannot apply"
+
+
+def test_an_expired_lease_is_taken_over(db_url: str) -> None:
+    """A row left 'processing' by a worker that died is processed once its lease runs out."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        return None
+
+    async def work(db: Database) -> None:
+        await _store(db, [_row("l1", "pay_9", 1)])
+        async with db.write() as s:
+            await s.execute(update(WebhookEvent).values(status="processing", locked_until=now() + 3600))
+        processor = InboxProcessor(db, {"test": handler})
+        assert await processor.process_once() == 0  # still leased to the "dead" worker
+        async with db.write() as s:
+            await s.execute(update(WebhookEvent).values(locked_until=now() - 1))
+        assert await processor.process_once() == 1
+
+    _with_db(db_url, work)
+    assert done == ["l1"]
+
+
+def test_retention_prunes_old_processed_rows_only(db_url: str) -> None:
+    """Processed rows past retention are deleted; recent ones and dead ones stay."""
+
+    async def work(db: Database) -> tuple[int, list[str]]:
+        await _store(db, [_row("old", None, 1), _row("new", None, 2), _row("dead", None, 3)])
+        async with db.write() as s:
+            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "old")
+                            .values(status="processed", processed_at=now() - 40 * 86400))
+            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "new")
+                            .values(status="processed", processed_at=now()))
+            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "dead")
+                            .values(status="dead", processed_at=None, received_at=now() - 90 * 86400))
+        pruned = await InboxPruner(db, 30 * 86400).prune_once(force=True)
+        async with db.read() as s:
+            left = sorted((await s.scalars(select(WebhookEvent.event_id))).all())
+            assert await s.scalar(select(func.count()).select_from(WebhookEvent)) == 2
+        return pruned, left
+
+    assert _with_db(db_url, work) == (1, ["dead", "new"])
