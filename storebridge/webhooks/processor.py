@@ -10,11 +10,11 @@ transaction, so an effect is never applied without the row saying so.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from sqlalchemy import exists, func, or_, select, tuple_, update
+from sqlalchemy import exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -30,8 +30,8 @@ log = structlog.get_logger("storebridge.inbox")
 WebhookHandler = Callable[[WebhookEvent, AsyncSession], Awaitable[str | None]]
 
 
-class LeaseLost(Exception):
-    """This worker's claim on a row expired and another worker took it over."""
+class _HandlerFailed(Exception):
+    """A handler raised on the fast path: redo the batch with a savepoint per row."""
 
 
 class RetryLater(Exception):
@@ -95,57 +95,91 @@ class InboxProcessor:
             return rows, lease
 
     async def process_once(self) -> int:
+        """Claim a batch and apply it in one transaction: one commit (one fsync) serves the batch.
+
+        Fast path: every handler in one go, then one bulk update. If any handler raises, that
+        transaction is rolled back and the batch is applied again with a savepoint per row, so the
+        failing row is marked for retry alone and the others still commit."""
         rows, lease = await self._claim()
-        for row in rows:
-            await self._process(row, lease)
-        return len(rows)
-
-    def _still_mine(self, row: WebhookEvent, lease: float) -> Any:
-        # The lease value doubles as a claim token: if it ran out and another worker took the row,
-        # this worker's writes match nothing and its whole transaction (effects included) rolls back.
-        return (
-            (WebhookEvent.id == row.id) & (WebhookEvent.status == "processing") & (WebhookEvent.locked_until == lease)
-        )
-
-    async def _process(self, row: WebhookEvent, lease: float) -> None:
-        started = now()
-        attempt = row.attempts + 1
-        handler = self.handlers.get(row.provider)
+        if not rows:
+            return 0
         try:
             async with self.db.write() as session:
+                await self._apply_batch(session, rows, lease, isolate=False)
+        except _HandlerFailed:
+            async with self.db.write() as session:
+                await self._apply_batch(session, rows, lease, isolate=True)
+        return len(rows)
+
+    async def _still_mine(self, session: AsyncSession, rows: list[WebhookEvent], lease: float) -> list[WebhookEvent]:
+        """The rows this claim still owns, locked for this transaction.
+
+        The lease value doubles as a claim token: a row whose lease ran out and that another worker
+        took over no longer matches, so its effects are not applied twice."""
+        query = select(WebhookEvent.id).where(
+            WebhookEvent.id.in_([r.id for r in rows]),
+            WebhookEvent.status == "processing",
+            WebhookEvent.locked_until == lease,
+        )
+        if not self.db.is_sqlite:
+            query = query.with_for_update()
+        owned = set((await session.scalars(query)).all())
+        for row in rows:
+            if row.id not in owned:
+                log.warning("webhook_lease_lost", provider=row.provider, event_id=row.event_id, webhook_id=row.id)
+        return [r for r in rows if r.id in owned]
+
+    async def _apply_batch(
+        self, session: AsyncSession, rows: list[WebhookEvent], lease: float, *, isolate: bool
+    ) -> None:
+        done: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for row in await self._still_mine(session, rows, lease):
+            started = now()
+            handler = self.handlers.get(row.provider)
+            try:
                 if handler is None:
                     raise LookupError(f"no handler is registered for provider {row.provider!r}")
-                order_id = await handler(row, session)
-                finished = now()
-                marked = await session.execute(
-                    update(WebhookEvent)
-                    .where(self._still_mine(row, lease))
-                    .values(
-                        status="processed",
-                        attempts=attempt,
-                        processed_at=finished,
-                        locked_until=None,
-                        last_error=None,
-                        order_id=order_id or row.order_id,
-                    )
-                )
-                if marked.rowcount != 1:  # type: ignore[attr-defined]
-                    raise LeaseLost(row.id)
-                session.add(
-                    WebhookAttempt(
-                        webhook_event_id=row.id,
-                        attempt=attempt,
-                        started_at=started,
-                        finished_at=finished,
-                        outcome="processed",
-                    )
-                )
-        except LeaseLost:
-            log.warning("webhook_lease_lost", provider=row.provider, event_id=row.event_id, webhook_id=row.id)
-        except Exception as exc:  # noqa: BLE001 - the failure is stored on the row and retried
-            await self._record_failure(row, lease, attempt, started, f"{type(exc).__name__}: {exc}"[:2000])
+                if isolate:
+                    async with session.begin_nested():
+                        order_id = await handler(row, session)
+                else:
+                    order_id = await handler(row, session)
+            except Exception as exc:
+                if not isolate:
+                    raise _HandlerFailed from exc
+                failed.append(self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts))
+                continue
+            finished = now()
+            done.append(
+                {
+                    "id": row.id,
+                    "status": "processed",
+                    "attempts": row.attempts + 1,
+                    "processed_at": finished,
+                    "locked_until": None,
+                    "last_error": None,
+                    "order_id": order_id or row.order_id,
+                }
+            )
+            attempts.append(
+                {
+                    "webhook_event_id": row.id,
+                    "attempt": row.attempts + 1,
+                    "started_at": started,
+                    "finished_at": finished,
+                    "outcome": "processed",
+                    "error": None,
+                }
+            )
+        if done or failed:
+            await session.execute(update(WebhookEvent), done + failed)
+        if attempts:
+            await session.execute(insert(WebhookAttempt), attempts)
 
-    async def _record_failure(self, row: WebhookEvent, lease: float, attempt: int, started: float, error: str) -> None:
+    def _failure(self, row: WebhookEvent, started: float, error: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+        attempt = row.attempts + 1
         dead = attempt >= self.policy.max_attempts
         t = now()
         log.warning(
@@ -159,27 +193,21 @@ class InboxProcessor:
             request_id=row.request_id,
         )
         delay = backoff_delay(attempt, base=self.policy.retry_base, cap=self.policy.retry_cap)
-        async with self.db.write() as session:
-            marked = await session.execute(
-                update(WebhookEvent)
-                .where(self._still_mine(row, lease))
-                .values(
-                    status="dead" if dead else "retrying",
-                    attempts=attempt,
-                    last_error=error,
-                    locked_until=None,
-                    next_attempt_at=t if dead else t + delay,
-                )
-            )
-            if marked.rowcount != 1:  # type: ignore[attr-defined]
-                return  # another worker owns the row now; its outcome stands
-            session.add(
-                WebhookAttempt(
-                    webhook_event_id=row.id,
-                    attempt=attempt,
-                    started_at=started,
-                    finished_at=t,
-                    outcome="error",
-                    error=error,
-                )
-            )
+        attempts.append(
+            {
+                "webhook_event_id": row.id,
+                "attempt": attempt,
+                "started_at": started,
+                "finished_at": t,
+                "outcome": "error",
+                "error": error,
+            }
+        )
+        return {
+            "id": row.id,
+            "status": "dead" if dead else "retrying",
+            "attempts": attempt,
+            "last_error": error,
+            "locked_until": None,
+            "next_attempt_at": t if dead else t + delay,
+        }

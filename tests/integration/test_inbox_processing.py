@@ -10,6 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import Database, now
+from storebridge.events.bus import record_event
+from storebridge.events.model import OutboxEvent
 from storebridge.migrate import upgrade
 from storebridge.webhooks.inbox import InboxRow, InboxWriter
 from storebridge.webhooks.model import WebhookEvent
@@ -44,31 +46,35 @@ def _row(event_id: str, aggregate: str | None, created: float) -> InboxRow:
 
 def test_one_aggregate_is_processed_oldest_first_and_waits_for_a_failing_predecessor(db_url: str) -> None:
     """Same aggregate: strictly by provider time, and a retrying older event holds back the newer ones."""
-    seen: list[str] = []
-    fail_once = {"e1"}
 
     async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
-        if row.event_id in fail_once:
-            fail_once.discard(row.event_id)
+        if row.event_id == "e1" and row.attempts == 0:
             raise RuntimeError("transient")
-        seen.append(row.event_id)
+        record_event(session, "seen", {"event_id": row.event_id})
         return None
 
-    async def work(db: Database) -> None:
+    async def applied(db: Database) -> list[str]:
+        async with db.read() as s:
+            rows = (await s.scalars(select(OutboxEvent).order_by(OutboxEvent.created_at, OutboxEvent.id))).all()
+            return [r.payload["event_id"] for r in rows]
+
+    async def work(db: Database) -> list[str]:
         # Stored out of order: e3 first, e1 last; e1 is the oldest by provider time.
-        await _store(db, [_row("e3", "pay_1", 3), _row("e2", "pay_1", 2), _row("x1", "pay_2", 1.5), _row("e1", "pay_1", 1)])
+        await _store(
+            db, [_row("e3", "pay_1", 3), _row("e2", "pay_1", 2), _row("x1", "pay_2", 1.5), _row("e1", "pay_1", 1)]
+        )
         processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(retry_base=0.01, retry_cap=0.01))
         await processor.process_once()
         # e1 failed; the other aggregate went ahead; e2 and e3 waited behind e1.
-        assert seen == ["x1"]
-        for _ in range(50):
+        assert await applied(db) == ["x1"]
+        for _ in range(100):
             await asyncio.sleep(0.02)
             await processor.process_once()
-            if len(seen) == 4:
+            if len(await applied(db)) == 4:
                 break
+        return await applied(db)
 
-    _with_db(db_url, work)
-    assert seen == ["x1", "e1", "e2", "e3"]
+    assert _with_db(db_url, work) == ["x1", "e1", "e2", "e3"]
 
 
 def test_failures_end_dead_with_every_attempt_recorded(db_url: str) -> None:
@@ -79,7 +85,9 @@ def test_failures_end_dead_with_every_attempt_recorded(db_url: str) -> None:
 
     async def work(db: Database) -> WebhookEvent:
         await _store(db, [_row("d1", None, 1)])
-        processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(max_attempts=3, retry_base=0.001, retry_cap=0.001))
+        processor = InboxProcessor(
+            db, {"test": handler}, ProcessPolicy(max_attempts=3, retry_base=0.001, retry_cap=0.001)
+        )
         for _ in range(100):
             await processor.process_once()
             async with db.read() as s:
@@ -122,12 +130,21 @@ def test_retention_prunes_old_processed_rows_only(db_url: str) -> None:
     async def work(db: Database) -> tuple[int, list[str]]:
         await _store(db, [_row("old", None, 1), _row("new", None, 2), _row("dead", None, 3)])
         async with db.write() as s:
-            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "old")
-                            .values(status="processed", processed_at=now() - 40 * 86400))
-            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "new")
-                            .values(status="processed", processed_at=now()))
-            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "dead")
-                            .values(status="dead", processed_at=None, received_at=now() - 90 * 86400))
+            await s.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.event_id == "old")
+                .values(status="processed", processed_at=now() - 40 * 86400)
+            )
+            await s.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.event_id == "new")
+                .values(status="processed", processed_at=now())
+            )
+            await s.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.event_id == "dead")
+                .values(status="dead", processed_at=None, received_at=now() - 90 * 86400)
+            )
         pruned = await InboxPruner(db, 30 * 86400).prune_once(force=True)
         async with db.read() as s:
             left = sorted((await s.scalars(select(WebhookEvent.event_id))).all())
