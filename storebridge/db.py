@@ -91,5 +91,14 @@ class Database:
         async with self._write_lock, self._write() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        """Hold the in-process SQLite writer lock (a no-op on PostgreSQL) for a writer outside SQLAlchemy."""
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
     async def dispose(self) -> None:
         await self.engine.dispose()
