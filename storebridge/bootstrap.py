@@ -20,17 +20,18 @@ from storebridge.db import Database
 from storebridge.events.bus import EventBus
 from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
+from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
 from storebridge.migrate import upgrade
 from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
+from storebridge.payments.reconciler import Reconciler
 from storebridge.payments.service import PaymentService, payment_webhook_handler
 from storebridge.stats import WebhookStats
+from storebridge.webhooks.custom import custom_handler, custom_source
 from storebridge.webhooks.inbox import InboxWriter
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
 from storebridge.webhooks.queries import InboxQueries
-from storebridge.payments.reconciler import Reconciler
-from storebridge.webhooks.custom import custom_handler, custom_source
 from storebridge.webhooks.retention import InboxPruner
 from storebridge.webhooks.sources import WebhookSource
 from storebridge.worker import Job, Worker
@@ -98,6 +99,7 @@ class Hub:
     reconciler: Reconciler
     outbound: OutboundWebhooks
     worker_jobs: list[Job] = field(default_factory=list)
+    event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -128,6 +130,8 @@ class Hub:
     async def stop(self) -> None:
         if self.worker is not None:
             await self.worker.stop()
+        if self.event_transport is not None:
+            await self.event_transport.close()
         await self.outbound.aclose()
         await self.inbox.stop()
         for provider in self.payment_providers.values():
@@ -217,10 +221,26 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             **retry,
         ),
     )
+    transport: RedisStreamsTransport | None = None
+    if settings.redis_url is not None:
+        # Subscribers then consume from the stream (consumer and repair jobs); the dispatcher publishes.
+        transport = RedisStreamsTransport(
+            db,
+            bus,
+            settings.redis_url.get_secret_value(),
+            stream=settings.redis_stream,
+            claim_idle=settings.redis_claim_idle_seconds,
+            batch_size=settings.worker_batch_size,
+            max_deliveries=settings.webhook_max_attempts,
+            maxlen=settings.redis_stream_maxlen,
+            repair_interval=settings.redis_repair_interval_seconds,
+            repair_window=settings.redis_repair_window_seconds,
+        )
     dispatcher = OutboxDispatcher(
         db,
         bus,
         DispatchPolicy(batch_size=settings.worker_batch_size, max_attempts=settings.webhook_max_attempts, **retry),
+        publisher=transport.publish if transport is not None else None,
     )
     inbox = InboxWriter(db)
     payments = PaymentService(db, parts["payment_providers"])
@@ -257,6 +277,8 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             ("reconciler", reconciler.run_once),
             ("retention", pruner.prune_once),
             ("outbound-webhooks", outbound.deliver_once),
+            *(transport.jobs() if transport is not None else []),
         ],
+        event_transport=transport,
         **parts,
     )

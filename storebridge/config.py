@@ -80,6 +80,18 @@ class StripeSettings(_Base):
 class Settings(_Base):
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="STOREBRIDGE_DATABASE_URL")
     redis_url: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_REDIS_URL")
+    # Redis Streams fan-out (used when STOREBRIDGE_REDIS_URL is set).
+    redis_stream: str = Field("storebridge:events", min_length=1, validation_alias="STOREBRIDGE_REDIS_STREAM")
+    # Entries idle this long are taken over by another consumer: the 30 s handler timeout plus a margin.
+    redis_claim_idle_seconds: float = Field(60.0, gt=0, validation_alias="STOREBRIDGE_REDIS_CLAIM_IDLE_SECONDS")
+    redis_stream_maxlen: int = Field(1_000_000, ge=1000, validation_alias="STOREBRIDGE_REDIS_STREAM_MAXLEN")
+    redis_repair_interval_seconds: float = Field(
+        30.0, gt=0, validation_alias="STOREBRIDGE_REDIS_REPAIR_INTERVAL_SECONDS"
+    )
+    # Events dispatched (created) this recently are re-published if Redis lost them before delivery.
+    redis_repair_window_seconds: float = Field(
+        7 * 86400.0, gt=0, validation_alias="STOREBRIDGE_REDIS_REPAIR_WINDOW_SECONDS"
+    )
     api_token: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_API_TOKEN")
     public_url: str | None = Field(None, validation_alias="STOREBRIDGE_PUBLIC_URL")
     log_level: str = Field("INFO", validation_alias="STOREBRIDGE_LOG_LEVEL")
@@ -108,6 +120,13 @@ class Settings(_Base):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("redis_stream")
+    @classmethod
+    def _redis_stream(cls, v: str) -> str:
+        if v != v.strip() or any(c.isspace() for c in v):
+            raise ValueError("must be a Redis key name without spaces")
+        return v
 
     @field_validator("log_format")
     @classmethod

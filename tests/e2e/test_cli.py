@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storebridge.migrate import head_revision
 from tests.support.hub import wait_for
 from tests.support.servers import free_port
 
@@ -99,7 +100,7 @@ def test_migrate_and_check(tmp_path: Path) -> None:
     env = _env(tmp_path)
     migrated = _run(["migrate"], env)
     assert migrated.returncode == 0, migrated.stderr
-    assert "revision 0001" in migrated.stdout
+    assert f"revision {head_revision()}" in migrated.stdout
     checked = _run(["check"], env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "stripe" in checked.stdout and "sandbox" in checked.stdout

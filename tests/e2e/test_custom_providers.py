@@ -48,8 +48,13 @@ def test_standard_webhooks_provider_by_settings(custom_hub: RunningHub) -> None:
     assert again.json()["duplicate"] is True
     rotated = httpx.post(url, content=body, headers=_standard(ACME_OLD_SECRET, "msg_2", body))
     assert rotated.status_code == 200, "a signature with the previous secret is accepted during rotation"
-    events = wait_for(lambda: len(custom_hub.events_of("webhook.acme.stock.changed")) == 2 and
-                      custom_hub.events_of("webhook.acme.stock.changed"), what="two webhook.acme events")
+    events = wait_for(
+        lambda: (
+            len(custom_hub.events_of("webhook.acme.stock.changed")) == 2
+            and custom_hub.events_of("webhook.acme.stock.changed")
+        ),
+        what="two webhook.acme events",
+    )
     assert {e.payload["event_id"] for e in events} == {"msg_1", "msg_2"}
     assert events[0].payload["body"]["data"] == {"sku": "A-1"}
 
@@ -89,8 +94,9 @@ def test_custom_provider_settings_errors_name_the_variable() -> None:
         parse_custom_providers("stripe:plain", {"STRIPE_WEBHOOK_SECRET": "x"})
     with pytest.raises(ConfigError, match="whsec_"):
         parse_custom_providers("acme:standard", {"ACME_WEBHOOK_SECRET": "not base64!"})
-    parsed = parse_custom_providers("acme:standard, legacy:plain", {"ACME_WEBHOOK_SECRET": ACME_SECRET,
-                                                                    "LEGACY_WEBHOOK_SECRET": "s"})
+    parsed = parse_custom_providers(
+        "acme:standard, legacy:plain", {"ACME_WEBHOOK_SECRET": ACME_SECRET, "LEGACY_WEBHOOK_SECRET": "s"}
+    )
     assert [(p.name, p.scheme) for p in parsed] == [("acme", "standard"), ("legacy", "plain")]
     assert ACME_SECRET not in repr(parsed)
 

@@ -13,7 +13,8 @@ def _pay_behind_our_back(hub: RunningHub, provider_ref: str) -> None:
     sandbox = f"{hub.base_url}/_sandbox/stripe"
     httpx.post(f"{sandbox}/_control/webhooks", json={"enabled": False}).raise_for_status()
     httpx.post(
-        f"{sandbox}/v1/payment_intents/{provider_ref}/confirm", data={"payment_method": "pm_card_visa"},
+        f"{sandbox}/v1/payment_intents/{provider_ref}/confirm",
+        data={"payment_method": "pm_card_visa"},
         headers={"Authorization": f"Bearer {SANDBOX_STRIPE_KEY}"},
     ).raise_for_status()
 

@@ -92,7 +92,7 @@ def _run(url: str, tmp_path: Path, *, kill_after: int | None) -> tuple[int, int,
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            processed, effects, distinct = asyncio.run(_counts(url))
+            processed, _effects, _distinct = asyncio.run(_counts(url))
             if kill_after is not None and not killed and processed >= kill_after:
                 workers[0].send_signal(signal.SIGKILL)  # mid-batch: its claimed rows stay leased
                 workers[0].wait()
