@@ -5,18 +5,44 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
+from starlette.types import Receive, Scope, Send
 
-from storebridge.api import orders, system, webhooks
+from storebridge.api import orders, subscriptions, system, webhooks
 from storebridge.api.errors import install_error_handlers
 from storebridge.bootstrap import Hub
-from storebridge.webhooks.routes import receive_webhook
+from storebridge.webhooks.routes import handle_webhook, webhook_provider_of
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "StorebridgeApp"]
 
 
-def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> FastAPI:
+class StorebridgeApp:
+    """The hub's ASGI entry point: provider webhooks go straight to the hot-path handler,
+    everything else (API, inbox, sandboxes, lifespan) to the FastAPI application."""
+
+    def __init__(self, api: FastAPI, hub: Hub) -> None:
+        self.api = api
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        provider = webhook_provider_of(scope)
+        if provider is None:
+            await self.api(scope, receive, send)
+            return
+        try:
+            await handle_webhook(self.hub, provider, scope, receive, send)
+        except Exception:  # noqa: BLE001 - never a traceback to the caller
+            structlog.get_logger("storebridge.webhooks").exception("webhook_handler_crashed", provider=provider)
+            body = b'{"error":{"code":"internal_error","message":"an unexpected error occurred; it has been logged"}}'
+            await send(
+                {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> StorebridgeApp:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await hub.start(migrate=migrate, run_worker=run_worker)
@@ -28,12 +54,11 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> Fa
     app = FastAPI(title="storebridge", version="0.1.0", lifespan=lifespan)
     app.state.hub = hub
     install_error_handlers(app)
-    # The hot path is a plain Starlette route: no dependency injection or body validation layer.
     app.include_router(webhooks.router)
-    app.router.routes.append(Route("/webhooks/{provider}", receive_webhook, methods=["POST"], name="webhook"))
     app.include_router(system.public)
     app.include_router(system.private)
     app.include_router(orders.router)
+    app.include_router(subscriptions.router)
     for name, sandbox in hub.sandboxes.items():
         app.router.routes.append(Mount(f"/_sandbox/{name}", app=sandbox.app, name=f"sandbox-{name}"))
-    return app
+    return StorebridgeApp(app, hub)
