@@ -85,6 +85,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "retry_max_seconds": 0.5,
         "worker_poll_seconds": 0.05,
         "log_level": "WARNING",
+        "allow_private_webhook_targets": True,
         **overrides,
     }
     return Settings(stripe=stripe, **values)

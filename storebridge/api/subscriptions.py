@@ -1,0 +1,145 @@
+"""Outbound webhook subscriptions over HTTP: endpoints, their secrets, deliveries and resends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from storebridge.api.deps import get_hub, require_token
+from storebridge.bootstrap import Hub
+from storebridge.events.outbound import delivery_out, endpoint_out
+from storebridge.events.ssrf import UnsafeDestination
+
+__all__ = ["router", "SubscriptionIn", "SubscriptionPatch"]
+
+router = APIRouter(prefix="/subscriptions", dependencies=[Depends(require_token)])
+
+_PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\[\]!-]{1,255}$")
+
+
+def _clean_types(value: list[str] | None) -> list[str]:
+    """Each item is an event type or an fnmatch pattern; duplicates are dropped, order kept."""
+    if value is None:
+        raise ValueError("may not be null")
+    for n, item in enumerate(value):
+        if not _PATTERN.match(item):
+            raise ValueError(
+                f"item {n} ({item[:40]!r}) must be an event type or an fnmatch pattern: "
+                "1 to 255 of letters, digits, . _ : - * ? [ ] !"
+            )
+    return list(dict.fromkeys(value))
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SubscriptionIn(_Body):
+    url: str = Field(min_length=1, max_length=2048)
+    event_types: list[str] = Field(
+        min_length=1, max_length=100, description='exact types or fnmatch patterns (`payment.*`); `["*"]` is all'
+    )
+    description: str | None = Field(None, max_length=1000)
+
+    @field_validator("event_types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        return _clean_types(v)
+
+
+class SubscriptionPatch(_Body):
+    """Only the fields sent are changed; `description: null` clears the description."""
+
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    event_types: list[str] | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=1000)
+    enabled: bool | None = None
+
+    @field_validator("url", "enabled")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("may not be null")
+        return v
+
+    @field_validator("event_types")
+    @classmethod
+    def _types(cls, v: list[str] | None) -> list[str]:
+        return _clean_types(v)
+
+
+@contextmanager
+def _url_field() -> Iterator[None]:
+    """A refused destination is a 422 on the `url` field that says why."""
+    try:
+        yield
+    except UnsafeDestination as exc:
+        raise RequestValidationError([{"loc": ("body", "url"), "msg": str(exc), "type": exc.reason}]) from None
+
+
+@router.post("", status_code=201)
+async def create_subscription(body: SubscriptionIn, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    with _url_field():
+        row, secret = await hub.outbound.create(
+            url=body.url, event_types=body.event_types, description=body.description
+        )
+    return endpoint_out(row, secret=secret)
+
+
+@router.get("")
+async def list_subscriptions(hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    return {"data": [endpoint_out(r) for r in await hub.outbound.list_all()]}
+
+
+@router.get("/{subscription_id}")
+async def get_subscription(subscription_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    return endpoint_out(await hub.outbound.get(subscription_id))
+
+
+@router.patch("/{subscription_id}")
+async def update_subscription(
+    subscription_id: str, body: SubscriptionPatch, hub: Hub = Depends(get_hub)
+) -> dict[str, Any]:
+    with _url_field():
+        row = await hub.outbound.update(subscription_id, body.model_dump(exclude_unset=True))
+    return endpoint_out(row)
+
+
+@router.delete("/{subscription_id}")
+async def delete_subscription(subscription_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    await hub.outbound.delete(subscription_id)
+    return {"id": subscription_id, "deleted": True}
+
+
+@router.post("/{subscription_id}/rotate-secret")
+async def rotate_secret(subscription_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    row, secret = await hub.outbound.rotate_secret(subscription_id)
+    return endpoint_out(row, secret=secret)
+
+
+@router.get("/{subscription_id}/deliveries")
+async def list_deliveries(
+    subscription_id: str,
+    hub: Hub = Depends(get_hub),
+    status: str | None = None,
+    before_id: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    rows = await hub.outbound.deliveries(subscription_id, status=status, limit=limit, before_id=before_id)
+    return {"data": [delivery_out(r, a) for r, a in rows], "has_more": len(rows) == limit}
+
+
+@router.get("/{subscription_id}/deliveries/{delivery_id}")
+async def get_delivery(subscription_id: str, delivery_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    return delivery_out(*await hub.outbound.delivery(subscription_id, delivery_id))
+
+
+@router.post("/{subscription_id}/deliveries/{delivery_id}/resend", status_code=202)
+async def resend_delivery(subscription_id: str, delivery_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+    return delivery_out(*await hub.outbound.resend(subscription_id, delivery_id))
