@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
+from fastapi import APIRouter
 from starlette.types import ASGIApp
 
+from storebridge.capabilities import Wiring, install_capabilities
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.events.bus import EventBus
@@ -99,6 +102,9 @@ class Hub:
     reconciler: Reconciler
     outbound: OutboundWebhooks
     worker_jobs: list[Job] = field(default_factory=list)
+    routers: list[APIRouter] = field(default_factory=list)
+    services: dict[str, Any] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -138,6 +144,8 @@ class Hub:
             await provider.aclose()
         for sandbox in self.sandboxes.values():
             await sandbox.aclose()
+        for close in self.closers:
+            await close()
         await self.db.dispose()
 
     async def check_health(self) -> dict[str, HealthStatus]:
@@ -210,6 +218,18 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             custom.name, f"webhooks ({custom.scheme})", True, "custom", webhook_url=f"{url}/webhooks/{custom.name}"
         )
     bus = EventBus()
+    wiring = Wiring(
+        settings,
+        url,
+        db,
+        bus,
+        parts["integrations"],
+        parts["sandboxes"],
+        parts["payment_providers"],
+        parts["webhook_sources"],
+        parts["webhook_handlers"],
+    )
+    install_capabilities(wiring)
     retry = {"retry_base": settings.retry_base_seconds, "retry_cap": settings.retry_max_seconds}
     processor = InboxProcessor(
         db,
@@ -278,7 +298,11 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             ("retention", pruner.prune_once),
             ("outbound-webhooks", outbound.deliver_once),
             *(transport.jobs() if transport is not None else []),
+            *wiring.worker_jobs,
         ],
         event_transport=transport,
+        routers=wiring.routers,
+        services=wiring.services,
+        closers=wiring.closers,
         **parts,
     )

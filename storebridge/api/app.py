@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from storebridge.api import orders, subscriptions, system, webhooks
+from storebridge.api.deps import require_token
 from storebridge.api.errors import install_error_handlers
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.routes import handle_webhook, webhook_provider_of
@@ -59,6 +60,8 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     app.include_router(system.private)
     app.include_router(orders.router)
     app.include_router(subscriptions.router)
+    for router in hub.routers:  # capability routers (shipping, notifications, ...), behind the API token
+        app.include_router(router, dependencies=[Depends(require_token)])
     for name, sandbox in hub.sandboxes.items():
         app.router.routes.append(Mount(f"/_sandbox/{name}", app=sandbox.app, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)

@@ -1,0 +1,65 @@
+"""Capability wiring: how a capability (shipping, e-mail, another payment provider) plugs into the hub.
+
+Each capability that needs wiring has a `wiring.py` with `install(wiring: Wiring) -> None`, listed in
+CAPABILITIES. `install` reads the capability's own settings (raising ConfigError that names the
+variable), builds its adapters (pointing at the sandbox when no credentials are set), and registers
+what it offers: payment providers, webhook sources and handlers, bus subscribers, worker jobs, API
+routers, sandboxes, services, and things to close on shutdown. bootstrap() is the only caller.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+from storebridge.config import Settings
+from storebridge.db import Database
+from storebridge.events.bus import EventBus
+from storebridge.payments.provider import PaymentProvider
+from storebridge.webhooks.processor import WebhookHandler
+from storebridge.webhooks.sources import WebhookSource
+from storebridge.worker import Job
+
+if TYPE_CHECKING:
+    from storebridge.bootstrap import Integration, Sandbox
+
+__all__ = ["Wiring", "CAPABILITIES", "install_capabilities"]
+
+# Modules with an `install(wiring)` function, installed in this order.
+CAPABILITIES: tuple[str, ...] = (
+    "storebridge.payments.paypal_wiring",
+    "storebridge.shipping.wiring",
+    "storebridge.notifications.wiring",
+)
+
+
+@dataclass
+class Wiring:
+    settings: Settings
+    public_url: str
+    db: Database
+    bus: EventBus
+    integrations: dict[str, Integration]
+    sandboxes: dict[str, Sandbox]
+    payment_providers: dict[str, PaymentProvider]
+    webhook_sources: dict[str, WebhookSource]
+    webhook_handlers: dict[str, WebhookHandler]
+    worker_jobs: list[Job] = field(default_factory=list)
+    routers: list[APIRouter] = field(default_factory=list)  # mounted behind the API token
+    services: dict[str, Any] = field(default_factory=dict)  # e.g. "shipping" -> ShippingService
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def install_capabilities(wiring: Wiring, modules: tuple[str, ...] = CAPABILITIES) -> None:
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # this capability is not part of this build
+                continue
+            raise
+        module.install(wiring)
