@@ -59,7 +59,8 @@ def install_capabilities(wiring: Wiring, modules: tuple[str, ...] = CAPABILITIES
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # this capability is not part of this build
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+                # this capability is not part of this build
                 continue
             raise
         module.install(wiring)
