@@ -170,3 +170,19 @@ def test_inbox_api_needs_the_token_and_404s_unknown_ids(sqlite_hub: RunningHub) 
     assert sqlite_hub.client.get("/webhooks/events/whk_nope").status_code == 404
     assert sqlite_hub.client.post("/webhooks/events/whk_nope/replay").status_code == 404
     assert sqlite_hub.client.get("/webhooks/events", params={"status": "bogus"}).status_code == 422
+
+
+def test_an_unexpected_error_is_a_json_500_without_a_traceback(sqlite_hub: RunningHub) -> None:
+    """A bug in a provider's event parser answers 500 with a JSON error, never a traceback; nothing is acked."""
+    from storebridge.webhooks.sources import WebhookSource
+
+    def broken(raw: bytes, headers: object) -> object:
+        raise RuntimeError("parser bug with secret-ish detail")
+
+    sqlite_hub.hub.webhook_sources["broken"] = WebhookSource("broken", "plain", ("s",), broken)  # type: ignore[arg-type]
+    from storebridge.webhooks.verify import sign_plain
+
+    response = _post(sqlite_hub, b"{}", {"x-webhook-signature": sign_plain(b"{}", secret="s")}, provider="broken")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "Traceback" not in response.text and "parser bug" not in response.text
