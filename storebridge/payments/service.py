@@ -44,16 +44,11 @@ class PaymentService:
 
     async def get(self, payment_id: str) -> Payment:
         async with self.db.read() as session:
-            payment = await session.get(Payment, payment_id)
-            if payment is None:
-                raise NotFound("payment", payment_id)
-            return payment
+            return await _load(session, payment_id)
 
     async def _apply(self, payment_id: str, state: ProviderPayment, request_id: str | None = None) -> Payment:
         async with self.db.write() as session:
-            payment = await session.get(Payment, payment_id)
-            if payment is None:
-                raise NotFound("payment", payment_id)
+            payment = await _load(session, payment_id)
             apply_provider_state(session, payment, state, request_id=request_id)
             await refresh_order_payment_status(session, payment.order_id)
             return payment
@@ -98,9 +93,7 @@ class PaymentService:
 
     async def confirm(self, cmd: ConfirmPayment) -> Payment:
         async with self.db.write() as session:
-            payment = await session.get(Payment, cmd.payment_id)
-            if payment is None:
-                raise NotFound("payment", cmd.payment_id)
+            payment = await _load(session, cmd.payment_id)
             if payment.status in ("captured", "partially_refunded", "refunded", "canceled"):
                 return payment  # nothing left to confirm: answering with the payment is the idempotent reply
             payment.confirm_attempts += 1
@@ -137,9 +130,7 @@ class PaymentService:
 
     async def refund(self, cmd: RefundPayment) -> tuple[Payment, Refund]:
         async with self.db.write() as session:
-            payment = await session.get(Payment, cmd.payment_id)
-            if payment is None:
-                raise NotFound("payment", cmd.payment_id)
+            payment = await _load(session, cmd.payment_id)
             pending = await session.scalar(
                 select(func.coalesce(func.sum(Refund.amount), 0)).where(
                     Refund.payment_id == payment.id, Refund.status == "pending"
@@ -211,6 +202,13 @@ class PaymentService:
             return payment
         state = await self.provider(payment.provider).retrieve(payment.provider_ref)
         return await self._apply(payment.id, state)
+
+
+async def _load(session: AsyncSession, payment_id: str) -> Payment:
+    payment = await session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    return payment
 
 
 def payment_webhook_handler(provider: PaymentProvider) -> WebhookHandler:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import stripe
@@ -143,39 +143,39 @@ class StripeProvider:
         )
         return payment_from_intent(_as_dict(pi))
 
+    async def _intent_op(
+        self, fn: Any, provider_ref: str, params: dict[str, Any], key: str, done: Callable[[ProviderPayment], bool]
+    ) -> ProviderPayment:
+        """Call a PaymentIntent operation; "unexpected state" counts as success when `done(state)` holds."""
+        try:
+            pi = await self._call(fn, provider_ref, params=params, options={"idempotency_key": key})
+        except IntegrationError as exc:
+            if exc.code == "payment_intent_unexpected_state":
+                state = await self.retrieve(provider_ref)
+                if done(state):
+                    return state
+            raise
+        return payment_from_intent(_as_dict(pi))
+
     async def confirm(
         self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
     ) -> ProviderPayment:
         params: dict[str, Any] = {"payment_method": payment_method} if payment_method else {}
-        try:
-            pi = await self._call(
-                self._client.v1.payment_intents.confirm_async,
-                provider_ref,
-                params=params,
-                options={"idempotency_key": f"storebridge:{payment_id}:confirm:{attempt}"},
-            )
-        except IntegrationError as exc:
-            if exc.code == "payment_intent_unexpected_state":
-                return await self.retrieve(provider_ref)  # already confirmed: report where it stands
-            raise
-        return payment_from_intent(_as_dict(pi))
+        key = f"storebridge:{payment_id}:confirm:{attempt}"
+        # Already confirmed (e.g. by the buyer's browser): report where it stands.
+        return await self._intent_op(
+            self._client.v1.payment_intents.confirm_async, provider_ref, params, key, lambda _: True
+        )
 
     async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment:
         params: dict[str, Any] = {"amount_to_capture": amount} if amount is not None else {}
-        try:
-            pi = await self._call(
-                self._client.v1.payment_intents.capture_async,
-                provider_ref,
-                params=params,
-                options={"idempotency_key": f"storebridge:{payment_id}:capture"},
-            )
-        except IntegrationError as exc:
-            if exc.code == "payment_intent_unexpected_state":
-                state = await self.retrieve(provider_ref)
-                if state.provider_status == "succeeded":
-                    return state  # already captured counts as success
-            raise
-        return payment_from_intent(_as_dict(pi))
+        return await self._intent_op(
+            self._client.v1.payment_intents.capture_async,
+            provider_ref,
+            params,
+            f"storebridge:{payment_id}:capture",
+            lambda state: state.provider_status == "succeeded",
+        )
 
     async def refund(
         self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
@@ -202,20 +202,13 @@ class StripeProvider:
         return ProviderRefund(provider_ref=str(data["id"]), amount=int(data["amount"]), status=str(data["status"]))
 
     async def cancel(self, provider_ref: str, *, payment_id: str) -> ProviderPayment:
-        try:
-            pi = await self._call(
-                self._client.v1.payment_intents.cancel_async,
-                provider_ref,
-                params={},
-                options={"idempotency_key": f"storebridge:{payment_id}:cancel"},
-            )
-        except IntegrationError as exc:
-            if exc.code == "payment_intent_unexpected_state":
-                state = await self.retrieve(provider_ref)
-                if state.canceled:
-                    return state  # already canceled counts as success
-            raise
-        return payment_from_intent(_as_dict(pi))
+        return await self._intent_op(
+            self._client.v1.payment_intents.cancel_async,
+            provider_ref,
+            {},
+            f"storebridge:{payment_id}:cancel",
+            lambda state: state.canceled,
+        )
 
     async def retrieve(self, provider_ref: str) -> ProviderPayment:
         pi = await self._call(self._client.v1.payment_intents.retrieve_async, provider_ref)
