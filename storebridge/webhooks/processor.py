@@ -45,6 +45,7 @@ class ProcessPolicy:
     retry_base: float = 2.0
     retry_cap: float = 3600.0
     lease_seconds: float = 300.0
+    chunk_size: int = 20  # rows applied per transaction
 
 
 class InboxProcessor:
@@ -95,20 +96,23 @@ class InboxProcessor:
             return rows, lease
 
     async def process_once(self) -> int:
-        """Claim a batch and apply it in one transaction: one commit (one fsync) serves the batch.
+        """Claim a batch and apply it in chunks, one transaction (one commit, one fsync) per chunk.
 
         Fast path: every handler in one go, then one bulk update. If any handler raises, that
         transaction is rolled back and the batch is applied again with a savepoint per row, so the
         failing row is marked for retry alone and the others still commit."""
         rows, lease = await self._claim()
-        if not rows:
-            return 0
-        try:
-            async with self.db.write() as session:
-                await self._apply_batch(session, rows, lease, isolate=False)
-        except _HandlerFailed:
-            async with self.db.write() as session:
-                await self._apply_batch(session, rows, lease, isolate=True)
+        step = self.policy.chunk_size
+        for start in range(0, len(rows), step):
+            # Chunks bound how long the SQLite write lock is held, so webhook ingest (which waits for
+            # the same lock to commit) is never stuck behind a whole batch.
+            chunk = rows[start : start + step]
+            try:
+                async with self.db.write() as session:
+                    await self._apply_batch(session, chunk, lease, isolate=False)
+            except _HandlerFailed:
+                async with self.db.write() as session:
+                    await self._apply_batch(session, chunk, lease, isolate=True)
         return len(rows)
 
     async def _still_mine(self, session: AsyncSession, rows: list[WebhookEvent], lease: float) -> list[WebhookEvent]:
