@@ -230,7 +230,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         parts["webhook_handlers"],
     )
     install_capabilities(wiring)
-    retry = {"retry_base": settings.retry_base_seconds, "retry_cap": settings.retry_max_seconds}
+    retry_base, retry_cap = settings.retry_base_seconds, settings.retry_max_seconds
     processor = InboxProcessor(
         db,
         parts["webhook_handlers"],
@@ -238,7 +238,8 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             batch_size=settings.worker_batch_size,
             max_attempts=settings.webhook_max_attempts,
             lease_seconds=settings.worker_lease_seconds,
-            **retry,
+            retry_base=retry_base,
+            retry_cap=retry_cap,
         ),
     )
     transport: RedisStreamsTransport | None = None
@@ -259,7 +260,12 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
     dispatcher = OutboxDispatcher(
         db,
         bus,
-        DispatchPolicy(batch_size=settings.worker_batch_size, max_attempts=settings.webhook_max_attempts, **retry),
+        DispatchPolicy(
+            batch_size=settings.worker_batch_size,
+            max_attempts=settings.webhook_max_attempts,
+            retry_base=retry_base,
+            retry_cap=retry_cap,
+        ),
         publisher=transport.publish if transport is not None else None,
     )
     inbox = InboxWriter(db)
