@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test demo bench lint typecheck install install-dev clean
+.PHONY: serve test demo bench bench-process lint typecheck install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "storebridge needs Python >= 3.11; set PYTHON=python3.11"'
@@ -41,6 +41,10 @@ test: lint typecheck
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
+
+# Needs PostgreSQL (STOREBRIDGE_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
+bench-process: $(VENV)/.installed-dev
+	$(BIN)/python bench/process.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache storebridge.egg-info
