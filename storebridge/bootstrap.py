@@ -105,6 +105,7 @@ class Hub:
     routers: list[APIRouter] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
     event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -150,9 +151,11 @@ class Hub:
 
     async def check_health(self) -> dict[str, HealthStatus]:
         results: dict[str, HealthStatus] = {}
-        for name, provider in self.payment_providers.items():
-            status = await provider.health_check()
-            self.integrations[name].last_health = status
+        checks = {name: provider.health_check for name, provider in self.payment_providers.items()}
+        for name, check in {**checks, **self.health_checks}.items():
+            status = await check()
+            if name in self.integrations:
+                self.integrations[name].last_health = status
             results[name] = status
         return results
 
@@ -310,5 +313,6 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         routers=wiring.routers,
         services=wiring.services,
         closers=wiring.closers,
+        health_checks=wiring.health_checks,
         **parts,
     )

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.events.bus import EventBus
+from storebridge.integration import HealthStatus
 from storebridge.payments.provider import PaymentProvider
 from storebridge.webhooks.processor import WebhookHandler
 from storebridge.webhooks.sources import WebhookSource
@@ -52,6 +53,8 @@ class Wiring:
     routers: list[APIRouter] = field(default_factory=list)  # mounted behind the API token
     services: dict[str, Any] = field(default_factory=dict)  # e.g. "shipping" -> ShippingService
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Health checks for `storebridge check` and GET /integrations?check=true, by integration name.
+    health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
 
 
 def install_capabilities(wiring: Wiring, modules: tuple[str, ...] = CAPABILITIES) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from storebridge.db import Base
 from storebridge.events.model import Checkpoint, EventReceipt, OutboxEvent, WorkerHeartbeat
 from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
+from storebridge.notifications.model import Notification, SendgridEventSeen
 from storebridge.orders.model import LineItem, Order
 from storebridge.payments.model import Payment, Refund
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
@@ -24,6 +25,8 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "Checkpoint",
+    "Notification",
+    "SendgridEventSeen",
 ]
 
 metadata = Base.metadata

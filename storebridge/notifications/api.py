@@ -1,0 +1,27 @@
+"""Routes (behind the API token): an order's notifications, and resending one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+if TYPE_CHECKING:
+    from storebridge.notifications.service import NotificationService
+
+__all__ = ["notifications_router"]
+
+
+def notifications_router(service: NotificationService) -> APIRouter:
+    router = APIRouter(tags=["notifications"])
+
+    @router.get("/orders/{order_id}/notifications")
+    async def list_notifications(order_id: str) -> dict[str, Any]:
+        rows = await service.for_order(order_id)
+        return {"order_id": order_id, "notifications": [n.to_dict() for n in rows]}
+
+    @router.post("/notifications/{notification_id}/resend", status_code=202)
+    async def resend(notification_id: str) -> dict[str, Any]:
+        return (await service.resend(notification_id)).to_dict()
+
+    return router
