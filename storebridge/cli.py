@@ -141,7 +141,8 @@ def check() -> None:
 @app.command()
 def demo(
     database_url: str = typer.Option("", help="database for the demo hub (default: a temporary SQLite file)"),
-    timeout: float = typer.Option(30.0, help="seconds to wait for the webhook"),
+    timeout: float = typer.Option(30.0, help="seconds to wait for each step"),
+    output: Path = typer.Option(Path("storebridge-demo"), help="folder for the PDF label and the e-mails"),
 ) -> None:
     """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline."""
     from storebridge.cli_tasks import run_demo
@@ -151,7 +152,7 @@ def demo(
         os.environ.setdefault("STOREBRIDGE_LOG_LEVEL", "WARNING")
         settings = _settings()
         _logging(settings)
-        raise typer.Exit(run_demo(settings, out, timeout=timeout))
+        raise typer.Exit(run_demo(settings, out, timeout=timeout, folder=output))
 
 
 @app.command()

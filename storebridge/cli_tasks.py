@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,7 +44,12 @@ def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tup
     return hub, create_app(hub, migrate=migrate, run_worker=run_worker), port
 
 
-def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0) -> int:
+def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0, folder: Path | None = None) -> int:
+    """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail."""
+    from storebridge.cli_demo_steps import save_mailbox, ship_to_delivered
+
+    folder = folder or Path("storebridge-demo")
+    folder.mkdir(parents=True, exist_ok=True)
     hub, app, port = _embedded_hub(settings, migrate=True, run_worker=True)
     received: list[Event] = []
 
@@ -75,6 +81,13 @@ def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0) -> int:
             if webhook_done and any(e.type == "payment.captured" for e in received):
                 break
             time.sleep(0.1)
+        delivered = mails = None
+        if "shipping" in hub.services and state.get("payment_status") == "captured":
+            delivered = ship_to_delivered(client, base, order["id"], out, folder, timeout)
+        if "sendgrid" in hub.sandboxes:
+            expected = 2 if delivered else 1  # order confirmation, then the shipping notice
+            mails = save_mailbox(base, DEMO_ORDER["email"], expected, out, folder, timeout)
+        state = client.get(f"/orders/{order['id']}").raise_for_status().json()
     table = Table(title=f"order {order['id']} timeline")
     for column in ("time", "kind", "what", "details"):
         table.add_column(column)
@@ -85,7 +98,9 @@ def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0) -> int:
     out.print("subscriber received: " + ", ".join(e.type for e in received))
     captured = state.get("payment_status") == "captured" and any(e.type == "payment.captured" for e in received)
     out.print(f"payment_status: [bold]{state.get('payment_status')}[/]")
-    return 0 if captured else 1
+    shipped = delivered is not False
+    mailed = mails is None or mails >= (2 if delivered else 1)
+    return 0 if captured and shipped and mailed else 1
 
 
 def run_check(settings: Settings, out: Console) -> int:
