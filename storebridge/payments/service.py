@@ -48,7 +48,7 @@ class PaymentService:
 
     async def _apply(self, payment_id: str, state: ProviderPayment, request_id: str | None = None) -> Payment:
         async with self.db.write() as session:
-            payment = await _load(session, payment_id)
+            payment = await _load(session, payment_id, lock=True)
             apply_provider_state(session, payment, state, request_id=request_id)
             await refresh_order_payment_status(session, payment.order_id)
             return payment
@@ -93,7 +93,7 @@ class PaymentService:
 
     async def confirm(self, cmd: ConfirmPayment) -> Payment:
         async with self.db.write() as session:
-            payment = await _load(session, cmd.payment_id)
+            payment = await _load(session, cmd.payment_id, lock=True)
             if payment.status in ("captured", "partially_refunded", "refunded", "canceled"):
                 return payment  # nothing left to confirm: answering with the payment is the idempotent reply
             payment.confirm_attempts += 1
@@ -130,7 +130,7 @@ class PaymentService:
 
     async def refund(self, cmd: RefundPayment) -> tuple[Payment, Refund]:
         async with self.db.write() as session:
-            payment = await _load(session, cmd.payment_id)
+            payment = await _load(session, cmd.payment_id, lock=True)
             pending = await session.scalar(
                 select(func.coalesce(func.sum(Refund.amount), 0)).where(
                     Refund.payment_id == payment.id, Refund.status == "pending"
@@ -165,7 +165,7 @@ class PaymentService:
                     Refund.payment_id == payment.id, Refund.status == "succeeded"
                 )
             )
-            current = await session.get(Payment, payment.id)
+            current = await session.get(Payment, payment.id, with_for_update=True)
             assert current is not None
             state = ProviderPayment(
                 provider_ref=payment.provider_ref,
@@ -184,7 +184,7 @@ class PaymentService:
             raise InvalidRequest(f"payment is {payment.status}; refund it instead of canceling")
         if payment.provider_ref is None:
             async with self.db.write() as session:
-                row = await session.get(Payment, payment.id)
+                row = await session.get(Payment, payment.id, with_for_update=True)
                 assert row is not None
                 apply_provider_state(
                     session, row, ProviderPayment(provider_ref="", provider_status="canceled", canceled=True)
@@ -204,8 +204,10 @@ class PaymentService:
         return await self._apply(payment.id, state)
 
 
-async def _load(session: AsyncSession, payment_id: str) -> Payment:
-    payment = await session.get(Payment, payment_id)
+async def _load(session: AsyncSession, payment_id: str, *, lock: bool = False) -> Payment:
+    """The payment, or NotFound. `lock`: on PostgreSQL take the row lock, so an API call and a webhook
+    applying provider states at the same moment merge one after the other instead of losing one."""
+    payment = await session.get(Payment, payment_id, with_for_update=lock)
     if payment is None:
         raise NotFound("payment", payment_id)
     return payment
@@ -221,10 +223,12 @@ def payment_webhook_handler(provider: PaymentProvider) -> WebhookHandler:
             return None  # an event type we do not act on: processed, with no effect
         payment = None
         if state.payment_id:
-            payment = await session.get(Payment, state.payment_id)
+            payment = await session.get(Payment, state.payment_id, with_for_update=True)
         if payment is None and state.provider_ref:
             payment = await session.scalar(
-                select(Payment).where(Payment.provider == provider.name, Payment.provider_ref == state.provider_ref)
+                select(Payment)
+                .where(Payment.provider == provider.name, Payment.provider_ref == state.provider_ref)
+                .with_for_update()
             )
         if payment is None:
             # It may be ours and not committed yet, or not ours at all: retry, then dead-letter.

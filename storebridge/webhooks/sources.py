@@ -41,3 +41,7 @@ class WebhookSource:
 
     def verify(self, raw: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         verify_any(self.scheme, raw, headers, secrets=self.secrets, tolerance=self.tolerance, now=now)
+
+    async def averify(self, raw: bytes, headers: Mapping[str, str]) -> None:
+        """What the webhook route awaits; sources whose check needs I/O (PayPal's certificates) override it."""
+        self.verify(raw, headers)
