@@ -143,6 +143,7 @@ def demo(
     database_url: str = typer.Option("", help="database for the demo hub (default: a temporary SQLite file)"),
     timeout: float = typer.Option(30.0, help="seconds to wait for each step"),
     output: Path = typer.Option(Path("storebridge-demo"), help="folder for the PDF label and the e-mails"),
+    provider: str = typer.Option("stripe", help="payment provider: stripe or paypal (both sandboxed)"),
 ) -> None:
     """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline."""
     from storebridge.cli_tasks import run_demo
@@ -152,34 +153,31 @@ def demo(
         os.environ.setdefault("STOREBRIDGE_LOG_LEVEL", "WARNING")
         settings = _settings()
         _logging(settings)
-        raise typer.Exit(run_demo(settings, out, timeout=timeout, folder=output))
+        raise typer.Exit(run_demo(settings, out, timeout=timeout, folder=output, provider=provider))
 
 
 @app.command()
 def sandbox(
-    provider: str = typer.Argument(..., help="which emulator: stripe"),
+    provider: str = typer.Argument(..., help="which emulator: stripe, paypal, shippo or sendgrid"),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(12111),
     webhook_url: str = typer.Option(
-        "", help="where to deliver signed webhooks (e.g. http://127.0.0.1:8000/webhooks/stripe)"
+        "", help="where to deliver signed webhooks, e.g. http://127.0.0.1:8000/webhooks/stripe"
     ),
-    webhook_secret: str = typer.Option("", envvar="STRIPE_WEBHOOK_SECRET", help="signing secret (whsec_...)"),
+    webhook_secret: str = typer.Option("", help="Stripe: the whsec_ signing secret; PayPal: the client secret"),
 ) -> None:
     """Run one provider emulator alone."""
-    import secrets
-
     import uvicorn
 
-    if provider != "stripe":
-        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: stripe")
-        raise typer.Exit(2)
-    from storebridge.sandbox.stripe import StripeSandbox
+    from storebridge.cli_sandbox import SANDBOXES, build_sandbox
 
-    secret = webhook_secret or "whsec_" + secrets.token_hex(24)
-    if not webhook_secret:
-        out.print(f"webhook signing secret: {secret}")
-    emulator = StripeSandbox(webhook_url=webhook_url or None, webhook_secret=secret)
-    out.print(f"Stripe sandbox on http://{host}:{port} (point STRIPE_API_BASE here)")
+    if provider not in SANDBOXES:
+        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(SANDBOXES)}")
+        raise typer.Exit(2)
+    emulator, notes = build_sandbox(provider, f"http://{host}:{port}", webhook_url or None, webhook_secret)
+    out.print(f"{provider} sandbox on http://{host}:{port}; point storebridge at it with:")
+    for note in notes:
+        out.print(f"  {note}")
     uvicorn.run(emulator.app, host=host, port=port, log_level="warning")
 
 

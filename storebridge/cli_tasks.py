@@ -44,7 +44,9 @@ def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tup
     return hub, create_app(hub, migrate=migrate, run_worker=run_worker), port
 
 
-def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0, folder: Path | None = None) -> int:
+def run_demo(
+    settings: Settings, out: Console, *, timeout: float = 30.0, folder: Path | None = None, provider: str = "stripe"
+) -> int:
     """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail."""
     from storebridge.cli_demo_steps import save_mailbox, ship_to_delivered
 
@@ -63,21 +65,24 @@ def run_demo(settings: Settings, out: Console, *, timeout: float = 30.0, folder:
     ):
         order = client.post("/orders", json=DEMO_ORDER).raise_for_status().json()
         out.print(f"placed order [bold]{order['id']}[/]: {order['total']} minor units of {order['currency']}")
-        payment = (
-            client.post(
-                f"/orders/{order['id']}/payments", json={"provider": "stripe", "payment_method": "pm_card_visa"}
-            )
-            .raise_for_status()
-            .json()
+        body = (
+            {"provider": provider, "payment_method": "pm_card_visa"} if provider == "stripe" else {"provider": provider}
         )
-        out.print(f"payment {payment['id']} -> Stripe {payment['provider_ref']} ({payment['provider_status']})")
+        payment = client.post(f"/orders/{order['id']}/payments", json=body).raise_for_status().json()
+        out.print(f"payment {payment['id']} -> {provider} {payment['provider_ref']} ({payment['provider_status']})")
+        if payment.get("action_url"):  # PayPal: the buyer approves on the provider's page (the sandbox plays them)
+            out.print(f"buyer approves at {payment['action_url']}")
+            httpx.get(payment["action_url"], timeout=30).raise_for_status()
         payment = client.post(f"/payments/{payment['id']}/confirm").raise_for_status().json()
-        out.print(f"confirmed: {payment['status']}; waiting for Stripe's webhook ...")
+        out.print(f"confirmed: {payment['status']}; waiting for the provider's webhook ...")
         deadline = time.monotonic() + timeout
         state: dict[str, Any] = {}
         while time.monotonic() < deadline:
             state = client.get(f"/orders/{order['id']}").raise_for_status().json()
-            webhook_done = any(e["kind"] == "webhook" and "processed" in e["summary"] for e in state["timeline"])
+            webhook_done = any(
+                e["kind"] == "webhook" and e["type"].startswith(f"{provider}:") and "processed" in e["summary"]
+                for e in state["timeline"]
+            )
             if webhook_done and any(e.type == "payment.captured" for e in received):
                 break
             time.sleep(0.1)

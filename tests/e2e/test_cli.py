@@ -125,4 +125,44 @@ def test_demo_pays_an_order_and_prints_its_timeline(tmp_path: Path) -> None:
 def test_unknown_sandbox_name_is_refused(tmp_path: Path) -> None:
     """storebridge sandbox with an unknown provider exits 2 and lists the available ones."""
     result = _run(["sandbox", "nosuch"], _env(tmp_path))
-    assert result.returncode == 2 and "available: stripe" in result.stderr
+    assert result.returncode == 2 and "available: stripe, paypal" in result.stderr
+
+
+def test_demo_with_paypal_pays_through_the_approve_link(tmp_path: Path) -> None:
+    """make demo --provider paypal: the sandbox buyer approves, the order is captured, exit 0."""
+    result = subprocess.run(
+        [*STOREBRIDGE, "demo", "--provider", "paypal", "--output", str(tmp_path / "out")],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "buyer approves at" in result.stdout and "payment_status: captured" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["stripe", "paypal", "shippo", "sendgrid"])
+def test_each_sandbox_runs_alone(tmp_path: Path, name: str) -> None:
+    """storebridge sandbox NAME serves the emulator on its own port and prints the settings to use it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "sandbox", name, "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def answers() -> bool:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                return True
+            except httpx.TransportError:
+                return False
+
+        wait_for(answers, timeout=30, what=f"the {name} sandbox to listen")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=15)
+    assert f"{name} sandbox on http://127.0.0.1:{port}" in stdout
