@@ -155,7 +155,8 @@ def run_check(settings: Settings, out: Console) -> int:
         detail = (
             "; ".join(item["problems"])
             or health.get("detail")
-            or (f"{health.get('latency_ms')} ms" if health else "disabled")
+            or (f"{health['latency_ms']:.1f} ms" if health.get("latency_ms") is not None else "")
+            or ("no health check registered" if item["enabled"] else "disabled")
         )
         table.add_row(item["name"], item["mode"], "yes" if good else "no", detail)
     out.print(table)
