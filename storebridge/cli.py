@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -30,13 +32,20 @@ console = _console(stderr=True)
 out = _console()
 
 
-def _settings() -> Settings:
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """A ConfigError (core settings, or a capability's own at bootstrap) ends the command with advice."""
     try:
-        return load_settings()
+        yield
     except ConfigError as exc:
         console.print(f"[bold red]configuration error:[/] {exc}")
         console.print("Fix the variable(s) named above in the environment or .env, then run the command again.")
         raise typer.Exit(2) from None
+
+
+def _settings() -> Settings:
+    with _config_errors():
+        return load_settings()
 
 
 def _logging(settings: Settings) -> None:
@@ -87,7 +96,8 @@ def serve(
     _logging(settings)
     _migrate_or_exit(settings)
     public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    hub = bootstrap(settings, public_url=public)
+    with _config_errors():
+        hub = bootstrap(settings, public_url=public)
     if hub.api_token_generated:
         out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
     for i in hub.integrations.values():
@@ -116,7 +126,8 @@ def worker_cmd() -> None:
         await stop.wait()
         await hub.stop()
 
-    asyncio.run(run())
+    with _config_errors():
+        asyncio.run(run())
 
 
 @app.command()
@@ -135,7 +146,9 @@ def check() -> None:
 
     settings = _settings()
     _logging(settings)
-    raise typer.Exit(run_check(settings, out))
+    with _config_errors():
+        code = run_check(settings, out)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -153,7 +166,9 @@ def demo(
         os.environ.setdefault("STOREBRIDGE_LOG_LEVEL", "WARNING")
         settings = _settings()
         _logging(settings)
-        raise typer.Exit(run_demo(settings, out, timeout=timeout, folder=output, provider=provider))
+        with _config_errors():
+            code = run_demo(settings, out, timeout=timeout, folder=output, provider=provider)
+    raise typer.Exit(code)
 
 
 @app.command()

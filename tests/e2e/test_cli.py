@@ -21,7 +21,7 @@ STOREBRIDGE = [sys.executable, "-m", "storebridge"]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "STOREBRIDGE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "STOREBRIDGE_", "PAYPAL_"))}
     env.update({"STOREBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "STOREBRIDGE_LOG_LEVEL": "WARNING"})
     env.update(extra)
     return env
@@ -166,3 +166,10 @@ def test_each_sandbox_runs_alone(tmp_path: Path, name: str) -> None:
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate(timeout=15)
     assert f"{name} sandbox on http://127.0.0.1:{port}" in stdout
+
+
+def test_a_capability_setting_error_stops_serve_naming_the_variable(tmp_path: Path) -> None:
+    """PAYPAL_CLIENT_ID without its secret: serve exits 2 naming PAYPAL_CLIENT_SECRET, no traceback."""
+    result = _run(["serve", "--port", str(free_port())], _env(tmp_path, PAYPAL_CLIENT_ID="client-abc"))
+    assert result.returncode == 2
+    assert "PAYPAL_CLIENT_SECRET" in result.stderr and "Traceback" not in result.stderr
