@@ -8,6 +8,7 @@ from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAt
 from storebridge.notifications.model import Notification, SendgridEventSeen
 from storebridge.orders.model import LineItem, Order
 from storebridge.payments.model import Payment, Refund
+from storebridge.shipping.model import Shipment, ShipmentLabel, ShipmentRate, TrackingEvent
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "Checkpoint",
     "Notification",
     "SendgridEventSeen",
+    "Shipment",
+    "ShipmentRate",
+    "ShipmentLabel",
+    "TrackingEvent",
 ]
 
 metadata = Base.metadata

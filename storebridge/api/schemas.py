@@ -153,6 +153,7 @@ def order_out(
         "shipping_total": o.shipping_total,
         "total": o.total,
         "payment_status": o.payment_status,
+        "fulfillment_status": o.fulfillment_status,
         "shipping_address": o.shipping_address,
         "metadata": o.metadata_,
         "created_at": o.created_at,

@@ -22,6 +22,7 @@ class Order(Base):
     shipping_total: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer)
     payment_status: Mapped[str] = mapped_column(String(32), default="not_paid")
+    fulfillment_status: Mapped[str] = mapped_column(String(32), default="not_fulfilled", server_default="not_fulfilled")
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[float] = mapped_column(Float, default=now)

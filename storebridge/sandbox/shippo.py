@@ -1,0 +1,404 @@
+"""A Shippo API emulator (shipments with rates from several carriers, transactions with real PDF labels,
+tracks that advance on request and send `track_updated` webhooks), with Shippo's error shapes and 429s.
+
+Mount `ShippoSandbox(...).app` anywhere (the client's base address is the mount point) or serve it alone.
+Test controls: POST `/advance/{tracking_number}` (PRE_TRANSIT -> TRANSIT -> DELIVERED, or `?to=RETURNED`),
+`/_control/faults` (inject an error, a 429 with rate-limit headers, or a delay before or after the work),
+`/_control/deliveries` (webhooks sent). All state lives on the instance, in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .shippo_label import (
+    SERVICES,
+    TRACKING_DETAILS,
+    ShippoError,
+    address_lines,
+    new_object_id,
+    now_iso,
+    render_label,
+    shipment_object,
+    track_object,
+    transaction_object,
+)
+
+__all__ = ["ShippoSandbox", "ShippoError", "SERVICES"]
+
+logger = logging.getLogger(__name__)
+
+_NEXT = {"UNKNOWN": "PRE_TRANSIT", "PRE_TRANSIT": "TRANSIT", "TRANSIT": "DELIVERED"}
+
+
+@dataclass
+class _Fault:
+    path_prefix: str
+    status: int | None
+    count: int
+    method: str | None
+    retry_after: float | None
+    delay: float
+    after: bool  # do the work first, then fail (or delay): the caller cannot tell whether it happened
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status, headers=headers, media_type="application/json")
+
+
+def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"count": len(items), "results": items}  # no next/previous: everything fits on one page
+
+
+class ShippoSandbox:
+    """The emulator: `app` answers the Shippo API subset storebridge uses; webhooks go to `webhook_url`."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None,
+        api_key: str | None = None,
+        hmac_secret: str | None = None,
+        delivery_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0),
+    ) -> None:
+        self.webhook_url = webhook_url
+        self.api_key = api_key
+        self.hmac_secret = hmac_secret
+        self.delivery_retry_delays = delivery_retry_delays
+        self.shipments: dict[str, dict[str, Any]] = {}
+        self.rates: dict[str, dict[str, Any]] = {}
+        self.transactions: dict[str, dict[str, Any]] = {}
+        self.tracks: dict[str, dict[str, Any]] = {}
+        self.labels: dict[str, bytes] = {}
+        self.deliveries: list[dict[str, Any]] = []
+        self._faults: list[_Fault] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._app: Starlette | None = None
+
+    @property
+    def app(self) -> Starlette:
+        if self._app is None:
+            self._app = self._build_app()
+        return self._app
+
+    def _build_app(self) -> Starlette:
+        api: list[tuple[str, str, Callable[[Request], Awaitable[Any]]]] = [
+            ("POST", "/shipments", self._create_shipment),
+            ("GET", "/shipments/{id}", self._get_shipment),
+            ("GET", "/shipments/{id}/rates", self._shipment_rates),
+            ("GET", "/rates/{id}", self._get_rate),
+            ("POST", "/transactions", self._create_transaction),
+            ("GET", "/transactions", self._list_transactions),
+            ("GET", "/transactions/{id}", self._get_transaction),
+            ("POST", "/tracks", self._register_track),
+            ("GET", "/tracks/{carrier}/{number}", self._get_track),
+            ("GET", "/carrier_accounts", self._carrier_accounts),
+        ]
+        routes = [Route(path, self._api(handler), methods=[method]) for method, path, handler in api]
+        routes += [
+            Route("/labels/{id}.pdf", self._label_pdf, methods=["GET"]),
+            Route("/advance/{number}", self._advance_route, methods=["POST", "GET"]),
+            Route("/_control/faults", self._control_faults, methods=["GET", "POST", "DELETE"]),
+            Route("/_control/deliveries", self._control_deliveries, methods=["GET"]),
+            Route("/{path:path}", self._api(self._not_found), methods=["GET", "POST", "PUT", "DELETE"]),
+        ]
+
+        @asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            yield
+            await self.aclose()
+
+        return Starlette(routes=routes, lifespan=lifespan)
+
+    # ------------------------------------------------------------------ pipeline
+    def _api(self, handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            headers = {"X-Request-Id": secrets.token_hex(8)}
+            fault = self._take_fault(request)
+            try:
+                if fault is not None and not fault.after:
+                    await self._apply_fault(fault)
+                self._authenticate(request)
+                status, payload = await handler(request)
+                if fault is not None and fault.after:
+                    await self._apply_fault(fault)
+            except ShippoError as exc:
+                return _json(exc.status, exc.body, {**headers, **exc.headers})
+            return _json(status, payload, headers)
+
+        return endpoint
+
+    def _authenticate(self, request: Request) -> None:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme != "ShippoToken" or not key:
+            raise ShippoError(401, {"detail": "Authentication credentials were not provided."})
+        wrong = key != self.api_key if self.api_key else not key.startswith(("shippo_test_", "shippo_live_"))
+        if wrong:
+            raise ShippoError(401, {"detail": "Invalid token."})
+
+    def _take_fault(self, request: Request) -> _Fault | None:
+        path = request.scope["path"][len(request.scope.get("root_path", "")) :] or "/"
+        for fault in self._faults:
+            if fault.count > 0 and path.startswith(fault.path_prefix) and fault.method in (None, request.method):
+                fault.count -= 1
+                return fault
+        return None
+
+    @staticmethod
+    async def _apply_fault(fault: _Fault) -> None:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status == 429:
+            wait = fault.retry_after if fault.retry_after is not None else 1
+            headers = {
+                "Retry-After": f"{wait:g}",
+                "X-RateLimit-Limit": "50",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time() + wait)),
+            }
+            raise ShippoError(
+                429, {"detail": f"Request was throttled. Expected available in {wait:g} seconds."}, headers
+            )
+        if fault.status is not None:
+            raise ShippoError(fault.status, {"detail": f"Injected fault: HTTP {fault.status}."})
+
+    @staticmethod
+    async def _body(request: Request) -> dict[str, Any]:
+        try:
+            data = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise ShippoError(400, {"detail": "JSON parse error - request body is not valid JSON."}) from None
+        if not isinstance(data, dict):
+            raise ShippoError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+        return data
+
+    # ----------------------------------------------------------------- shipments
+    async def _create_shipment(self, request: Request) -> tuple[int, dict[str, Any]]:
+        shipment = shipment_object(await self._body(request))
+        self.rates.update((rate["object_id"], rate) for rate in shipment["rates"])
+        self.shipments[shipment["object_id"]] = shipment
+        return 201, self._public(shipment)
+
+    @staticmethod
+    def _public(obj: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+    def _find(self, store: dict[str, dict[str, Any]], request: Request, what: str) -> dict[str, Any]:
+        obj = store.get(str(request.path_params["id"]))
+        if obj is None:
+            raise ShippoError(404, {"detail": f"{what} not found."})
+        return obj
+
+    async def _get_shipment(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 200, self._public(self._find(self.shipments, request, "Shipment"))
+
+    async def _shipment_rates(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 200, _page(self._find(self.shipments, request, "Shipment")["rates"])
+
+    async def _get_rate(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 200, self._find(self.rates, request, "Rate")
+
+    async def _carrier_accounts(self, request: Request) -> tuple[int, dict[str, Any]]:
+        carriers = sorted({s[0] for s in SERVICES})
+        accounts = [
+            {"object_id": hashlib.md5(c.encode()).hexdigest(), "carrier": c.lower(), "active": True} for c in carriers
+        ]
+        return 200, _page(accounts)
+
+    # -------------------------------------------------------------- transactions
+    async def _create_transaction(self, request: Request) -> tuple[int, dict[str, Any]]:
+        body = await self._body(request)
+        rate = self.rates.get(str(body.get("rate") or ""))
+        if rate is None:
+            raise ShippoError(400, {"rate": [f"Rate with object_id {body.get('rate')!r} does not exist."]})
+        shipment = self.shipments[rate["shipment"]]
+        transaction = transaction_object(body, rate, _mount_url(request))
+        object_id, number = transaction["object_id"], transaction["tracking_number"]
+        to, sender = shipment["address_to"], shipment["address_from"]
+        self.labels[object_id] = render_label(
+            sender=address_lines(sender),
+            recipient=address_lines(to),
+            carrier=rate["provider"],
+            service=rate["servicelevel"]["name"],
+            tracking_number=number,
+            weight=shipment["_weight"],
+        )
+        self.transactions[object_id] = transaction
+        self.tracks[number] = track_object(rate["provider"].lower(), number, object_id, to, sender)
+        self._advance(number, "PRE_TRANSIT", send=False)
+        self._emit("transaction_created", transaction)
+        return 201, transaction
+
+    async def _list_transactions(self, request: Request) -> tuple[int, dict[str, Any]]:
+        rate, status = request.query_params.get("rate"), request.query_params.get("object_status")
+        items = [t for t in self.transactions.values() if rate in (None, t["rate"]) and status in (None, t["status"])]
+        return 200, _page(items)
+
+    async def _get_transaction(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 200, self._find(self.transactions, request, "Transaction")
+
+    async def _label_pdf(self, request: Request) -> Response:
+        pdf = self.labels.get(str(request.path_params["id"]))
+        if pdf is None:
+            return _json(404, {"detail": "Not found."})
+        return Response(pdf, 200, media_type="application/pdf")
+
+    async def _not_found(self, request: Request) -> tuple[int, dict[str, Any]]:
+        raise ShippoError(404, {"detail": "Not found."})
+
+    # -------------------------------------------------------------------- tracks
+    async def _register_track(self, request: Request) -> tuple[int, dict[str, Any]]:
+        body = await self._body(request)
+        errors = {f: ["This field is required."] for f in ("carrier", "tracking_number") if not body.get(f)}
+        if errors:
+            raise ShippoError(400, errors)
+        number = str(body["tracking_number"])
+        track = self.tracks.setdefault(number, track_object(str(body["carrier"]), number, None, None, None))
+        if track["tracking_status"] is None:
+            self._advance(number, "UNKNOWN", send=False)
+        if body.get("metadata"):
+            track["metadata"] = str(body["metadata"])[:100]
+        return 201, track
+
+    async def _get_track(self, request: Request) -> tuple[int, dict[str, Any]]:
+        track = self.tracks.get(str(request.path_params["number"]))
+        if track is None or track["carrier"] != str(request.path_params["carrier"]).lower():
+            raise ShippoError(404, {"detail": "Not found."})
+        return 200, track
+
+    def _advance(self, number: str, to: str | None = None, *, send: bool = True) -> dict[str, Any]:
+        track = self.tracks[number]
+        current = track["tracking_status"]["status"] if track["tracking_status"] else "UNKNOWN"
+        target = to or _NEXT.get(current)
+        if target is None:
+            raise ShippoError(409, {"detail": f"Tracking {number} is {current}: it does not advance further."})
+        now = now_iso()
+        status = {
+            "object_id": new_object_id(),
+            "object_created": now,
+            "object_updated": now,
+            "status": target,
+            "status_details": TRACKING_DETAILS.get(target, "Tracking information is not available yet."),
+            "status_date": now,
+            "location": track["address_to"] if target == "DELIVERED" else track["address_from"],
+        }
+        track["tracking_status"] = status
+        track["tracking_history"].append(status)
+        transaction = self.transactions.get(track.get("transaction") or "")
+        if transaction is not None:
+            transaction["tracking_status"], transaction["object_updated"] = target, now
+        if send:
+            self._emit("track_updated", track)
+        return track
+
+    async def _advance_route(self, request: Request) -> Response:
+        number = str(request.path_params["number"])
+        target = request.query_params.get("to")
+        if number not in self.tracks:
+            return _json(404, {"detail": f"No tracking number {number} in this sandbox."})
+        if target is not None and target not in TRACKING_DETAILS:
+            return _json(400, {"to": [f"must be one of {', '.join(TRACKING_DETAILS)}"]})
+        try:
+            track = self._advance(number, target)
+        except ShippoError as exc:
+            return _json(exc.status, exc.body)
+        return _json(200, track)
+
+    # ------------------------------------------------------------------ webhooks
+    def _emit(self, event: str, data: dict[str, Any]) -> None:
+        if not self.webhook_url:
+            return
+        body = json.dumps({"event": event, "test": True, "data": data}).encode()
+        task = asyncio.get_running_loop().create_task(self._deliver(event, body, self.webhook_url))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, event: str, body: bytes, url: str) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10.0)
+        headers = {"Content-Type": "application/json", "User-Agent": "Shippo/1.0 (sandbox)"}
+        if self.hmac_secret:
+            ts = int(time.time())
+            mac = hmac.new(self.hmac_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+            headers["Shippo-Auth-Signature"] = f"t={ts},v1={mac}"
+        for attempt, delay in enumerate((*self.delivery_retry_delays, None), start=1):
+            record: dict[str, Any] = {"event": event, "attempt": attempt, "status": None, "error": None}
+            try:
+                response = await self._client.post(url, content=body, headers=headers)
+                record["status"] = response.status_code
+            except httpx.HTTPError as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            self.deliveries.append(record)
+            if record["status"] is not None and 200 <= record["status"] < 300:
+                return
+            if delay is not None:
+                await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------------- control
+    async def _control_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self._faults.clear()
+        elif request.method == "POST":
+            try:
+                data = await self._body(request)
+                status, count, delay = data.get("status", 503), data.get("count", 1), data.get("delay", 0)
+                if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+                    raise ShippoError(400, {"status": ["must be an HTTP error status (400-599) or null."]})
+                if not isinstance(count, int) or count < 1 or not isinstance(delay, int | float) or delay < 0:
+                    raise ShippoError(400, {"count": ["count must be >= 1 and delay >= 0 seconds."]})
+            except ShippoError as exc:
+                return _json(exc.status, exc.body)
+            method = data.get("method")
+            self._faults.append(
+                _Fault(
+                    str(data.get("path_prefix", "/")),
+                    status,
+                    count,
+                    str(method).upper() if method else None,
+                    data.get("retry_after"),
+                    float(delay),
+                    bool(data.get("after", False)),
+                )
+            )
+        self._faults = [f for f in self._faults if f.count > 0]
+        return _json(200, {"faults": [asdict(f) for f in self._faults]})
+
+    async def _control_deliveries(self, request: Request) -> Response:
+        return _json(200, {"data": list(self.deliveries), "in_flight": len(self._tasks)})
+
+    async def aclose(self) -> None:
+        """Cancel deliveries in flight and close the HTTP client; the sandbox stays usable."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+def _mount_url(request: Request) -> str:
+    """The URL this app is mounted at, whatever the mount point (labels are served from here)."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    inner = path[len(root) :] if root and path.startswith(root) else path
+    url = str(request.url.replace(query=None))
+    return url[: len(url) - len(inner)] if inner and url.endswith(inner) else url.rstrip("/")
