@@ -173,3 +173,41 @@ def test_a_capability_setting_error_stops_serve_naming_the_variable(tmp_path: Pa
     result = _run(["serve", "--port", str(free_port())], _env(tmp_path, PAYPAL_CLIENT_ID="client-abc"))
     assert result.returncode == 2
     assert "PAYPAL_CLIENT_SECRET" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_shipping_buy_label_for_a_paid_order(served: tuple[str, str, subprocess.Popen[str]], tmp_path: Path) -> None:
+    """storebridge shipping buy-label: a paid order gets the cheapest label; without a token it says what to do."""
+    base, token, _ = served
+    auth = {"Authorization": f"Bearer {token}"}
+    order = httpx.post(
+        f"{base}/orders",
+        headers=auth,
+        json={
+            "email": "a@example.com",
+            "currency": "USD",
+            "items": [{"sku": "S", "title": "T", "quantity": 1, "unit_price": 900}],
+            "shipping_address": {
+                "name": "Ada",
+                "street1": "1 Main St",
+                "city": "Springfield",
+                "state": "IL",
+                "zip": "62701",
+                "country": "US",
+            },
+        },
+    ).json()
+    payment = httpx.post(
+        f"{base}/orders/{order['id']}/payments",
+        headers=auth,
+        json={"provider": "stripe", "payment_method": "pm_card_visa"},
+    ).json()
+    httpx.post(f"{base}/payments/{payment['id']}/confirm", headers=auth).raise_for_status()
+    no_token = _run(["shipping", "buy-label", order["id"], "--hub-url", base], _env(tmp_path))
+    assert no_token.returncode == 2 and "STOREBRIDGE_API_TOKEN" in no_token.stderr
+    bought = _run(
+        ["shipping", "buy-label", order["id"], "--hub-url", base], _env(tmp_path, STOREBRIDGE_API_TOKEN=token)
+    )
+    assert bought.returncode == 0, bought.stdout + bought.stderr
+    assert "tracking" in bought.stdout
+    shipments = httpx.get(f"{base}/orders/{order['id']}", headers=auth).json()
+    assert shipments["fulfillment_status"] == "label_purchased"

@@ -1,0 +1,62 @@
+"""`storebridge shipping buy-label ORDER_ID`: buy a label for an order through a running hub."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import typer
+from rich.console import Console
+
+__all__ = ["shipping_app"]
+
+shipping_app = typer.Typer(no_args_is_help=True, help="Shipments and labels (talks to a running hub).")
+
+DEFAULT_PARCEL = (
+    '{"length": "10", "width": "8", "height": "4", "distance_unit": "in", "weight": "2", "mass_unit": "lb"}'
+)
+
+
+@shipping_app.command("buy-label")
+def buy_label(
+    order_id: str,
+    choose: str = typer.Option("cheapest", "--rate", help="cheapest, fastest, or a rate id"),
+    parcel: str = typer.Option(DEFAULT_PARCEL, help="the parcel as JSON (units: in/cm, lb/kg/oz/g)"),
+    hub_url: str = typer.Option("http://127.0.0.1:8000", envvar="STOREBRIDGE_PUBLIC_URL", help="the running hub"),
+) -> None:
+    """Create a shipment for the order, pick a rate and buy its label; print the tracking number."""
+    out, err = Console(), Console(stderr=True)
+    token = os.environ.get("STOREBRIDGE_API_TOKEN")
+    if not token:
+        err.print("[bold red]STOREBRIDGE_API_TOKEN is not set[/]: export the token `storebridge serve` printed")
+        raise typer.Exit(2)
+    try:
+        parcels = [json.loads(parcel)]
+    except ValueError:
+        err.print("[bold red]--parcel is not valid JSON[/]")
+        raise typer.Exit(2) from None
+    with httpx.Client(base_url=hub_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        try:
+            created = client.post(f"/orders/{order_id}/shipments", json={"parcels": parcels})
+            if created.status_code >= 400:
+                err.print(f"[bold red]could not create the shipment ({created.status_code})[/]: {created.text}")
+                raise typer.Exit(1)
+            shipment = created.json()
+            rates = shipment["rates"]
+            rate = next((r for r in rates if r.get(choose) is True or r["id"] == choose), None)
+            if rate is None:
+                err.print(f"[bold red]no rate matches {choose!r}[/]: " + ", ".join(r["id"] for r in rates))
+                raise typer.Exit(1)
+            bought = client.post(f"/shipments/{shipment['id']}/label", json={"rate_id": rate["id"]})
+        except httpx.TransportError as exc:
+            err.print(f"[bold red]cannot reach the hub at {hub_url}[/]: {exc}; is `storebridge serve` running?")
+            raise typer.Exit(2) from None
+    if bought.status_code >= 400:
+        err.print(f"[bold red]label purchase failed ({bought.status_code})[/]: {bought.text}")
+        raise typer.Exit(1)
+    label = bought.json()
+    out.print(
+        f"{rate['carrier']} {rate['service']} {rate['amount']} {rate['currency']}: "
+        f"tracking [bold]{label['tracking_number']}[/], label at {hub_url}/shipments/{shipment['id']}/label"
+    )
