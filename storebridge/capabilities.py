@@ -35,6 +35,7 @@ CAPABILITIES: tuple[str, ...] = (
     "storebridge.payments.paypal_wiring",
     "storebridge.shipping.wiring",
     "storebridge.notifications.wiring",
+    "storebridge.inventory.wiring",
 )
 
 

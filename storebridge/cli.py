@@ -198,10 +198,12 @@ def sandbox(
 
 def _register_subcommands() -> None:
     from storebridge.cli_webhooks import webhooks_app
+    from storebridge.inventory.cli import inventory_app
     from storebridge.shipping.cli import shipping_app
 
     app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(shipping_app, name="shipping")
+    app.add_typer(inventory_app, name="inventory")
 
 
 @app.callback()

@@ -51,11 +51,22 @@ def _sendgrid(base: str, webhook_url: str | None, secret: str) -> tuple[Any, lis
     return SendGridSandbox(webhook_url=webhook_url), [f"mailbox: {base}/messages"]
 
 
+def _inventory(base: str, webhook_url: str | None, secret: str) -> tuple[Any, list[str]]:
+    from storebridge.sandbox.inventory import InventorySandbox
+
+    return InventorySandbox(webhook_url=webhook_url, webhook_secret=secret or None), [
+        f"INVENTORY_BASE_URL={base}",
+        "INVENTORY_API_KEY=<anything>",
+        "INVENTORY_STORE_ID=<any id>",
+    ]
+
+
 SANDBOXES: dict[str, Callable[[str, str | None, str], tuple[Any, list[str]]]] = {
     "stripe": _stripe,
     "paypal": _paypal,
     "shippo": _shippo,
     "sendgrid": _sendgrid,
+    "inventory": _inventory,
 }
 
 

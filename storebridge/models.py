@@ -5,6 +5,14 @@ from __future__ import annotations
 from storebridge.db import Base
 from storebridge.events.model import Checkpoint, EventReceipt, OutboxEvent, WorkerHeartbeat
 from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
+from storebridge.inventory.model import (
+    InventoryItem,
+    InventoryLevel,
+    InventoryLocation,
+    InventoryReservation,
+    InventorySyncBatch,
+    InventorySyncRun,
+)
 from storebridge.notifications.model import Notification, SendgridEventSeen
 from storebridge.orders.model import LineItem, Order
 from storebridge.payments.model import Payment, Refund
@@ -32,6 +40,12 @@ __all__ = [
     "ShipmentRate",
     "ShipmentLabel",
     "TrackingEvent",
+    "InventoryItem",
+    "InventoryLocation",
+    "InventoryLevel",
+    "InventoryReservation",
+    "InventorySyncRun",
+    "InventorySyncBatch",
 ]
 
 metadata = Base.metadata

@@ -141,7 +141,7 @@ def test_demo_with_paypal_pays_through_the_approve_link(tmp_path: Path) -> None:
     assert "buyer approves at" in result.stdout and "payment_status: captured" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["stripe", "paypal", "shippo", "sendgrid"])
+@pytest.mark.parametrize("name", ["stripe", "paypal", "shippo", "sendgrid", "inventory"])
 def test_each_sandbox_runs_alone(tmp_path: Path, name: str) -> None:
     """storebridge sandbox NAME serves the emulator on its own port and prints the settings to use it."""
     port = free_port()

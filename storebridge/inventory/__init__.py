@@ -1,0 +1,1 @@
+"""Inventory: stock levels per location, reservations that never oversell, and sync with an external system."""

@@ -1,0 +1,108 @@
+"""Inventory routes (mounted behind the API token by the capability wiring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from storebridge.inventory.commands import Adjustment, InsufficientStock, ReserveLine, ReserveOrder
+from storebridge.inventory.service import InventoryService
+
+__all__ = ["build_router"]
+
+
+def _service(request: Request) -> InventoryService:
+    service: InventoryService = request.app.state.hub.services["inventory"]
+    return service
+
+
+class LevelIn(BaseModel):
+    stocked: int = Field(ge=0)
+
+
+class ItemIn(BaseModel):
+    title: str | None = None
+    allow_backorder: bool | None = None
+    low_stock_threshold: int | None = Field(None, ge=0)
+
+
+class AdjustmentIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=120)
+    location: str | None = None
+    stocked: int | None = Field(None, ge=0)
+    delta: int | None = None
+    reason: str = "adjustment"
+
+
+class AdjustmentsIn(BaseModel):
+    adjustments: list[AdjustmentIn] = Field(min_length=1, max_length=5000)
+
+
+class LineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=120)
+    quantity: int = Field(gt=0)
+
+
+class ReservationIn(BaseModel):
+    order_id: str = Field(min_length=1, max_length=40)
+    lines: list[LineIn] = Field(min_length=1)
+    location: str | None = None
+    ttl_seconds: float | None = Field(None, ge=0)
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["inventory"])
+
+    @router.get("/inventory")
+    async def list_items(
+        request: Request, low_stock: bool = False, after: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        items = await _service(request).list_items(low_stock=low_stock, after=after, limit=max(1, min(limit, 1000)))
+        return {"items": items, "next_after": items[-1]["sku"] if len(items) == limit else None}
+
+    @router.post("/inventory/adjustments")
+    async def adjust(request: Request, body: AdjustmentsIn) -> dict[str, Any]:
+        levels = await _service(request).adjust([Adjustment(**a.model_dump()) for a in body.adjustments])
+        return {"levels": levels}
+
+    @router.post("/inventory/reservations", status_code=201, response_model=None)
+    async def reserve(request: Request, body: ReservationIn) -> dict[str, Any] | JSONResponse:
+        cmd = ReserveOrder(
+            body.order_id,
+            tuple(ReserveLine(line.sku, line.quantity) for line in body.lines),
+            body.location,
+            body.ttl_seconds,
+        )
+        try:
+            reservations = await _service(request).reserve(cmd)
+        except InsufficientStock as exc:
+            error = {"code": exc.code, "message": str(exc), **exc.to_dict()}
+            return JSONResponse({"error": error}, status_code=409)
+        return {"order_id": body.order_id, "reservations": reservations}
+
+    @router.get("/inventory/reservations/{order_id}")
+    async def reservations(request: Request, order_id: str) -> dict[str, Any]:
+        return {"order_id": order_id, "reservations": await _service(request).reservations(order_id)}
+
+    @router.delete("/inventory/reservations/{order_id}")
+    async def release(request: Request, order_id: str) -> dict[str, Any]:
+        released = await _service(request).release(order_id)
+        return {"order_id": order_id, "released": released}
+
+    @router.get("/inventory/{sku}")
+    async def get_item(request: Request, sku: str) -> dict[str, Any]:
+        return await _service(request).get(sku)
+
+    @router.put("/inventory/{sku}")
+    async def put_item(request: Request, sku: str, body: ItemIn) -> dict[str, Any]:
+        return await _service(request).update_item(sku, **body.model_dump())
+
+    @router.put("/inventory/{sku}/levels/{location}")
+    async def put_level(request: Request, sku: str, location: str, body: LevelIn) -> dict[str, Any]:
+        await _service(request).set_level(sku, location, body.stocked)
+        return await _service(request).get(sku)
+
+    return router

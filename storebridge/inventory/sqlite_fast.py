@@ -1,0 +1,167 @@
+"""Reservations on SQLite through the stdlib driver on one dedicated thread (as the inbox writer does).
+
+A batch of concurrent reservations is one transaction (one fsync); each order runs in its own
+SAVEPOINT, so a shortage rolls back only that order. Each SKU is still one conditional UPDATE
+(`stocked - reserved >= ?`) checked by its rowcount, under the process-wide write lock and BEGIN
+IMMEDIATE. SQLAlchemy's per-statement cost (~30 thread hops per reservation through aiosqlite)
+capped this at ~250 reservations/s; here a batch is one hop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from storebridge.db import now
+from storebridge.errors import StorebridgeError
+from storebridge.ids import new_id
+from storebridge.inventory.commands import INVENTORY_LEVEL_CHANGED, InsufficientStock, ReserveOrder
+
+__all__ = ["SqliteReserver"]
+
+_RES_COLUMNS = "id, order_id, line, sku, location_id, quantity, status, expires_at"
+
+
+class SqliteReserver:
+    def __init__(self, url: str, *, default_location: str, ttl_seconds: float) -> None:
+        self.path = make_url(url).database or ":memory:"
+        self.default_location = default_location
+        self.ttl_seconds = ttl_seconds
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inventory-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        self.thread.submit(shut).result()
+        self.thread.shutdown(wait=True)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
+                conn.execute(f"PRAGMA {pragma}")
+            self._conn = conn
+        return self._conn
+
+    def reserve_batch(self, commands: list[ReserveOrder]) -> list[list[dict[str, Any]] | StorebridgeError]:
+        """Run in the dedicated thread, under the caller's db.write_lock()."""
+        conn = self._connect()
+        out: list[list[dict[str, Any]] | StorebridgeError] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for cmd in commands:
+                conn.execute("SAVEPOINT reserve")
+                try:
+                    out.append(self._reserve(conn, cmd))
+                except StorebridgeError as exc:
+                    conn.execute("ROLLBACK TO reserve")
+                    out.append(exc)
+                conn.execute("RELEASE reserve")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return out
+
+    def _reserve(self, conn: sqlite3.Connection, cmd: ReserveOrder) -> list[dict[str, Any]]:
+        query = f"SELECT {_RES_COLUMNS} FROM inventory_reservations WHERE order_id = ? AND status = 'active'"
+        existing = conn.execute(query + " ORDER BY line", (cmd.order_id,)).fetchall()
+        if existing:
+            return [_out(r) for r in existing]
+        location = cmd.location or self.default_location
+        ttl = self.ttl_seconds if cmd.ttl_seconds is None else cmd.ttl_seconds
+        t = now()
+        totals: dict[str, int] = {}
+        for line in cmd.lines:
+            totals[line.sku] = totals.get(line.sku, 0) + line.quantity
+        marks = ",".join("?" * len(totals))
+        items = {
+            r[1]: (r[0], bool(r[2]))
+            for r in conn.execute(
+                f"SELECT id, sku, allow_backorder FROM inventory_items WHERE sku IN ({marks})", list(totals)
+            )
+        }
+        for sku in sorted(totals):
+            if sku not in items:
+                continue  # untracked
+            item_id, backorder = items[sku]
+            qty = totals[sku]
+            level_id = self._level(conn, item_id, location, create=backorder, t=t)
+            if level_id is None:
+                raise InsufficientStock(sku, location, qty, 0)
+            sql = "UPDATE inventory_levels SET reserved = reserved + ?, updated_at = ? WHERE id = ?"
+            args: list[Any] = [qty, t, level_id]
+            if not backorder:
+                sql += " AND stocked - reserved >= ?"
+                args.append(qty)
+            if conn.execute(sql, args).rowcount != 1:
+                row = conn.execute(
+                    "SELECT stocked - reserved FROM inventory_levels WHERE id = ?", (level_id,)
+                ).fetchone()
+                raise InsufficientStock(sku, location, qty, int(row[0] if row else 0))
+            stocked, reserved = conn.execute(
+                "SELECT stocked, reserved FROM inventory_levels WHERE id = ?", (level_id,)
+            ).fetchone()
+            payload = {
+                "sku": sku,
+                "location": location,
+                "quantity": stocked - reserved,
+                "stocked": stocked,
+                "reserved": reserved,
+                "available": stocked - reserved,
+                "reason": "reserved",
+            }
+            conn.execute(
+                "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (new_id("evt"), INVENTORY_LEVEL_CHANGED, item_id, cmd.order_id, json.dumps(payload), t),
+            )
+        rows = [
+            (new_id("res"), cmd.order_id, n, line.sku, location, line.quantity, "active", t + ttl if ttl else None)
+            for n, line in enumerate(cmd.lines)
+            if line.sku in items
+        ]
+        conn.executemany(
+            f"INSERT INTO inventory_reservations ({_RES_COLUMNS}, item_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*r, items[r[3]][0], t, t) for r in rows],
+        )
+        return [_out(r) for r in rows]
+
+    @staticmethod
+    def _level(conn: sqlite3.Connection, item_id: str, location: str, *, create: bool, t: float) -> str | None:
+        query = "SELECT id FROM inventory_levels WHERE item_id = ? AND location_id = ?"
+        row = conn.execute(query, (item_id, location)).fetchone()
+        if row is None and create:
+            conn.execute(
+                "INSERT INTO inventory_locations (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (location, location, t),
+            )
+            conn.execute(
+                "INSERT INTO inventory_levels (id, item_id, location_id, stocked, reserved, updated_at)"
+                " VALUES (?, ?, ?, 0, 0, ?)",
+                (new_id("invl"), item_id, location, t),
+            )
+            row = conn.execute(query, (item_id, location)).fetchone()
+        return str(row[0]) if row is not None else None
+
+
+def _out(r: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "order_id": r[1],
+        "line": r[2],
+        "sku": r[3],
+        "location": r[4],
+        "quantity": r[5],
+        "status": r[6],
+        "expires_at": r[7],
+    }

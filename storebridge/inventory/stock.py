@@ -1,0 +1,252 @@
+"""Stock operations inside the caller's transaction: every change is a conditional UPDATE the
+database enforces, and each emits `inventory.level_changed`.
+
+A reservation is `UPDATE inventory_levels SET reserved = reserved + :q WHERE id = :level AND
+stocked - reserved >= :q`, checked by its rowcount: on SQLite writers are serialised (BEGIN IMMEDIATE);
+on PostgreSQL a concurrent UPDATE waits for the row lock and re-evaluates the condition on the row
+it then sees, so two checkouts can never both take the last unit. Lines sharing a SKU are summed
+first; SKUs are locked in sorted order so concurrent orders cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storebridge.db import now
+from storebridge.events.bus import record_event
+from storebridge.ids import new_id
+from storebridge.inventory.commands import INVENTORY_LEVEL_CHANGED, InsufficientStock, ReserveLine
+from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryLocation, InventoryReservation
+
+__all__ = [
+    "LevelKey",
+    "ensure_item",
+    "ensure_level",
+    "set_stocked",
+    "reserve_lines",
+    "finish_reservations",
+    "reservation_out",
+]
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True, slots=True)
+class LevelKey:
+    level_id: str
+    item_id: str
+    sku: str
+    location: str
+
+
+async def _insert_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, so concurrent creators of the same row do not fail."""
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    await session.execute(module.insert(table).values(**values).on_conflict_do_nothing())
+
+
+async def ensure_item(session: AsyncSession, sku: str) -> str:
+    """The item id for `sku`, creating the item if it does not exist."""
+    item_id = await session.scalar(select(InventoryItem.id).where(InventoryItem.sku == sku))
+    if item_id is None:
+        t = now()
+        values = {"id": new_id("invi"), "sku": sku, "allow_backorder": False, "low_stock_threshold": 0}
+        await _insert_ignore(session, InventoryItem, {**values, "created_at": t, "updated_at": t})
+        item_id = await session.scalar(select(InventoryItem.id).where(InventoryItem.sku == sku))
+    assert item_id is not None
+    return item_id
+
+
+async def ensure_level(session: AsyncSession, sku: str, location: str) -> LevelKey:
+    item_id = await ensure_item(session, sku)
+    level_id = await _level_id(session, item_id, location)
+    if level_id is None:
+        t = now()
+        await _insert_ignore(session, InventoryLocation, {"id": location, "name": location, "created_at": t})
+        values = {"id": new_id("invl"), "item_id": item_id, "location_id": location, "stocked": 0, "reserved": 0}
+        await _insert_ignore(session, InventoryLevel, {**values, "updated_at": t})
+        level_id = await _level_id(session, item_id, location)
+    assert level_id is not None
+    return LevelKey(level_id, item_id, sku, location)
+
+
+async def _level_id(session: AsyncSession, item_id: str, location: str) -> str | None:
+    query = select(InventoryLevel.id).where(InventoryLevel.item_id == item_id, InventoryLevel.location_id == location)
+    return await session.scalar(query)
+
+
+async def _emit(
+    session: AsyncSession, key: LevelKey, reason: str, *, order_id: str | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    row = (
+        await session.execute(
+            select(InventoryLevel.stocked, InventoryLevel.reserved).where(InventoryLevel.id == key.level_id)
+        )
+    ).one()
+    stocked, reserved = int(row[0]), int(row[1])
+    payload = {
+        "sku": key.sku,
+        "location": key.location,
+        "quantity": stocked - reserved,  # the guide's field: what can be sold now
+        "stocked": stocked,
+        "reserved": reserved,
+        "available": stocked - reserved,
+        "reason": reason,
+    }
+    record_event(
+        session, INVENTORY_LEVEL_CHANGED, payload, aggregate_id=key.item_id, order_id=order_id, request_id=request_id
+    )
+    return payload
+
+
+async def set_stocked(
+    session: AsyncSession,
+    sku: str,
+    location: str,
+    *,
+    stocked: int | None = None,
+    delta: int | None = None,
+    reason: str = "adjustment",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Set `stocked` (or move it by `delta`); emits the new level. Returns the event payload."""
+    key = await ensure_level(session, sku, location)
+    value = InventoryLevel.stocked + delta if delta is not None else stocked
+    stmt = update(InventoryLevel).where(InventoryLevel.id == key.level_id).values(stocked=value, updated_at=now())
+    await session.execute(stmt.execution_options(**_NO_SYNC))
+    return await _emit(session, key, reason, request_id=request_id)
+
+
+async def reserve_lines(
+    session: AsyncSession, order_id: str, lines: Sequence[ReserveLine], location: str, expires_at: float | None
+) -> list[InventoryReservation]:
+    """Reserve every tracked line of an order or none (InsufficientStock rolls the transaction back)."""
+    totals: dict[str, int] = {}
+    for line in lines:
+        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
+    rows = (await session.execute(select(InventoryItem).where(InventoryItem.sku.in_(list(totals))))).scalars()
+    items = {item.sku: item for item in rows}
+    keys: dict[str, LevelKey] = {}
+    for sku in sorted(totals):  # one lock order for every transaction: no deadlocks between orders
+        item = items.get(sku)
+        if item is None:
+            continue  # an untracked SKU (no inventory item): nothing to reserve
+        qty = totals[sku]
+        level_id = await _level_id(session, item.id, location)
+        if level_id is None:
+            if not item.allow_backorder:
+                raise InsufficientStock(sku, location, qty, 0)
+            level_id = (await ensure_level(session, sku, location)).level_id
+        stmt = (
+            update(InventoryLevel)
+            .where(InventoryLevel.id == level_id)
+            .values(reserved=InventoryLevel.reserved + qty, updated_at=now())
+        )
+        if not item.allow_backorder:
+            stmt = stmt.where(InventoryLevel.stocked - InventoryLevel.reserved >= qty)
+        result = await session.execute(stmt.execution_options(**_NO_SYNC))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            available = await session.scalar(
+                select(InventoryLevel.stocked - InventoryLevel.reserved).where(InventoryLevel.id == level_id)
+            )
+            raise InsufficientStock(sku, location, qty, int(available or 0))
+        keys[sku] = LevelKey(level_id, item.id, sku, location)
+        await _emit(session, keys[sku], "reserved", order_id=order_id)
+    reservations = [
+        InventoryReservation(
+            id=new_id("res"),
+            order_id=order_id,
+            line=n,
+            sku=line.sku,
+            item_id=keys[line.sku].item_id,
+            location_id=location,
+            quantity=line.quantity,
+            status="active",
+            expires_at=expires_at,
+        )
+        for n, line in enumerate(lines)
+        if line.sku in keys
+    ]
+    session.add_all(reservations)
+    return reservations
+
+
+async def finish_reservations(
+    session: AsyncSession,
+    *,
+    status: str,
+    order_id: str | None = None,
+    ids: Sequence[str] | None = None,
+    request_id: str | None = None,
+) -> int:
+    """Move active reservations to `status` (released | expired | fulfilled) and give back their stock.
+
+    Each row moves with a conditional UPDATE (`status = 'active'`), so a release racing an expiry or a
+    shipment gives the stock back once. `fulfilled` also takes the units out of `stocked`. One UPDATE and
+    one event per level touched. Returns the units moved."""
+    query = select(
+        InventoryReservation.id,
+        InventoryReservation.item_id,
+        InventoryReservation.location_id,
+        InventoryReservation.quantity,
+        InventoryReservation.sku,
+        InventoryReservation.order_id,
+    ).where(InventoryReservation.status == "active")
+    if order_id is not None:
+        query = query.where(InventoryReservation.order_id == order_id)
+    if ids is not None:
+        query = query.where(InventoryReservation.id.in_(list(ids)))
+    rows = sorted((await session.execute(query)).all(), key=lambda r: (r.item_id, r.location_id, r.id))
+    t = now()
+    moved_by_level: dict[tuple[str, str], tuple[int, str, str | None]] = {}  # -> (units, sku, order id)
+    for row in rows:
+        moved = await session.execute(
+            update(InventoryReservation)
+            .where(InventoryReservation.id == row.id, InventoryReservation.status == "active")
+            .values(status=status, updated_at=t)
+            .execution_options(**_NO_SYNC)
+        )
+        if moved.rowcount == 1:  # type: ignore[attr-defined]
+            units = moved_by_level.get((row.item_id, row.location_id), (0, row.sku, row.order_id))[0]
+            moved_by_level[(row.item_id, row.location_id)] = (units + row.quantity, row.sku, row.order_id)
+    for (item_id, location), (units, sku, row_order) in moved_by_level.items():
+        values: dict[str, Any] = {"reserved": InventoryLevel.reserved - units, "updated_at": t}
+        if status == "fulfilled":
+            values["stocked"] = InventoryLevel.stocked - units
+        level_id = await _level_id(session, item_id, location)
+        if level_id is None:
+            continue
+        stmt = update(InventoryLevel).where(InventoryLevel.id == level_id).values(**values)
+        await session.execute(stmt.execution_options(**_NO_SYNC))
+        key = LevelKey(level_id, item_id, sku, location)
+        await _emit(session, key, status, order_id=row_order, request_id=request_id)
+    return sum(units for units, _, _ in moved_by_level.values())
+
+
+def reservation_out(r: InventoryReservation) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "order_id": r.order_id,
+        "line": r.line,
+        "sku": r.sku,
+        "location": r.location_id,
+        "quantity": r.quantity,
+        "status": r.status,
+        "expires_at": r.expires_at,
+    }
+
+
+async def totals_by_item(session: AsyncSession, item_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    query = (
+        select(InventoryLevel.item_id, func.sum(InventoryLevel.stocked), func.sum(InventoryLevel.reserved))
+        .where(InventoryLevel.item_id.in_(list(item_ids)))
+        .group_by(InventoryLevel.item_id)
+    )
+    return {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in (await session.execute(query)).all()}
