@@ -8,7 +8,7 @@ start-up with a message that names the variable and says what to do; secrets are
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from storebridge.errors import ConfigError
 from storebridge.webhooks.custom import CustomProvider, parse_custom_providers
 
-__all__ = ["Settings", "StripeSettings", "load_settings", "DEFAULT_DATABASE_URL"]
+__all__ = ["Settings", "StripeSettings", "load_settings", "read_settings", "DEFAULT_DATABASE_URL"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./storebridge.db"
 
@@ -155,14 +155,26 @@ class Settings(_Base):
         return self.database_url.startswith("sqlite")
 
 
-def _format_errors(exc: ValidationError) -> str:
+def _format_errors(exc: ValidationError, what: str = "settings") -> str:
     lines = []
     for err in exc.errors():
         # loc holds the environment variable name (the alias); never print the input: it may be a secret.
-        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        name = ".".join(str(p) for p in err["loc"]) or what
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {msg}")
     return "; ".join(lines)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_settings(cls: type[SettingsT], *, what: str = "settings", **values: Any) -> SettingsT:
+    """Build a settings class from the environment (or `values`); ConfigError names each bad variable,
+    never its value. Capabilities use it for their own settings (SHIPPO_*, PAYPAL_*, ...)."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, what)) from None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -6,10 +6,10 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from storebridge.errors import ConfigError
+from storebridge.config import read_settings
 
 __all__ = ["InventorySettings", "load_inventory_settings"]
 
@@ -65,12 +65,4 @@ class InventorySettings(BaseSettings):
 
 def load_inventory_settings(**values: Any) -> InventorySettings:
     """Read INVENTORY_* from the environment (or `values`); ConfigError names the variable that is wrong."""
-    try:
-        return InventorySettings(**values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = ".".join(str(p) for p in error.get("loc", ()))
-            message = str(error.get("msg", "")).removeprefix("Value error, ")
-            problems.append(f"{loc}: {message}" if loc else message)
-        raise ConfigError("; ".join(problems)) from None
+    return read_settings(InventorySettings, **values)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storebridge.config import read_settings
 from storebridge.errors import ConfigError
 
 __all__ = ["NotificationSettings", "load_notification_settings"]
@@ -70,16 +71,9 @@ class NotificationSettings(BaseSettings):
         return self.api_key is None
 
 
-def load_notification_settings(**overrides: object) -> NotificationSettings:
+def load_notification_settings(**overrides: Any) -> NotificationSettings:
     """Read the e-mail settings; raise ConfigError naming each bad variable (never echoing a value)."""
-    try:
-        settings = NotificationSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
-            parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("; ".join(parts)) from None
+    settings = read_settings(NotificationSettings, **overrides)
     if settings.smtp_tls and settings.smtp_starttls:
         raise ConfigError("SMTP_TLS and SMTP_STARTTLS: set one of them, not both")
     return settings

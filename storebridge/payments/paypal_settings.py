@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from storebridge.errors import ConfigError
+from storebridge.config import read_settings
 
 __all__ = ["PayPalSettings", "load_paypal_settings", "API_BASES"]
 
@@ -57,11 +57,4 @@ class PayPalSettings(BaseSettings):
 
 def load_paypal_settings() -> PayPalSettings:
     """Read PAYPAL_* from the environment; raise ConfigError naming each bad variable (never its value)."""
-    try:
-        return PayPalSettings()
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "PAYPAL settings"
-            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("; ".join(lines)) from None
+    return read_settings(PayPalSettings, what="PAYPAL settings")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from storebridge.errors import ConfigError
+from storebridge.config import read_settings
 
 __all__ = ["ShippoSettings", "load_shippo_settings"]
 
@@ -93,12 +93,4 @@ class ShippoSettings(BaseSettings):
 
 def load_shippo_settings(**values: Any) -> ShippoSettings:
     """Read SHIPPO_* from the environment (or `values`); ConfigError names the variable that is wrong."""
-    try:
-        return ShippoSettings(**values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = ".".join(str(p) for p in error.get("loc", ()))
-            message = str(error.get("msg", "")).removeprefix("Value error, ")
-            problems.append(f"{loc}: {message}" if loc else message)
-        raise ConfigError("; ".join(problems)) from None
+    return read_settings(ShippoSettings, **values)
