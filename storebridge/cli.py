@@ -12,24 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from storebridge.config import Settings, load_settings
 from storebridge.errors import ConfigError
+from storebridge.terminal import make_console
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="storebridge: the commerce integration hub.")
 
 
-def _console(*, stderr: bool = False) -> Console:
-    # Piped output (CI logs, tests) gets a wide fixed width so tokens and tables are not wrapped.
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 160, soft_wrap=True)
-
-
-console = _console(stderr=True)
-out = _console()
+console = make_console(stderr=True)
+out = make_console()
 
 
 @contextmanager
@@ -199,11 +193,13 @@ def sandbox(
 def _register_subcommands() -> None:
     from storebridge.cli_webhooks import webhooks_app
     from storebridge.inventory.cli import inventory_app
+    from storebridge.payments.cli import payments_app
     from storebridge.shipping.cli import shipping_app
 
     app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(shipping_app, name="shipping")
     app.add_typer(inventory_app, name="inventory")
+    app.add_typer(payments_app, name="payments")
 
 
 @app.callback()

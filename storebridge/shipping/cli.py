@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
-import httpx
 import typer
-from rich.console import Console
+
+from storebridge.hub_client import fail, hub_client
+from storebridge.terminal import make_console
 
 __all__ = ["shipping_app"]
 
@@ -26,37 +26,24 @@ def buy_label(
     hub_url: str = typer.Option("http://127.0.0.1:8000", envvar="STOREBRIDGE_PUBLIC_URL", help="the running hub"),
 ) -> None:
     """Create a shipment for the order, pick a rate and buy its label; print the tracking number."""
-    out, err = Console(), Console(stderr=True)
-    token = os.environ.get("STOREBRIDGE_API_TOKEN")
-    if not token:
-        err.print("[bold red]STOREBRIDGE_API_TOKEN is not set[/]: export the token `storebridge serve` printed")
-        raise typer.Exit(2)
     try:
         parcels = [json.loads(parcel)]
     except ValueError:
-        err.print("[bold red]--parcel is not valid JSON[/]")
-        raise typer.Exit(2) from None
-    with httpx.Client(base_url=hub_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
-        try:
-            created = client.post(f"/orders/{order_id}/shipments", json={"parcels": parcels})
-            if created.status_code >= 400:
-                err.print(f"[bold red]could not create the shipment ({created.status_code})[/]: {created.text}")
-                raise typer.Exit(1)
-            shipment = created.json()
-            rates = shipment["rates"]
-            rate = next((r for r in rates if r.get(choose) is True or r["id"] == choose), None)
-            if rate is None:
-                err.print(f"[bold red]no rate matches {choose!r}[/]: " + ", ".join(r["id"] for r in rates))
-                raise typer.Exit(1)
-            bought = client.post(f"/shipments/{shipment['id']}/label", json={"rate_id": rate["id"]})
-        except httpx.TransportError as exc:
-            err.print(f"[bold red]cannot reach the hub at {hub_url}[/]: {exc}; is `storebridge serve` running?")
-            raise typer.Exit(2) from None
+        raise fail("--parcel is not valid JSON", 2) from None
+    with hub_client(hub_url) as client:
+        created = client.post(f"/orders/{order_id}/shipments", json={"parcels": parcels})
+        if created.status_code >= 400:
+            raise fail(f"could not create the shipment ({created.status_code}): {created.text}")
+        shipment = created.json()
+        rates = shipment["rates"]
+        rate = next((r for r in rates if r.get(choose) is True or r["id"] == choose), None)
+        if rate is None:
+            raise fail(f"no rate matches {choose!r}: " + ", ".join(r["id"] for r in rates))
+        bought = client.post(f"/shipments/{shipment['id']}/label", json={"rate_id": rate["id"]})
     if bought.status_code >= 400:
-        err.print(f"[bold red]label purchase failed ({bought.status_code})[/]: {bought.text}")
-        raise typer.Exit(1)
+        raise fail(f"label purchase failed ({bought.status_code}): {bought.text}")
     label = bought.json()
-    out.print(
+    make_console().print(
         f"{rate['carrier']} {rate['service']} {rate['amount']} {rate['currency']}: "
         f"tracking [bold]{label['tracking_number']}[/], label at {hub_url}/shipments/{shipment['id']}/label"
     )

@@ -211,3 +211,34 @@ def test_shipping_buy_label_for_a_paid_order(served: tuple[str, str, subprocess.
     assert "tracking" in bought.stdout
     shipments = httpx.get(f"{base}/orders/{order['id']}", headers=auth).json()
     assert shipments["fulfillment_status"] == "label_purchased"
+
+
+def test_paypal_payment_paid_then_refunded_from_the_cli(
+    served: tuple[str, str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """PayPal end to end against `storebridge serve`: approve, confirm, then `payments refund` in two parts."""
+    base, token, _ = served
+    auth = {"Authorization": f"Bearer {token}"}
+    order = httpx.post(
+        f"{base}/orders",
+        headers=auth,
+        json={
+            "email": "a@example.com",
+            "currency": "EUR",
+            "items": [{"sku": "S", "title": "T", "quantity": 2, "unit_price": "5.00"}],
+        },
+    ).json()
+    payment = httpx.post(f"{base}/orders/{order['id']}/payments", headers=auth, json={"provider": "paypal"}).json()
+    httpx.get(payment["action_url"], timeout=10).raise_for_status()  # the buyer approves
+    confirmed = httpx.post(f"{base}/payments/{payment['id']}/confirm", headers=auth)
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "captured", confirmed.text
+    env = _env(tmp_path, STOREBRIDGE_API_TOKEN=token)
+    part = _run(["payments", "refund", payment["id"], "--amount", "400", "--hub-url", base], env)
+    assert part.returncode == 0, part.stdout + part.stderr
+    assert "partially_refunded" in part.stdout
+    rest = _run(["payments", "refund", payment["id"], "--hub-url", base], env)
+    assert rest.returncode == 0 and "refunded 600" in rest.stdout, rest.stdout + rest.stderr
+    again = _run(["payments", "refund", payment["id"], "--hub-url", base], env)
+    assert again.returncode == 1 and "nothing left to refund" in again.stderr
+    shown = _run(["payments", "show", payment["id"], "--hub-url", base], env)
+    assert "refunded" in shown.stdout and "captured 1000 refunded 1000 EUR" in shown.stdout
