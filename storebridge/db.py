@@ -75,6 +75,25 @@ class Database:
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._urgent_waiting = 0
+
+    async def _acquire(self, *, urgent: bool) -> None:
+        """Take the SQLite writer lock. Urgent writers (webhook ingest: a provider is waiting for the
+        answer) go before background work (the worker), which steps aside while one is waiting."""
+        assert self._write_lock is not None
+        if urgent:
+            self._urgent_waiting += 1
+            try:
+                await self._write_lock.acquire()
+            finally:
+                self._urgent_waiting -= 1
+            return
+        while True:
+            await self._write_lock.acquire()
+            if not self._urgent_waiting:
+                return
+            self._write_lock.release()
+            await asyncio.sleep(0)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -88,17 +107,24 @@ class Database:
             async with self._write() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._write() as session, session.begin():
-            yield session
+        await self._acquire(urgent=False)
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
-    async def write_lock(self) -> AsyncIterator[None]:
+    async def write_lock(self, *, urgent: bool = False) -> AsyncIterator[None]:
         """Hold the in-process SQLite writer lock (a no-op on PostgreSQL) for a writer outside SQLAlchemy."""
         if self._write_lock is None:
             yield
             return
-        async with self._write_lock:
+        await self._acquire(urgent=urgent)
+        try:
             yield
+        finally:
+            self._write_lock.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -47,6 +48,10 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await hub.start(migrate=migrate, run_worker=run_worker)
+        # Start-up leaves ~130k long-lived objects (SDKs, models); freezing them keeps full garbage
+        # collections (80-130 ms pauses, measured) off the webhook path.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

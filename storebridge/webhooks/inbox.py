@@ -99,6 +99,10 @@ class InboxWriter:
         assert self._queue is not None
         while True:
             batch = [await self._queue.get()]
+            # Let the event loop finish the requests that have already arrived, so they join this
+            # commit instead of waiting for the next one (bigger batches, fewer fsyncs per webhook).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
@@ -121,7 +125,7 @@ class InboxWriter:
 
     async def _write(self, batch: list[_Pending]) -> set[tuple[str, str]]:
         if self._thread is not None:
-            async with self.db.write_lock():
+            async with self.db.write_lock(urgent=True):
                 return await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, batch)
         return await self._write_sqlalchemy(batch)
 
@@ -136,41 +140,37 @@ class InboxWriter:
         if self._sqlite is None:
             self._sqlite = self._connect_sqlite()
         conn, t = self._sqlite, now()
-        keys = {(p.row.provider, p.row.event_id) for p in batch}
+        rows = [
+            (
+                p.row.id,
+                p.row.provider,
+                p.row.event_id,
+                p.row.event_type,
+                json.dumps(p.row.headers),
+                p.row.body,
+                t,
+                p.row.provider_created_at,
+                p.row.aggregate_key,
+                t,
+                p.row.request_id,
+            )
+            for p in batch
+        ]
+        values = ",".join(["(?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, 0, ?, ?)"] * len(rows))
         conn.execute("BEGIN IMMEDIATE")
         try:
-            existing: set[tuple[str, str]] = set()
-            for provider in {k[0] for k in keys}:
-                ids = [k[1] for k in keys if k[0] == provider]
-                marks = ",".join("?" * len(ids))
-                query = f"SELECT provider, event_id FROM webhook_events WHERE provider = ? AND event_id IN ({marks})"
-                existing.update(conn.execute(query, [provider, *ids]).fetchall())
-            conn.executemany(
+            # One statement: the rows that were new come back; duplicates are skipped by the unique index.
+            inserted = conn.execute(
                 "INSERT INTO webhook_events (id, provider, event_id, event_type, status, headers, body, received_at,"
                 " provider_created_at, aggregate_key, attempts, next_attempt_at, request_id)"
-                " VALUES (?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
-                [
-                    (
-                        p.row.id,
-                        p.row.provider,
-                        p.row.event_id,
-                        p.row.event_type,
-                        json.dumps(p.row.headers),
-                        p.row.body,
-                        t,
-                        p.row.provider_created_at,
-                        p.row.aggregate_key,
-                        t,
-                        p.row.request_id,
-                    )
-                    for p in batch
-                ],
-            )
+                f" VALUES {values} ON CONFLICT DO NOTHING RETURNING provider, event_id",
+                [value for row in rows for value in row],
+            ).fetchall()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return keys - existing
+        return {(provider, event_id) for provider, event_id in inserted}
 
     async def _write_sqlalchemy(self, batch: list[_Pending]) -> set[tuple[str, str]]:
         t = now()

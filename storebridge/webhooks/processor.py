@@ -45,7 +45,7 @@ class ProcessPolicy:
     retry_base: float = 2.0
     retry_cap: float = 3600.0
     lease_seconds: float = 300.0
-    chunk_size: int = 20  # rows applied per transaction
+    chunk_size: int = 10  # rows applied per transaction: bounds how long ingest can wait for the lock
 
 
 class InboxProcessor:
@@ -108,6 +108,10 @@ class InboxProcessor:
             # the same lock to commit) is never stuck behind a whole batch.
             chunk = rows[start : start + step]
             try:
+                # A chunk holding a retry is likely to fail again: isolate its rows from the start
+                # rather than running it twice.
+                if any(row.attempts for row in chunk):
+                    raise _HandlerFailed
                 async with self.db.write() as session:
                     await self._apply_batch(session, chunk, lease, isolate=False)
             except _HandlerFailed:
