@@ -45,7 +45,7 @@ class ProcessPolicy:
     retry_base: float = 2.0
     retry_cap: float = 3600.0
     lease_seconds: float = 300.0
-    chunk_size: int = 10  # rows applied per transaction: bounds how long ingest can wait for the lock
+    chunk_size: int = 25  # rows applied per transaction: bounds how long ingest can wait for the lock
 
 
 class InboxProcessor:
