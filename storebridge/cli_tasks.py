@@ -63,6 +63,10 @@ def run_demo(
         serve_in_thread(app, port) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {hub.api_token}"}, timeout=30) as client,
     ):
+        stock = "inventory" in hub.services
+        if stock:  # stock the demo's SKUs so the order visibly reserves, then ships, its units
+            for item in DEMO_ORDER["items"]:
+                client.put(f"/inventory/{item['sku']}/levels/default", json={"stocked": 10}).raise_for_status()
         order = client.post("/orders", json=DEMO_ORDER).raise_for_status().json()
         out.print(f"placed order [bold]{order['id']}[/]: {order['total']} minor units of {order['currency']}")
         body = (
@@ -93,6 +97,13 @@ def run_demo(
             expected = 2 if delivered else 1  # order confirmation, then the shipping notice
             mails = save_mailbox(base, DEMO_ORDER["email"], expected, out, folder, timeout)
         state = client.get(f"/orders/{order['id']}").raise_for_status().json()
+        if stock:
+            for item in DEMO_ORDER["items"]:
+                level = client.get(f"/inventory/{item['sku']}").raise_for_status().json()
+                out.print(
+                    f"stock of {item['sku']} after shipping: stocked {level['stocked']}, "
+                    f"reserved {level['reserved']}, available {level['available']} (was 10)"
+                )
     table = Table(title=f"order {order['id']} timeline")
     for column in ("time", "kind", "what", "details"):
         table.add_column(column)

@@ -120,6 +120,9 @@ def test_demo_pays_an_order_and_prints_its_timeline(tmp_path: Path) -> None:
     assert "payment_status: captured" in result.stdout
     assert "payment_intent.succeeded" in result.stdout
     assert "payment.captured" in result.stdout
+    # Stock was reserved when the order was placed and taken out when the label was bought: 10 - 2 = 8.
+    assert "stock of TSHIRT-BLK-M after shipping: stocked 8, reserved 0, available 8" in result.stdout
+    assert "fulfillment_status: delivered" in result.stdout
 
 
 def test_unknown_sandbox_name_is_refused(tmp_path: Path) -> None:
