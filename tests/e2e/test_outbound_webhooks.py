@@ -147,8 +147,14 @@ def test_payment_subscription_receives_payment_captured_signed(hub: RunningHub, 
     wait_for(lambda: one(hub, orders["id"], "succeeded"), what="order.placed delivered")
     assert {d["event_type"] for d in deliveries(hub, orders["id"])} == {"order.placed"}
     assert [verify(c, orders["secret"])["type"] for c in receiver.of("orders")] == ["order.placed"]
-    done = [d for d in deliveries(hub, pay["id"]) if d["event_type"] == "payment.captured"]
-    assert done[0]["status"] == "succeeded" and [a["status_code"] for a in done[0]["attempt_log"]] == [200]
+
+    # The receiver sees the call before the worker records its outcome: wait for the record.
+    def recorded() -> list[dict[str, Any]]:
+        rows = [d for d in deliveries(hub, pay["id"]) if d["event_type"] == "payment.captured"]
+        return rows if rows and rows[0]["status"] == "succeeded" else []
+
+    done = wait_for(recorded, what="the delivery recorded as succeeded")
+    assert [a["status_code"] for a in done[0]["attempt_log"]] == [200]
     assert done[0]["attempt_log"][0]["response_excerpt"] == "answer 200 for pay"
 
 
