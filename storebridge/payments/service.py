@@ -182,16 +182,8 @@ class PaymentService:
             return payment
         if payment.amount_captured > 0:
             raise InvalidRequest(f"payment is {payment.status}; refund it instead of canceling")
-        if payment.provider_ref is None:
-            async with self.db.write() as session:
-                row = await session.get(Payment, payment.id, with_for_update=True)
-                assert row is not None
-                apply_provider_state(
-                    session, row, ProviderPayment(provider_ref="", provider_status="canceled", canceled=True)
-                )
-                row.provider_ref = None
-                await refresh_order_payment_status(session, row.order_id)
-                return row
+        if payment.provider_ref is None:  # never reached the provider: cancel it here alone
+            return await self._apply(payment.id, ProviderPayment("", "canceled", canceled=True))
         state = await self.provider(payment.provider).cancel(payment.provider_ref, payment_id=payment.id)
         return await self._apply(payment.id, state)
 

@@ -60,7 +60,7 @@ def apply_provider_state(
     """Merge `state` into `payment` and record an event for each amount that grew; return their types."""
     before_auth, before_cap, before_ref = payment.amount_authorized, payment.amount_captured, payment.amount_refunded
     was_failed, was_canceled = payment.failed, payment.canceled
-    if payment.provider_ref is None:
+    if payment.provider_ref is None and state.provider_ref:
         payment.provider_ref = state.provider_ref
     payment.amount_authorized = max(payment.amount_authorized, state.amount_authorized, state.amount_captured)
     payment.amount_captured = max(payment.amount_captured, state.amount_captured)

@@ -112,3 +112,23 @@ def test_cancel_an_authorized_payment(hub: RunningHub) -> None:
     assert hub.client.post(f"/payments/{payment['id']}/cancel").json()["status"] == "canceled"
     wait_for(lambda: hub.events_of("payment.canceled", payment_id=payment["id"]), what="payment.canceled")
     assert len(hub.events_of("payment.canceled", payment_id=payment["id"])) == 1
+
+
+def test_cancel_a_payment_that_never_reached_the_provider(sqlite_hub: RunningHub) -> None:
+    """A payment whose initiation never reached Stripe is canceled locally, keeping no provider reference."""
+    from storebridge.payments.model import Payment
+
+    order = sqlite_hub.place_order()
+    payment = sqlite_hub.pay(order["id"])
+
+    async def forget_ref() -> None:
+        async with sqlite_hub.hub.db.write() as session:
+            row = await session.get(Payment, payment["id"])
+            assert row is not None
+            row.provider_ref = None
+
+    sqlite_hub.run(forget_ref())
+    canceled = sqlite_hub.client.post(f"/payments/{payment['id']}/cancel")
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled" and canceled.json()["provider_ref"] is None
+    wait_for(lambda: sqlite_hub.events_of("payment.canceled", payment_id=payment["id"]), what="payment.canceled")
