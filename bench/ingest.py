@@ -25,7 +25,6 @@ import ctypes
 import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
 import shlex
@@ -45,6 +44,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `bench` and `storebridge` importable when run as a script from a checkout
+
+from bench.report import machine  # noqa: E402
+
 SECTION = "## Webhook ingest"
 WEBHOOK_PATH = "/webhooks/stripe"
 TOKEN = b"@@TOKEN@@"  # replaced by a unique 24-character id in every request
@@ -715,34 +718,6 @@ def count_stored(db: Path) -> tuple[int, set[str], int]:
 
 # ---------------------------------------------------------------------------------------------
 # Report
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
-    return {
-        "nproc": str(nproc),
-        "cpu": cpu,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "sqlite": sqlite3.sqlite_version,
-        "tmpfs": filesystem_of(Path(tempfile.gettempdir())),
-    }
-
-
-def filesystem_of(path: Path) -> str:
-    best, found = "", "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/mounts").read_text().splitlines():
-            dev, mnt, fstype, *_ = line.split()
-            if str(path).startswith(mnt) and len(mnt) > len(best):
-                best, found = mnt, f"{fstype} ({dev})"
-    return found
 
 
 def wrk_version() -> str:

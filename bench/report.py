@@ -7,23 +7,43 @@ import os
 import platform
 import re
 import sqlite3
+import tempfile
 from pathlib import Path
 
-__all__ = ["machine_line", "write_section"]
+__all__ = ["machine", "machine_line", "filesystem_of", "write_section"]
 
 
-def machine_line() -> str:
-    cpu = "unknown CPU"
+def machine() -> dict[str, str]:
+    cpu = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
-    return (
-        f"nproc {nproc}, {cpu}, {platform.system()} {platform.release()}, "
-        f"{platform.python_implementation()} {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    )
+    return {
+        "nproc": str(nproc),
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "sqlite": sqlite3.sqlite_version,
+        "tmpfs": filesystem_of(Path(tempfile.gettempdir())),
+    }
+
+
+def filesystem_of(path: Path) -> str:
+    best, found = "", "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            dev, mnt, fstype, *_ = line.split()
+            if str(path).startswith(mnt) and len(mnt) > len(best):
+                best, found = mnt, f"{fstype} ({dev})"
+    return found
+
+
+def machine_line() -> str:
+    info = machine()
+    return f"nproc {info['nproc']}, {info['cpu']}, {info['os']}, {info['python']}, SQLite {info['sqlite']}"
 
 
 def write_section(path: Path, heading: str, body: str) -> None:
