@@ -26,6 +26,7 @@ from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
 from storebridge.migrate import upgrade
+from storebridge.observability.calls import CallLog
 from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
@@ -106,6 +107,7 @@ class Hub:
     services: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
+    calls: CallLog = field(default_factory=CallLog)  # outbound provider calls (console, /metrics)
     event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
