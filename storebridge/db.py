@@ -76,10 +76,13 @@ class Database:
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._urgent_waiting = 0
+        self._background_waiting = 0
+        self._background_turn: asyncio.Event | None = None
 
     async def _acquire(self, *, urgent: bool) -> None:
         """Take the SQLite writer lock. Urgent writers (webhook ingest: a provider is waiting for the
-        answer) go before background work (the worker), which steps aside while one is waiting."""
+        answer) go before background work (the worker), which steps aside while one is waiting,
+        except when an urgent writer has offered its turn (`yield_to_background`)."""
         assert self._write_lock is not None
         if urgent:
             self._urgent_waiting += 1
@@ -88,12 +91,33 @@ class Database:
             finally:
                 self._urgent_waiting -= 1
             return
-        while True:
-            await self._write_lock.acquire()
-            if not self._urgent_waiting:
-                return
-            self._write_lock.release()
-            await asyncio.sleep(0)
+        self._background_waiting += 1
+        try:
+            while True:
+                await self._write_lock.acquire()
+                if not self._urgent_waiting or self._background_turn is not None:
+                    if self._background_turn is not None:
+                        self._background_turn.set()
+                    return
+                self._write_lock.release()
+                await asyncio.sleep(0)
+        finally:
+            self._background_waiting -= 1
+
+    async def yield_to_background(self, wait_at_most: float = 0.05) -> None:
+        """Let one waiting background writer take the lock before the caller takes it again.
+
+        Webhook ingest calls this after holding the lock for a while during a burst, so the
+        worker still moves (slowly) instead of starving until the burst ends."""
+        if self._write_lock is None or not self._background_waiting:
+            return
+        turn = self._background_turn = asyncio.Event()
+        try:
+            await asyncio.wait_for(turn.wait(), wait_at_most)
+        except TimeoutError:
+            pass
+        finally:
+            self._background_turn = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -5,21 +5,20 @@ transaction as one multi-row INSERT ... ON CONFLICT (provider, event_id) DO NOTH
 fsync serves many webhooks. `add()` returns only after the commit that holds its row, and
 says whether the row was new or a duplicate of one already stored.
 
-On SQLite the batch goes through the stdlib driver on one dedicated thread (same pragmas, same
-process-wide write lock as every other writer): SQLAlchemy's statement building cost ~17 ms per
-64-row batch, the raw executemany ~1.4 ms (measured; see BENCHMARKS.md).
+On SQLite the batch goes to a child process that owns one stdlib sqlite3 connection (see
+storebridge.webhooks.sqlite_writer for why), under the same process-wide write lock as every
+other writer: SQLAlchemy's statement building cost ~17 ms per 64-row batch (measured).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -27,6 +26,7 @@ from sqlalchemy.engine import make_url
 from storebridge.db import Database, now
 from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
+from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
 
 __all__ = ["InboxRow", "InboxWriter"]
 
@@ -55,19 +55,29 @@ class _Pending:
 class InboxWriter:
     """Group-committing writer. `start()` in the app's lifespan; `add()` from request handlers."""
 
-    def __init__(self, db: Database, *, max_batch: int = 512, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 512,
+        pipeline: int = 2,
+        max_hold: float = 0.2,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.db = db
         self.max_batch = max_batch
+        self.pipeline = pipeline  # SQLite: batches in the writer process at once
+        self.max_hold = max_hold  # SQLite: seconds of holding the writer lock before the worker gets a turn
         self.on_commit = on_commit
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._insert: Any = postgresql.insert if not db.is_sqlite else sqlite.insert
-        self._sqlite: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._process: SqliteWriterProcess | None = None
+        self._arrived = asyncio.Event()
 
     def start(self) -> None:
-        if self.db.is_sqlite and self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-sqlite")
+        if self.db.is_sqlite and self._process is None:
+            self._process = SqliteWriterProcess(make_url(self.db.url).database or ":memory:")
         if self._task is None:
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
@@ -80,12 +90,9 @@ class InboxWriter:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self._thread is not None:
-            if self._sqlite is not None:
-                self._thread.submit(self._sqlite.close).result()
-                self._sqlite = None
-            self._thread.shutdown(wait=True)
-            self._thread = None
+        if self._process is not None:
+            await self._process.stop()
+            self._process = None
 
     async def add(self, row: InboxRow) -> bool:
         """Store `row`; True if it is new, False if (provider, event_id) was already stored."""
@@ -93,60 +100,107 @@ class InboxWriter:
             raise RuntimeError("InboxWriter.start() was not called")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(row, future))
+        self._arrived.set()
         return await future
 
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            batch = [await self._queue.get()]
-            # Let the event loop finish the requests that have already arrived, so they join this
-            # commit instead of waiting for the next one (bigger batches, fewer fsyncs per webhook).
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                inserted = await self._write(batch)
-            except Exception as exc:  # noqa: BLE001 - every waiting request learns it was not stored
-                log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+            first = await self._queue.get()
+            if self._process is None:
+                batch = await self._take(first)
+                await self._settle(batch, self._write_sqlalchemy(batch))
                 continue
-            seen: set[tuple[str, str]] = set()
-            for item in batch:
-                key = (item.row.provider, item.row.event_id)
-                is_new = key in inserted and key not in seen
-                seen.add(key)
-                if not item.future.done():
-                    item.future.set_result(is_new)
-            if self.on_commit is not None:
-                self.on_commit()
-
-    async def _write(self, batch: list[_Pending]) -> set[tuple[str, str]]:
-        if self._thread is not None:
+            # SQLite: hold the process-wide writer lock while batches are in the writer process.
             async with self.db.write_lock(urgent=True):
-                return await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, batch)
-        return await self._write_sqlalchemy(batch)
+                held_too_long = await self._pipeline(first)
+            if held_too_long:
+                await self.db.yield_to_background()
 
-    def _connect_sqlite(self) -> sqlite3.Connection:
-        path = make_url(self.db.url).database or ":memory:"
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
-            conn.execute(f"PRAGMA {pragma}")
-        return conn
+    async def _take(self, first: _Pending) -> list[_Pending]:
+        """`first` and whatever else is queued, up to max_batch."""
+        assert self._queue is not None
+        batch = [first]
+        # Let the event loop finish the requests that have already arrived, so they join this
+        # commit instead of waiting for the next one (bigger batches, fewer fsyncs per webhook).
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        while len(batch) < self.max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
 
-    def _write_sqlite(self, batch: list[_Pending]) -> set[tuple[str, str]]:
-        if self._sqlite is None:
-            self._sqlite = self._connect_sqlite()
-        conn, t = self._sqlite, now()
-        rows = [
+    async def _pipeline(self, first: _Pending) -> bool:
+        """Send batches to the writer process, up to `pipeline` in flight, while webhooks keep
+        coming; True if it stopped because it held the writer lock for `max_hold` seconds."""
+        assert self._queue is not None and self._process is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_hold
+        in_flight: deque[asyncio.Task[None]] = deque()
+        item: _Pending | None = first
+        try:
+            while True:
+                if item is not None:
+                    batch = await self._take(item)
+                    item = None
+                    try:
+                        answer = await self._process.submit(self._sqlite_rows(batch))
+                    except Exception as exc:  # noqa: BLE001 - the writer could not be started
+                        self._fail(batch, exc)
+                        continue
+                    in_flight.append(asyncio.ensure_future(self._settle(batch, answer)))
+                    continue
+                more = not self._queue.empty() and loop.time() < deadline
+                if more and len(in_flight) < self.pipeline:
+                    item = self._queue.get_nowait()
+                    continue
+                if not in_flight:
+                    return more or not self._queue.empty()
+                if more or len(in_flight) >= self.pipeline:
+                    await in_flight.popleft()
+                    continue
+                # Wait for the oldest batch, or for a webhook to arrive (it may be sent at once).
+                self._arrived.clear()
+                arrival = asyncio.ensure_future(self._arrived.wait())
+                await asyncio.wait((in_flight[0], arrival), return_when=asyncio.FIRST_COMPLETED)
+                arrival.cancel()
+                if in_flight[0].done():
+                    in_flight.popleft()
+        finally:
+            if in_flight:  # cancelled: the batches already sent still get their answers
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+    async def _settle(self, batch: list[_Pending], write: Awaitable[Any]) -> None:
+        """Tell each waiting request whether its row was new, once the commit that holds it is done."""
+        try:
+            inserted = set(await write)
+        except Exception as exc:  # noqa: BLE001 - every waiting request learns it was not stored
+            self._fail(batch, exc)
+            return
+        seen: set[tuple[str, str]] = set()
+        for item in batch:
+            key = (item.row.provider, item.row.event_id)
+            is_new = key in inserted and key not in seen
+            seen.add(key)
+            if not item.future.done():
+                item.future.set_result(is_new)
+        if self.on_commit is not None:
+            self.on_commit()
+
+    def _sqlite_rows(self, batch: list[_Pending]) -> list[tuple[Any, ...]]:
+        t = now()
+        return [
             (
                 p.row.id,
                 p.row.provider,
                 p.row.event_id,
                 p.row.event_type,
-                json.dumps(p.row.headers),
+                orjson.dumps(p.row.headers).decode(),
                 p.row.body,
                 t,
                 p.row.provider_created_at,
@@ -156,21 +210,6 @@ class InboxWriter:
             )
             for p in batch
         ]
-        values = ",".join(["(?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, 0, ?, ?)"] * len(rows))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # One statement: the rows that were new come back; duplicates are skipped by the unique index.
-            inserted = conn.execute(
-                "INSERT INTO webhook_events (id, provider, event_id, event_type, status, headers, body, received_at,"
-                " provider_created_at, aggregate_key, attempts, next_attempt_at, request_id)"
-                f" VALUES {values} ON CONFLICT DO NOTHING RETURNING provider, event_id",
-                [value for row in rows for value in row],
-            ).fetchall()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return {(provider, event_id) for provider, event_id in inserted}
 
     async def _write_sqlalchemy(self, batch: list[_Pending]) -> set[tuple[str, str]]:
         t = now()

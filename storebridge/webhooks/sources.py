@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from storebridge.errors import WebhookRejected
 from storebridge.webhooks.verify import verify_any
@@ -23,8 +24,8 @@ class Identified:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise WebhookRejected("body is not valid JSON", code="malformed_json") from None
     if not isinstance(data, dict):
         raise WebhookRejected("body must be a JSON object", code="malformed_json")

@@ -1,0 +1,161 @@
+"""The SQLite inbox writer process: rows stored before the answer, crashes never acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from storebridge.db import Database
+from storebridge.migrate import upgrade
+from storebridge.webhooks.inbox import InboxRow, InboxWriter
+
+
+def _row(event_id: str) -> InboxRow:
+    return InboxRow("test", event_id, "thing.happened", {"x-test": "1"}, b'{"id": "%s"}' % event_id.encode())
+
+
+def _stored(url: str) -> list[str]:
+    path = make_url(url).database
+    assert path
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT event_id FROM webhook_events ORDER BY event_id")]
+
+
+async def _writer(url: str) -> tuple[Database, InboxWriter]:
+    db = Database(url)
+    await upgrade(db)
+    writer = InboxWriter(db)
+    writer.start()
+    return db, writer
+
+
+def test_new_rows_and_duplicates_are_told_apart_in_one_batch(sqlite_url: str) -> None:
+    async def go() -> list[bool]:
+        db, writer = await _writer(sqlite_url)
+        try:
+            return list(await asyncio.gather(*(writer.add(_row(e)) for e in ("a", "b", "a", "c"))))
+        finally:
+            await writer.stop()
+            await db.dispose()
+
+    assert asyncio.run(go()) == [True, True, False, True]
+    assert _stored(sqlite_url) == ["a", "b", "c"]
+
+
+def test_many_concurrent_rows_all_stored_across_pipelined_batches(sqlite_url: str) -> None:
+    async def go() -> list[bool]:
+        db, writer = await _writer(sqlite_url)
+        writer.max_batch = 7  # force many batches, several in flight at once
+        try:
+            return list(await asyncio.gather(*(writer.add(_row(f"e{i:04d}")) for i in range(500))))
+        finally:
+            await writer.stop()
+            await db.dispose()
+
+    assert all(asyncio.run(go()))
+    assert len(_stored(sqlite_url)) == 500
+
+
+def test_a_killed_writer_process_is_replaced_for_the_next_webhook(sqlite_url: str) -> None:
+    async def go() -> tuple[bool, bool]:
+        db, writer = await _writer(sqlite_url)
+        try:
+            first = await writer.add(_row("before"))
+            assert writer._process is not None and writer._process._proc is not None
+            writer._process._proc.kill()
+            await writer._process._proc.wait()
+            return first, await writer.add(_row("after"))
+        finally:
+            await writer.stop()
+            await db.dispose()
+
+    assert asyncio.run(go()) == (True, True)
+    assert _stored(sqlite_url) == ["after", "before"]
+
+
+def test_a_webhook_in_flight_when_the_writer_dies_is_not_acknowledged(sqlite_url: str, tmp_path: Path) -> None:
+    """The writer is stuck behind another process's lock when it is killed: add() raises, so the
+    route answers 503 and the provider retries; nothing is reported stored that was not."""
+    path = make_url(sqlite_url).database
+    assert path
+
+    async def go() -> BaseException | bool:
+        db, writer = await _writer(sqlite_url)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            await writer.add(_row("warm-up"))  # the writer process is running
+            blocker.execute("BEGIN EXCLUSIVE")  # now its next BEGIN IMMEDIATE waits (busy_timeout)
+            pending = asyncio.ensure_future(writer.add(_row("doomed")))
+            await asyncio.sleep(0.3)
+            assert not pending.done()
+            assert writer._process is not None and writer._process._proc is not None
+            writer._process._proc.kill()
+            try:
+                return await asyncio.wait_for(pending, 10)
+            except Exception as exc:
+                return exc
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            await writer.stop()
+            await db.dispose()
+
+    outcome = asyncio.run(go())
+    assert isinstance(outcome, Exception), f"a webhook was acknowledged although its writer died: {outcome!r}"
+    assert "writer" in str(outcome)
+    assert _stored(sqlite_url) == ["warm-up"]
+
+
+def test_stop_waits_for_batches_already_sent(sqlite_url: str) -> None:
+    async def go() -> list[bool]:
+        db, writer = await _writer(sqlite_url)
+        adds = [asyncio.ensure_future(writer.add(_row(f"s{i}"))) for i in range(50)]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        try:
+            return list(await asyncio.gather(*adds))
+        finally:
+            await writer.stop()
+            await db.dispose()
+
+    assert all(asyncio.run(go()))
+    assert len(_stored(sqlite_url)) == 50
+
+
+def test_background_writers_still_get_turns_during_a_burst(sqlite_url: str) -> None:
+    """While webhooks keep coming, the inbox hands the SQLite writer lock to waiting background
+    work (the worker) every `max_hold` seconds instead of starving it until the burst ends."""
+
+    async def go() -> int:
+        db, writer = await _writer(sqlite_url)
+        writer.max_hold = 0.05
+        stop = asyncio.Event()
+        done = 0
+
+        async def burst(n: int) -> None:
+            i = 0
+            while not stop.is_set():  # like a keep-alive connection: the next webhook right after the answer
+                await writer.add(_row(f"b{n}-{i}"))
+                i += 1
+
+        async def background() -> None:
+            nonlocal done
+            for _ in range(3):
+                async with db.write_lock():
+                    done += 1
+
+        flood = [asyncio.ensure_future(burst(n)) for n in range(64)]
+        try:
+            await asyncio.sleep(0.2)  # the burst is on
+            await asyncio.wait_for(background(), 30)
+            return done
+        finally:
+            stop.set()
+            await asyncio.gather(*flood)
+            await writer.stop()
+            await db.dispose()
+
+    assert asyncio.run(go()) == 3
