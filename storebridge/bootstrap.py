@@ -124,6 +124,9 @@ class Hub:
                 self.dispatcher,
                 poll_seconds=self.settings.worker_poll_seconds,
                 jobs=self.worker_jobs,
+                # Sharing the event loop with webhook ingest: during a burst, acknowledging comes first.
+                ingest_busy=self.inbox.busy,
+                burst_share=self.settings.worker_burst_share,
             )
             self.inbox.on_commit = self.worker.notify_inbox
             self.worker.start()

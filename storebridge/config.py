@@ -106,6 +106,8 @@ class Settings(_Base):
     retry_base_seconds: float = Field(2.0, gt=0, validation_alias="STOREBRIDGE_RETRY_BASE_SECONDS")
     retry_max_seconds: float = Field(3600.0, gt=0, validation_alias="STOREBRIDGE_RETRY_MAX_SECONDS")
     worker_poll_seconds: float = Field(0.2, gt=0, validation_alias="STOREBRIDGE_WORKER_POLL_SECONDS")
+    # In-process worker: the share of the event loop it may take while webhooks are arriving in a burst.
+    worker_burst_share: float = Field(0.2, gt=0, le=1, validation_alias="STOREBRIDGE_WORKER_BURST_SHARE")
     worker_lease_seconds: float = Field(300.0, gt=0, validation_alias="STOREBRIDGE_WORKER_LEASE_SECONDS")
     worker_batch_size: int = Field(100, gt=0, validation_alias="STOREBRIDGE_WORKER_BATCH_SIZE")
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_HTTP_TIMEOUT")

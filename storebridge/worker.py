@@ -37,12 +37,16 @@ class Worker:
         poll_seconds: float = 0.2,
         worker_id: str | None = None,
         jobs: Sequence[Job] = (),
+        ingest_busy: Callable[[], bool] | None = None,
+        burst_share: float = 1.0,
     ) -> None:
         self.db = db
         self.processor = processor
         self.dispatcher = dispatcher
         self.poll_seconds = poll_seconds
         self.jobs = list(jobs)
+        self.ingest_busy = ingest_busy
+        self.burst_share = burst_share
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._inbox_signal = asyncio.Event()
         self._outbox_signal = asyncio.Event()
@@ -85,10 +89,13 @@ class Worker:
         wakes: asyncio.Event | None,
     ) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                started = loop.time()
                 done = await step()
                 failures = 0
+                await self._give_way(loop.time() - started)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the worker
@@ -108,6 +115,12 @@ class Worker:
             except TimeoutError:
                 pass
             signal.clear()
+
+    async def _give_way(self, took: float) -> None:
+        """While webhooks arrive in a burst (in this process), rest so each loop takes at most
+        `burst_share` of the time: the inbox absorbs the burst and the worker drains it after."""
+        if self.burst_share < 1.0 and self.ingest_busy is not None and self.ingest_busy():
+            await asyncio.sleep(took * (1.0 / self.burst_share - 1.0))
 
     async def _heartbeat(self) -> None:
         started = now()

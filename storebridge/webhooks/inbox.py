@@ -60,7 +60,7 @@ class InboxWriter:
         db: Database,
         *,
         max_batch: int = 512,
-        pipeline: int = 2,
+        pipeline: int = 8,
         max_hold: float = 0.2,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
@@ -74,6 +74,7 @@ class InboxWriter:
         self._insert: Any = postgresql.insert if not db.is_sqlite else sqlite.insert
         self._process: SqliteWriterProcess | None = None
         self._arrived = asyncio.Event()
+        self._last_commit = -1e9  # event-loop time of the last commit
 
     def start(self) -> None:
         if self.db.is_sqlite and self._process is None:
@@ -93,6 +94,12 @@ class InboxWriter:
         if self._process is not None:
             await self._process.stop()
             self._process = None
+
+    def busy(self, within: float = 0.1) -> bool:
+        """Whether webhooks are arriving: a commit in the last `within` seconds or some waiting."""
+        if self._queue is not None and not self._queue.empty():
+            return True
+        return asyncio.get_running_loop().time() - self._last_commit < within
 
     async def add(self, row: InboxRow) -> bool:
         """Store `row`; True if it is new, False if (provider, event_id) was already stored."""
@@ -189,6 +196,7 @@ class InboxWriter:
             seen.add(key)
             if not item.future.done():
                 item.future.set_result(is_new)
+        self._last_commit = asyncio.get_running_loop().time()
         if self.on_commit is not None:
             self.on_commit()
 

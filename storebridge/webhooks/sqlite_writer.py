@@ -7,8 +7,10 @@ stopped it. In a child process they use another core, and the hub pays only for 
 the rows (measured in BENCHMARKS.md).
 
 The protocol over a socketpair is tiny: a 4-byte big-endian length, then a `marshal`led
-payload. Request: a list of row tuples in `COLUMNS` order. Answer: `(True, [(provider,
-event_id), ...])` with the rows that were new, or `(False, "what went wrong")`. The child
+payload. Request: a list of row tuples in `COLUMNS` order. Answer, one per request and in
+order: `(True, [(provider, event_id), ...])` with the rows that were new, or `(False, "what
+went wrong")`. The hub streams batches without waiting; the child commits every batch that
+has arrived while it was busy in one transaction (group commit on this side of the pipe). The child
 holds no state but its connection; it exits when the socket closes, so it never outlives
 the hub. Only this module and the stdlib are imported in the child.
 """
@@ -26,7 +28,7 @@ import sys
 from collections import deque
 from typing import Any
 
-__all__ = ["COLUMNS", "PRAGMAS", "SqliteWriterProcess", "WriterCrashed", "insert_rows"]
+__all__ = ["COLUMNS", "PRAGMAS", "SqliteWriterProcess", "WriterCrashed", "commit_frames", "insert_rows"]
 
 COLUMNS = (
     "id",
@@ -63,48 +65,100 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
-    """One transaction, one statement: the (provider, event_id) of the rows that were new."""
+_MAX_ROWS_PER_STATEMENT = 1024  # 11 bound values a row, well under SQLite's 32766
+
+
+def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> set[tuple[str, str]]:
+    """One transaction: the (provider, event_id) of the rows that were new."""
+    inserted: set[tuple[str, str]] = set()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        inserted = conn.execute(
-            _INSERT.format(values=",".join([_ROW] * len(rows))), [value for row in rows for value in row]
-        ).fetchall()
+        for start in range(0, len(rows), _MAX_ROWS_PER_STATEMENT):
+            part = rows[start : start + _MAX_ROWS_PER_STATEMENT]
+            sql = _INSERT.format(values=",".join([_ROW] * len(part)))
+            inserted.update(conn.execute(sql, [value for row in part for value in row]).fetchall())
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return [(provider, event_id) for provider, event_id in inserted]
+    return inserted
+
+
+def commit_frames(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+    """Store several batches in one transaction (group commit); one answer per batch, in order.
+
+    A key new in this transaction is reported new to the first batch that carries it only."""
+    try:
+        inserted = insert_rows(conn, [row for frame in frames for row in frame])
+    except Exception as exc:  # noqa: BLE001 - reported to the hub, which answers 503
+        return [(False, f"{type(exc).__name__}: {exc}")] * len(frames)
+    answers: list[tuple[bool, Any]] = []
+    for frame in frames:
+        new = []
+        for row in frame:
+            key = (row[1], row[2])
+            if key in inserted:
+                inserted.discard(key)
+                new.append(key)
+        answers.append((True, new))
+    return answers
 
 
 # -- the child ---------------------------------------------------------------------------
 
 
-def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+class _FrameReader:
+    """Length-prefixed frames off a blocking socket, plus whatever else has already arrived."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.closed = False
+
+    def _complete(self) -> list[bytes]:
+        frames, pos = [], 0
+        while len(self.buf) - pos >= _HEADER.size:
+            size = _HEADER.unpack_from(self.buf, pos)[0]
+            if len(self.buf) - pos - _HEADER.size < size:
+                break
+            frames.append(bytes(self.buf[pos + _HEADER.size : pos + _HEADER.size + size]))
+            pos += _HEADER.size + size
+        del self.buf[:pos]
+        return frames
+
+    def next_frames(self) -> list[bytes]:
+        """Block for one whole frame, then take every whole frame already sent; [] at the end."""
+        frames = self._complete()
+        while not frames:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                return []
+            self.buf += chunk
+            frames = self._complete()
+        # Batches that arrived while the last commit ran join this one: one fsync for all.
+        self.sock.setblocking(False)
+        try:
+            while chunk := self.sock.recv(1 << 20):
+                self.buf += chunk
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+        return frames + self._complete()
 
 
 def serve(sock: socket.socket, path: str) -> None:
     """Answer batches until the hub closes the socket."""
     conn = connect(path)
+    reader = _FrameReader(sock)
     try:
-        while (header := _recv_exactly(sock, _HEADER.size)) is not None:
-            payload = _recv_exactly(sock, _HEADER.unpack(header)[0])
-            if payload is None:
-                return
-            try:
-                answer: tuple[bool, Any] = (True, insert_rows(conn, marshal.loads(payload)))
-            except Exception as exc:  # noqa: BLE001 - reported to the hub, which answers 503
-                answer = (False, f"{type(exc).__name__}: {exc}")
-            out = marshal.dumps(answer)
-            sock.sendall(_HEADER.pack(len(out)) + out)
+        while frames := reader.next_frames():
+            answers = commit_frames(conn, [marshal.loads(frame) for frame in frames])
+            out = bytearray()
+            for answer in answers:
+                data = marshal.dumps(answer)
+                out += _HEADER.pack(len(data)) + data
+            sock.sendall(out)
     finally:
         conn.close()
 
