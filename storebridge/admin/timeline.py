@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from storebridge.admin.render import fmt_money
 from storebridge.db import Database
 from storebridge.errors import NotFound
 from storebridge.events.model import OutboxEvent
@@ -78,6 +79,7 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
         ]
 
     entries: list[Entry] = []
+    currency = {p.id: p.currency for p in payments}
     for p in payments:
         detail = f"{p.provider} {p.provider_ref or '(no provider reference yet)'}"
         if p.failure_code or p.failure_message:
@@ -89,7 +91,7 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
                 r.created_at,
                 "refund",
                 "Refund",
-                f"{r.amount} minor units, {r.reason or 'no reason'}",
+                f"{fmt_money(r.amount, currency.get(r.payment_id))}, {r.reason or 'no reason given'}",
                 r.status,
                 ref=r.id,
             )
