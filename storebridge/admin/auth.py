@@ -27,6 +27,7 @@ __all__ = [
     "SESSION_COOKIE",
     "LOGIN_COOKIE",
     "SESSION_SECONDS",
+    "LOGIN_FORM_SECONDS",
     "ConsoleAuth",
     "Session",
     "LoginRequired",

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from storebridge.admin.app import Action, Console, action, get_console, page_session, redirect, safe_next
-from storebridge.admin.auth import LOGIN_COOKIE, SESSION_COOKIE, Session, read_form
-from storebridge.admin.auth import LOGIN_FORM_SECONDS as LOGIN_SECONDS
+from storebridge.admin.auth import LOGIN_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE, Session, read_form
 from storebridge.admin.chart import HEIGHT, WIDTH, panels
 
 __all__ = ["router"]
@@ -34,7 +33,7 @@ def _login_form(request: Request, console: Console, *, error: str | None = None,
         error=error,
         https=console.auth.secure(request),
     )
-    console.auth.set_cookie(response, request, LOGIN_COOKIE, nonce, LOGIN_SECONDS)
+    console.auth.set_cookie(response, request, LOGIN_COOKIE, nonce, LOGIN_FORM_SECONDS)
     return response
 
 
