@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
+from storebridge.admin import create_console
 from storebridge.api import orders, subscriptions, system, webhooks
 from storebridge.api.deps import require_token
 from storebridge.api.errors import install_error_handlers
@@ -67,6 +68,8 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     app.include_router(subscriptions.router)
     for router in hub.routers:  # capability routers (shipping, notifications, ...), behind the API token
         app.include_router(router, dependencies=[Depends(require_token)])
+    # The operator console: its own session sign-in (never the bearer token), pages and CSRF-checked forms.
+    app.router.routes.append(Mount("/admin", app=create_console(hub), name="admin"))
     for name, sandbox in hub.sandboxes.items():
         app.router.routes.append(Mount(f"/_sandbox/{name}", app=sandbox.app, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)

@@ -1,0 +1,85 @@
+"""Templates for the console: Jinja2 with autoescape on for everything, and a few display filters."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from storebridge.money import exponent
+
+__all__ = ["make_environment", "fmt_time", "fmt_ago", "fmt_money", "pretty_body"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_ago(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    seconds = time.time() - ts
+    if seconds < 0:
+        return "in " + _span(-seconds)
+    return _span(seconds) + " ago"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{int(seconds)} s"
+    if seconds < 5400:
+        return f"{int(seconds // 60)} min"
+    if seconds < 172800:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} d"
+
+
+def fmt_money(amount: int | None, currency: str | None) -> str:
+    if amount is None or not currency:
+        return "—"
+    try:
+        digits = exponent(currency)
+    except Exception:  # noqa: BLE001 - an unknown currency is shown in minor units, not an error page
+        return f"{amount} {currency} (minor units)"
+    if digits == 0:
+        return f"{amount} {currency.upper()}"
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**digits)
+    return f"{sign}{whole}.{frac:0{digits}d} {currency.upper()}"
+
+
+def pretty_body(raw: bytes) -> tuple[str, bool]:
+    """The body as text, pretty-printed when it is JSON; (text, is_json). Non-UTF-8 bytes are shown escaped."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), False
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=False), True
+    except ValueError:
+        return text, False
+
+
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every template, whatever its name
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(time=fmt_time, ago=fmt_ago, money=fmt_money, json=_pretty_json)
+    return env
