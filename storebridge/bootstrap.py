@@ -27,6 +27,7 @@ from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
 from storebridge.migrate import upgrade
 from storebridge.observability.calls import CallLog
+from storebridge.observability.http import recording_calls
 from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
@@ -162,7 +163,7 @@ class Hub:
         return results
 
 
-def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any]) -> None:
+def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any], calls: CallLog) -> None:
     from storebridge.payments.stripe import StripeProvider, identify_stripe_event
 
     cfg = settings.stripe
@@ -191,6 +192,7 @@ def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any]) -> N
         sandbox=cfg.sandbox,
         max_network_retries=cfg.max_network_retries,
         timeout=settings.http_timeout_seconds,
+        calls=calls,
     )
     integration.mode = provider.mode
     integration.problems = provider.validate_config()
@@ -215,7 +217,8 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         "webhook_sources": {},
         "webhook_handlers": {},
     }
-    _stripe(settings, url, parts)
+    calls = CallLog()
+    _stripe(settings, url, parts, calls)
     for custom in settings.custom_webhooks:
         parts["webhook_sources"][custom.name] = custom_source(custom)
         parts["webhook_handlers"][custom.name] = custom_handler(custom)
@@ -234,7 +237,9 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         parts["webhook_sources"],
         parts["webhook_handlers"],
     )
-    install_capabilities(wiring)
+    # Adapters built by the capabilities (on ExternalIntegration) record their calls into this hub's log.
+    with recording_calls(calls):
+        install_capabilities(wiring)
     retry_base, retry_cap = settings.retry_base_seconds, settings.retry_max_seconds
     processor = InboxProcessor(
         db,
@@ -296,6 +301,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         db=db,
         bus=bus,
         stats=WebhookStats(),
+        calls=calls,
         inbox=inbox,
         processor=processor,
         dispatcher=dispatcher,
