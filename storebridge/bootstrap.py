@@ -28,6 +28,7 @@ from storebridge.integration import HealthStatus
 from storebridge.migrate import upgrade
 from storebridge.observability.calls import CallLog
 from storebridge.observability.http import recording_calls
+from storebridge.observability.metrics import Metrics
 from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
@@ -103,6 +104,7 @@ class Hub:
     inbox_queries: InboxQueries
     reconciler: Reconciler
     outbound: OutboundWebhooks
+    metrics: Metrics  # GET /metrics: this hub's own Prometheus registry
     worker_jobs: list[Job] = field(default_factory=list)
     routers: list[APIRouter] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
@@ -218,6 +220,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         "webhook_handlers": {},
     }
     calls = CallLog()
+    stats = WebhookStats()
     _stripe(settings, url, parts, calls)
     for custom in settings.custom_webhooks:
         parts["webhook_sources"][custom.name] = custom_source(custom)
@@ -251,6 +254,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             retry_base=retry_base,
             retry_cap=retry_cap,
         ),
+        stats=stats,
     )
     transport: RedisStreamsTransport | None = None
     if settings.redis_url is not None:
@@ -300,8 +304,9 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         api_token_generated=generated,
         db=db,
         bus=bus,
-        stats=WebhookStats(),
+        stats=stats,
         calls=calls,
+        metrics=Metrics(db, stats, calls, outbound.sender),
         inbox=inbox,
         processor=processor,
         dispatcher=dispatcher,

@@ -11,6 +11,8 @@ After a failure the next attempt follows RETRY_SCHEDULE (+/- 20 % jitter); a 429
 `Retry-After` longer than the scheduled delay wins (capped at 10 h). A 410 Gone disables the
 endpoint at once; an endpoint with no success for DISABLE_AFTER_FAILING_SECONDS is disabled too.
 Either way its other queued deliveries end as `failed` (they can be resent once it is enabled).
+
+Attempts are counted by outcome (the delivery's status after the attempt) for /metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import email.utils
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -135,6 +138,8 @@ class OutboundDelivery:
         self.disable_after_seconds = disable_after_seconds
         self.lease_seconds = 2 * timeout + 60.0
         self._client: httpx.AsyncClient | None = None
+        # Attempts by outcome: succeeded | retrying | failed (the delivery's status after the attempt).
+        self.attempts_total: Counter[str] = Counter()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -289,6 +294,7 @@ class OutboundDelivery:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 # The lease was lost (or the endpoint deleted): keep the attempt, change nothing else.
                 if await session.get(WebhookDelivery, claim.delivery_id) is None:
+                    self.attempts_total[values["status"]] += 1
                     return
             elif endpoint is not None:
                 if disable is not None:
@@ -308,6 +314,7 @@ class OutboundDelivery:
                     response_excerpt=outcome.excerpt,
                 )
             )
+        self.attempts_total[values["status"]] += 1  # after the commit: the attempt is on record
         fields = {
             "delivery_id": claim.delivery_id,
             "endpoint_id": claim.endpoint_id,

@@ -1,18 +1,23 @@
-"""Every provider HTTP attempt is recorded once, at the httpx client; retries are counted."""
+"""Every provider HTTP attempt is recorded once, at the httpx client; retries are counted; metrics render."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from storebridge.db import Database
 from storebridge.errors import ProviderUnavailable
 from storebridge.integration import ExternalIntegration, HealthStatus, RetryPolicy
 from storebridge.observability.calls import CallLog, CallRecord
 from storebridge.observability.http import ambient_call_log, recording_calls, short_error
+from storebridge.observability.metrics import Metrics
+from storebridge.stats import WebhookStats
 
 FAST = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.001, wait_jitter=0.0)
 
@@ -102,3 +107,31 @@ def test_short_error_is_one_line_and_bounded() -> None:
     """Error texts in the call log are one line of at most 200 characters."""
     text = short_error(RuntimeError("line one\nline two https://x.test/a?b=c " + "y" * 500))
     assert "\n" not in text and len(text) <= 200 and "b=c" not in text
+
+
+def test_metrics_still_render_when_the_database_cannot_be_read(tmp_path: Path) -> None:
+    """A database without our tables: /metrics still serves the in-memory counters, with database_up 0."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    stats, calls = WebhookStats(), CallLog()
+    metrics = Metrics(db, stats, calls)
+    stats.rejected("stripe", "signature_mismatch")
+    calls.record("stripe", "post", 200, 0.2)
+
+    async def render() -> str:
+        try:
+            return (await metrics.render()).decode()
+        finally:
+            await db.dispose()
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(asyncio.run(render()))
+        for s in family.samples
+    }
+    assert samples[("storebridge_metrics_database_up", ())] == 0
+    assert samples[("storebridge_webhooks_rejected_total", (("provider", "stripe"), ("reason", "signature_mismatch")))]
+    calls_key = (
+        "storebridge_provider_calls_total",
+        (("method", "POST"), ("provider", "stripe"), ("status_class", "2xx")),
+    )
+    assert samples[calls_key] == 1
