@@ -12,6 +12,8 @@ After a failure the next attempt follows RETRY_SCHEDULE (+/- 20 % jitter); a 429
 endpoint at once; an endpoint with no success for DISABLE_AFTER_FAILING_SECONDS is disabled too.
 Either way its other queued deliveries end as `failed` (they can be resent once it is enabled).
 
+A delivery is sent and logged with the `request_id` of what caused its event (bound to the log
+context, and sent as `X-Request-ID` when it is a plain token), so a receiver's logs and ours meet.
 Attempts are counted by outcome (the delivery's status after the attempt) for /metrics.
 """
 
@@ -21,6 +23,7 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -60,6 +63,8 @@ RETRY_AFTER_CAP_SECONDS = 36000.0
 DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600.0
 EXCERPT_CHARS = 500
 _EXCERPT_READ_BYTES = 4096
+# The request id comes from a provider's (or client's) header: forwarded only when it is a plain token.
+_HEADER_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def encode_payload(event: Event) -> bytes:
@@ -98,6 +103,7 @@ class _Claim:
     url: str
     secret: str
     event: Event | None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,13 +218,24 @@ class OutboundDelivery:
                     .values(locked_until=lease)
                 )
         return [
-            _Claim(did, attempts, lease, eid, url, secret, Event.from_row(ev) if ev is not None else None)
+            _Claim(
+                did,
+                attempts,
+                lease,
+                eid,
+                url,
+                secret,
+                Event.from_row(ev) if ev is not None else None,
+                ev.request_id if ev is not None else None,
+            )
             for did, attempts, eid, url, secret, ev in rows
         ]
 
     async def _attempt(self, claim: _Claim) -> None:
-        outcome = await self._send(claim)
-        await self._record(claim, outcome)
+        trace = {"request_id": claim.request_id} if claim.request_id else {}
+        with structlog.contextvars.bound_contextvars(**trace):
+            outcome = await self._send(claim)
+            await self._record(claim, outcome)
 
     async def _send(self, claim: _Claim) -> _Outcome:
         started = now()
@@ -240,6 +257,8 @@ class OutboundDelivery:
                 "content-type": "application/json",
                 "user-agent": "storebridge",
             }
+            if claim.request_id and _HEADER_SAFE.fullmatch(claim.request_id):
+                headers["x-request-id"] = claim.request_id
             async with (
                 asyncio.timeout(self.timeout),
                 self.client.stream("POST", claim.url, content=body, headers=headers) as response,

@@ -6,7 +6,9 @@ claim is a lease: a worker that dies mid-batch leaves rows that another worker t
 when the lease runs out. The handler's changes and the row's `processed` mark commit in one
 transaction, so an effect is never applied without the row saying so.
 
-Outcomes are counted in WebhookStats once their commit succeeded.
+While a row is applied, its `request_id` (the one the webhook was answered with, X-Request-ID) is
+bound to the log context, so every log line the handler writes carries it; the handler passes it on
+to the outbox events it records. Outcomes are counted in WebhookStats once their commit succeeded.
 """
 
 from __future__ import annotations
@@ -177,21 +179,23 @@ class InboxProcessor:
         for row in await self._still_mine(session, rows, lease):
             started = now()
             handler = self.handlers.get(row.provider)
-            try:
-                if handler is None:
-                    raise LookupError(f"no handler is registered for provider {row.provider!r}")
-                if isolate:
-                    async with session.begin_nested():
+            trace = {"request_id": row.request_id} if row.request_id else {}
+            with structlog.contextvars.bound_contextvars(**trace, webhook_id=row.id):
+                try:
+                    if handler is None:
+                        raise LookupError(f"no handler is registered for provider {row.provider!r}")
+                    if isolate:
+                        async with session.begin_nested():
+                            order_id = await handler(row, session)
+                    else:
                         order_id = await handler(row, session)
-                else:
-                    order_id = await handler(row, session)
-            except Exception as exc:
-                if not isolate:
-                    raise _HandlerFailed from exc
-                failure = self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts)
-                failed.append(failure)
-                outcomes.append((row, str(failure["status"])))
-                continue
+                except Exception as exc:
+                    if not isolate:
+                        raise _HandlerFailed from exc
+                    failure = self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts)
+                    failed.append(failure)
+                    outcomes.append((row, str(failure["status"])))
+                    continue
             outcomes.append((row, "processed"))
             finished = now()
             done.append(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from storebridge.db import Database
 from storebridge.errors import ProviderUnavailable
 from storebridge.integration import ExternalIntegration, HealthStatus, RetryPolicy
+from storebridge.logs import configure_logging
 from storebridge.observability.calls import CallLog, CallRecord
 from storebridge.observability.http import ambient_call_log, recording_calls, short_error
 from storebridge.observability.metrics import Metrics
@@ -135,3 +138,18 @@ def test_metrics_still_render_when_the_database_cannot_be_read(tmp_path: Path) -
         (("method", "POST"), ("provider", "stripe"), ("status_class", "2xx")),
     )
     assert samples[calls_key] == 1
+
+
+def test_configured_secrets_are_masked_in_log_lines() -> None:
+    """The log masker replaces a configured secret wherever it appears in a value."""
+    import structlog
+
+    previous = structlog.get_config()
+    buffer = io.StringIO()
+    try:
+        configure_logging("INFO", "json", secrets=["sk_live_abcdef123"], stream=buffer)
+        structlog.get_logger("t").warning("oops", detail="key sk_live_abcdef123 leaked")
+    finally:
+        structlog.configure(**previous)
+    line = json.loads(buffer.getvalue())
+    assert line["detail"] == "key ********** leaked"
