@@ -27,6 +27,8 @@ from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
 from storebridge.migrate import upgrade
 from storebridge.observability.calls import CallLog
+from storebridge.observability.http import recording_calls
+from storebridge.observability.metrics import Metrics
 from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
@@ -102,6 +104,7 @@ class Hub:
     inbox_queries: InboxQueries
     reconciler: Reconciler
     outbound: OutboundWebhooks
+    metrics: Metrics  # GET /metrics: this hub's own Prometheus registry
     worker_jobs: list[Job] = field(default_factory=list)
     routers: list[APIRouter] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
@@ -165,7 +168,7 @@ class Hub:
         return results
 
 
-def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any]) -> None:
+def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any], calls: CallLog) -> None:
     from storebridge.payments.stripe import StripeProvider, identify_stripe_event
 
     cfg = settings.stripe
@@ -194,6 +197,7 @@ def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any]) -> N
         sandbox=cfg.sandbox,
         max_network_retries=cfg.max_network_retries,
         timeout=settings.http_timeout_seconds,
+        calls=calls,
     )
     integration.mode = provider.mode
     integration.problems = provider.validate_config()
@@ -218,7 +222,9 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         "webhook_sources": {},
         "webhook_handlers": {},
     }
-    _stripe(settings, url, parts)
+    calls = CallLog()
+    stats = WebhookStats()
+    _stripe(settings, url, parts, calls)
     for custom in settings.custom_webhooks:
         parts["webhook_sources"][custom.name] = custom_source(custom)
         parts["webhook_handlers"][custom.name] = custom_handler(custom)
@@ -237,7 +243,9 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         parts["webhook_sources"],
         parts["webhook_handlers"],
     )
-    install_capabilities(wiring)
+    # Adapters built by the capabilities (on ExternalIntegration) record their calls into this hub's log.
+    with recording_calls(calls):
+        install_capabilities(wiring)
     retry_base, retry_cap = settings.retry_base_seconds, settings.retry_max_seconds
     processor = InboxProcessor(
         db,
@@ -249,6 +257,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             retry_base=retry_base,
             retry_cap=retry_cap,
         ),
+        stats=stats,
     )
     transport: RedisStreamsTransport | None = None
     if settings.redis_url is not None:
@@ -298,7 +307,9 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         api_token_generated=generated,
         db=db,
         bus=bus,
-        stats=WebhookStats(),
+        stats=stats,
+        calls=calls,
+        metrics=Metrics(db, stats, calls, outbound.sender),
         inbox=inbox,
         processor=processor,
         dispatcher=dispatcher,

@@ -4,7 +4,8 @@ One httpx.AsyncClient per provider, a timeout, auth and JSON; retries with expon
 backoff and jitter (stamina) on connection errors, timeouts, 429 (honouring Retry-After) and
 5xx, but only for requests that are safe to repeat: GET/HEAD/DELETE, or a request that carries
 an idempotency key. A failed call becomes an IntegrationError that keeps the provider's status,
-error code, message and request id.
+error code, message and request id. Every HTTP attempt, including those an adapter sends on
+`client` directly (OAuth tokens, label downloads), is recorded in `calls` when one is set.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import httpx
 import stamina
 
 from storebridge.errors import IntegrationError, ProviderUnavailable
+from storebridge.observability.calls import CallLog
+from storebridge.observability.http import RecordingClient, ambient_call_log
 
 __all__ = ["ExternalIntegration", "HealthStatus", "RetryPolicy", "retry_after_seconds"]
 
@@ -88,6 +91,7 @@ class ExternalIntegration(ABC):
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
+        calls: CallLog | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -95,13 +99,27 @@ class ExternalIntegration(ABC):
         self._transport = transport
         self._headers = {"Accept": "application/json", "User-Agent": "storebridge", **(headers or {})}
         self._client: httpx.AsyncClient | None = None
+        # Where HTTP attempts are recorded: given, or the hub's log while bootstrap wires capabilities.
+        self.calls = calls if calls is not None else ambient_call_log()
+
+    def new_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An httpx client on this integration's base URL, headers and transport that records every attempt."""
+        options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "transport": self._transport,
+            "headers": self._headers,
+        }
+        return RecordingClient(recorder=self._record_call, **{**options, **kwargs})
+
+    def _record_call(self, method: str, status: int | None, seconds: float, error: str | None) -> None:
+        if self.calls is not None:
+            self.calls.record(self.provider, method, status, seconds, error)
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url, timeout=self.timeout, transport=self._transport, headers=self._headers
-            )
+            self._client = self.new_client()
         return self._client
 
     async def aclose(self) -> None:
@@ -187,6 +205,8 @@ class ExternalIntegration(ABC):
                 wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
+                    if attempt.num > 1 and self.calls is not None:
+                        self.calls.retried(self.provider)
                     response = await self.client.request(
                         method,
                         path,

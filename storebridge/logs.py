@@ -1,11 +1,15 @@
-"""Structured logs (structlog): JSON lines by default, with every configured secret masked."""
+"""Structured logs (structlog): JSON lines by default, with every configured secret masked.
+
+Context bound with structlog.contextvars (the worker binds `request_id` while it processes a webhook
+and while it hands that webhook's events on) is merged into every line.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -26,7 +30,10 @@ def _redactor(secrets: list[str]) -> Any:
     return redact
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """Configure structlog; lines go to `stream` (default: stderr, as looked up now)."""
     masked = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
     renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     structlog.configure(
@@ -39,6 +46,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json", secrets: Iterable[
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -1,11 +1,11 @@
-"""Health, readiness, integrations and the event log."""
+"""Health, readiness, metrics, integrations and the event log."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select, text
 
 from storebridge.api.deps import get_hub, require_token
@@ -14,6 +14,7 @@ from storebridge.db import now
 from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent, WorkerHeartbeat
 from storebridge.migrate import current_revision, head_revision
+from storebridge.observability.metrics import CONTENT_TYPE
 
 __all__ = ["public", "private"]
 
@@ -41,6 +42,14 @@ async def readyz(hub: Hub = Depends(get_hub)) -> JSONResponse:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values()) and len(checks) == 3
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@private.get("/metrics", include_in_schema=False)
+async def metrics(hub: Hub = Depends(get_hub)) -> Response:
+    """Prometheus text format. Behind the bearer token like every private route: a scraper sends
+    `Authorization: Bearer ...` (Prometheus `authorization:` config); a token in the query string is
+    refused, as it would end up in access logs and scrape-target URLs."""
+    return Response(await hub.metrics.render(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
 @private.get("/integrations")

@@ -11,6 +11,10 @@ After a failure the next attempt follows RETRY_SCHEDULE (+/- 20 % jitter); a 429
 `Retry-After` longer than the scheduled delay wins (capped at 10 h). A 410 Gone disables the
 endpoint at once; an endpoint with no success for DISABLE_AFTER_FAILING_SECONDS is disabled too.
 Either way its other queued deliveries end as `failed` (they can be resent once it is enabled).
+
+A delivery is sent and logged with the `request_id` of what caused its event (bound to the log
+context, and sent as `X-Request-ID` when it is a plain token), so a receiver's logs and ours meet.
+Attempts are counted by outcome (the delivery's status after the attempt) for /metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +63,8 @@ RETRY_AFTER_CAP_SECONDS = 36000.0
 DISABLE_AFTER_FAILING_SECONDS = 5 * 24 * 3600.0
 EXCERPT_CHARS = 500
 _EXCERPT_READ_BYTES = 4096
+# The request id comes from a provider's (or client's) header: forwarded only when it is a plain token.
+_HEADER_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def encode_payload(event: Event) -> bytes:
@@ -95,6 +103,7 @@ class _Claim:
     url: str
     secret: str
     event: Event | None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +144,8 @@ class OutboundDelivery:
         self.disable_after_seconds = disable_after_seconds
         self.lease_seconds = 2 * timeout + 60.0
         self._client: httpx.AsyncClient | None = None
+        # Attempts by outcome: succeeded | retrying | failed (the delivery's status after the attempt).
+        self.attempts_total: Counter[str] = Counter()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -207,13 +218,24 @@ class OutboundDelivery:
                     .values(locked_until=lease)
                 )
         return [
-            _Claim(did, attempts, lease, eid, url, secret, Event.from_row(ev) if ev is not None else None)
+            _Claim(
+                did,
+                attempts,
+                lease,
+                eid,
+                url,
+                secret,
+                Event.from_row(ev) if ev is not None else None,
+                ev.request_id if ev is not None else None,
+            )
             for did, attempts, eid, url, secret, ev in rows
         ]
 
     async def _attempt(self, claim: _Claim) -> None:
-        outcome = await self._send(claim)
-        await self._record(claim, outcome)
+        trace = {"request_id": claim.request_id} if claim.request_id else {}
+        with structlog.contextvars.bound_contextvars(**trace):
+            outcome = await self._send(claim)
+            await self._record(claim, outcome)
 
     async def _send(self, claim: _Claim) -> _Outcome:
         started = now()
@@ -235,6 +257,8 @@ class OutboundDelivery:
                 "content-type": "application/json",
                 "user-agent": "storebridge",
             }
+            if claim.request_id and _HEADER_SAFE.fullmatch(claim.request_id):
+                headers["x-request-id"] = claim.request_id
             async with (
                 asyncio.timeout(self.timeout),
                 self.client.stream("POST", claim.url, content=body, headers=headers) as response,
@@ -289,6 +313,7 @@ class OutboundDelivery:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 # The lease was lost (or the endpoint deleted): keep the attempt, change nothing else.
                 if await session.get(WebhookDelivery, claim.delivery_id) is None:
+                    self.attempts_total[values["status"]] += 1
                     return
             elif endpoint is not None:
                 if disable is not None:
@@ -308,6 +333,7 @@ class OutboundDelivery:
                     response_excerpt=outcome.excerpt,
                 )
             )
+        self.attempts_total[values["status"]] += 1  # after the commit: the attempt is on record
         fields = {
             "delivery_id": claim.delivery_id,
             "endpoint_id": claim.endpoint_id,

@@ -4,6 +4,9 @@ A batch of undispatched events is leased (so a second worker skips it, and a cra
 worker's lease runs out), handed to every matching subscriber in creation order, then marked
 dispatched. A subscriber that raises or times out gets a receipt row and is retried with
 backoff, alone, until it succeeds or runs out of attempts (then it is `dead`, kept for replay).
+
+Each handler runs with the event's `request_id` (that of the webhook or request that caused it)
+and its id and type bound to the log context, so a subscriber's log lines can be traced back.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class OutboxDispatcher:
         # transport instead of being called here. A failed publish leaves the rows for the next round.
         self.publisher = publisher
 
-    async def _claim(self) -> list[Event]:
+    async def _claim(self) -> list[tuple[Event, str | None]]:
         t = now()
         async with self.db.write() as session:
             query = (
@@ -67,30 +70,31 @@ class OutboxDispatcher:
                     .where(OutboxEvent.id.in_([r.id for r in rows]))
                     .values(locked_until=t + self.policy.lease_seconds)
                 )
-            return [Event.from_row(r) for r in rows]
+            return [(Event.from_row(r), r.request_id) for r in rows]
 
-    async def _deliver(self, sub: Subscriber, event: Event) -> str | None:
+    async def _deliver(self, sub: Subscriber, event: Event, request_id: str | None = None) -> str | None:
         """Run one handler; return the error text, or None on success."""
-        try:
-            await asyncio.wait_for(sub.handler(event), timeout=sub.timeout)
-            return None
-        except Exception as exc:  # noqa: BLE001 - a subscriber's failure is recorded, never dropped
-            log.warning(
-                "subscriber_failed", subscriber=sub.name, event_id=event.id, event_type=event.type, error=repr(exc)
-            )
-            return f"{type(exc).__name__}: {exc}"[:2000]
+        trace = {"request_id": request_id} if request_id else {}
+        with structlog.contextvars.bound_contextvars(**trace, event_id=event.id, event_type=event.type):
+            try:
+                await asyncio.wait_for(sub.handler(event), timeout=sub.timeout)
+                return None
+            except Exception as exc:  # noqa: BLE001 - a subscriber's failure is recorded, never dropped
+                log.warning("subscriber_failed", subscriber=sub.name, error=repr(exc))
+                return f"{type(exc).__name__}: {exc}"[:2000]
 
     async def dispatch_once(self) -> int:
-        events = await self._claim()
-        if not events:
+        claimed = await self._claim()
+        if not claimed:
             return 0
+        events = [event for event, _ in claimed]
         failures: list[tuple[str, str, str]] = []
         if self.publisher is not None:
             await self.publisher(events)
         else:
-            for event in events:
+            for event, request_id in claimed:
                 for sub in self.bus.matching(event.type):
-                    error = await self._deliver(sub, event)
+                    error = await self._deliver(sub, event, request_id)
                     if error is not None:
                         failures.append((sub.name, event.id, error))
         t = now()
@@ -127,17 +131,20 @@ class OutboxDispatcher:
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True, of=EventReceipt)
-            due = [(r.subscriber, r.attempts, Event.from_row(e)) for r, e in (await session.execute(query)).all()]
-            for name, _, event in due:
+            due = [
+                (r.subscriber, r.attempts, Event.from_row(e), e.request_id)
+                for r, e in (await session.execute(query)).all()
+            ]
+            for name, _, event, _ in due:
                 # Lease: push the next attempt out so another worker does not take it meanwhile.
                 await session.execute(
                     update(EventReceipt)
                     .where(EventReceipt.subscriber == name, EventReceipt.event_id == event.id)
                     .values(next_attempt_at=t + self.policy.lease_seconds)
                 )
-        for name, attempts, event in due:
+        for name, attempts, event, request_id in due:
             sub = self.bus.subscribers.get(name)
-            error = "subscriber is no longer registered" if sub is None else await self._deliver(sub, event)
+            error = "subscriber is no longer registered" if sub is None else await self._deliver(sub, event, request_id)
             attempt = attempts + 1
             values: dict[str, object] = {"attempts": attempt, "updated_at": now(), "last_error": error}
             if error is None:

@@ -62,17 +62,8 @@ class InventoryClient(ExternalIntegration):
         if not self._shards:
             limits = httpx.Limits(max_connections=_PER_SHARD, max_keepalive_connections=_PER_SHARD)
             tls = ssl.create_default_context()  # one TLS context for every pool (building one costs ~15 ms)
-            self._shards = [
-                httpx.AsyncClient(
-                    base_url=self.base_url,
-                    timeout=self.timeout,
-                    transport=self._transport,
-                    headers=self._headers,
-                    limits=limits,
-                    verify=tls,
-                )
-                for _ in range(self._shard_count)
-            ]
+            # new_client: each shard records its calls like any ExternalIntegration client.
+            self._shards = [self.new_client(limits=limits, verify=tls) for _ in range(self._shard_count)]
         self._next = (self._next + 1) % len(self._shards)
         return self._shards[self._next]
 

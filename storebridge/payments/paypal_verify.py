@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from storebridge.errors import WebhookRejected
+from storebridge.observability.calls import CallLog
+from storebridge.observability.http import RecordingClient, ambient_call_log
 from storebridge.webhooks.sources import Identified, WebhookSource
 
 __all__ = [
@@ -107,9 +109,15 @@ class PayPalVerifier:
     cache_seconds: float = 24 * 3600.0
     ca_issuer_hosts: frozenset[str] = frozenset({"cacerts.digicert.com"})  # where missing intermediates may come from
     http: httpx.AsyncClient | None = None
+    # Certificate fetches are provider calls too (once a day per URL): recorded in the hub's call log.
+    calls: CallLog | None = field(default_factory=ambient_call_log)
     _certs: dict[str, tuple[float, list[x509.Certificate]]] = field(default_factory=dict)
 
     # -- certificates -----------------------------------------------------------------------
+
+    def _record_call(self, method: str, status: int | None, seconds: float, error: str | None) -> None:
+        if self.calls is not None:
+            self.calls.record("paypal", method, status, seconds, error)
 
     def cert_url_allowed(self, url: str) -> bool:
         if any(url.startswith(prefix) for prefix in self.sandbox_cert_prefixes):
@@ -139,7 +147,7 @@ class PayPalVerifier:
         if cached is not None:
             return cached
         if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+            self.http = RecordingClient(recorder=self._record_call, timeout=10.0, follow_redirects=False)
         try:
             response = await self.http.get(url)
             response.raise_for_status()

@@ -2,20 +2,23 @@
 
 Idempotency keys are derived from our own ids (`storebridge:<payment id>:<operation>`), so a
 retried call can never charge twice; metadata carries our order and payment ids; answers
-that say the work is already done (captured, canceled) count as success.
+that say the work is already done (captured, canceled) count as success. Every HTTP attempt
+the SDK makes (retries included) is recorded in the hub's call log.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
 
 import stripe
 
 from storebridge.errors import IntegrationError, PaymentDeclined, ProviderUnavailable, WebhookRejected
 from storebridge.integration import HealthStatus
+from storebridge.observability.calls import CallLog
+from storebridge.observability.http import short_error
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.webhooks.sources import Identified, parse_json_object
 
@@ -70,6 +73,50 @@ def payment_from_charge(charge: Mapping[str, Any]) -> ProviderPayment | None:
     )
 
 
+class _RecordingHTTPXClient(stripe.HTTPXClient):
+    """The SDK's HTTPX client, recording each attempt. `request_async` is the SDK's documented
+    per-attempt hook for custom clients; `sleep_async` runs exactly once before each retry."""
+
+    def __init__(self, calls: CallLog | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls = calls
+
+    def _record(self, method: str, status: int | None, started: float, error: BaseException | None) -> None:
+        if self.calls is not None:
+            cause = (error.__cause__ or error) if error is not None else None
+            detail = short_error(cause) if cause is not None else None
+            self.calls.record("stripe", method, status, time.perf_counter() - started, detail)
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        started = time.perf_counter()
+        try:
+            content, status, response_headers = await super().request_async(method, url, headers, post_data)
+        except stripe.APIConnectionError as exc:
+            self._record(method, None, started, exc)
+            raise
+        self._record(method, status, started, None)
+        return content, status, response_headers
+
+    async def request_stream_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[AsyncIterable[bytes], int, Mapping[str, str]]:
+        started = time.perf_counter()
+        try:
+            content, status, response_headers = await super().request_stream_async(method, url, headers, post_data)
+        except stripe.APIConnectionError as exc:
+            self._record(method, None, started, exc)
+            raise
+        self._record(method, status, started, None)
+        return content, status, response_headers
+
+    def sleep_async(self, secs: float) -> Awaitable[None]:
+        if self.calls is not None:
+            self.calls.retried("stripe")
+        return super().sleep_async(secs)  # type: ignore[no-untyped-call,no-any-return]
+
+
 class StripeProvider:
     name = "stripe"
 
@@ -81,11 +128,12 @@ class StripeProvider:
         sandbox: bool = False,
         max_network_retries: int = 2,
         timeout: float = 30.0,
+        calls: CallLog | None = None,
     ) -> None:
         self._secret_key = secret_key
         self.api_base = api_base
         self.sandbox = sandbox
-        self._http = stripe.HTTPXClient(timeout=timeout)
+        self._http = _RecordingHTTPXClient(calls, timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else None,

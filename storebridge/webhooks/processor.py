@@ -5,6 +5,10 @@ the error kept) and, after the last allowed attempt, -> dead. Each attempt is re
 claim is a lease: a worker that dies mid-batch leaves rows that another worker takes over
 when the lease runs out. The handler's changes and the row's `processed` mark commit in one
 transaction, so an effect is never applied without the row saying so.
+
+While a row is applied, its `request_id` (the one the webhook was answered with, X-Request-ID) is
+bound to the log context, so every log line the handler writes carries it; the handler passes it on
+to the outbox events it records. Outcomes are counted in WebhookStats once their commit succeeded.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
+from storebridge.stats import WebhookStats
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
 
 __all__ = ["WebhookHandler", "InboxProcessor", "ProcessPolicy", "RetryLater"]
@@ -28,6 +33,8 @@ log = structlog.get_logger("storebridge.inbox")
 
 # A handler applies one webhook inside the caller's transaction and returns the order id it touched.
 WebhookHandler = Callable[[WebhookEvent, AsyncSession], Awaitable[str | None]]
+# What became of a row in a committed chunk: "processed", "retrying" or "dead".
+_Outcome = tuple[WebhookEvent, str]
 
 
 class _HandlerFailed(Exception):
@@ -49,10 +56,17 @@ class ProcessPolicy:
 
 
 class InboxProcessor:
-    def __init__(self, db: Database, handlers: dict[str, WebhookHandler], policy: ProcessPolicy | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        handlers: dict[str, WebhookHandler],
+        policy: ProcessPolicy | None = None,
+        stats: WebhookStats | None = None,
+    ) -> None:
         self.db = db
         self.handlers = handlers
         self.policy = policy or ProcessPolicy()
+        self.stats = stats or WebhookStats()
 
     async def _claim(self) -> tuple[list[WebhookEvent], float]:
         t = now()
@@ -113,11 +127,29 @@ class InboxProcessor:
                 if any(row.attempts for row in chunk):
                     raise _HandlerFailed
                 async with self.db.write() as session:
-                    await self._apply_batch(session, chunk, lease, isolate=False)
+                    outcomes = await self._apply_batch(session, chunk, lease, isolate=False)
             except _HandlerFailed:
                 async with self.db.write() as session:
-                    await self._apply_batch(session, chunk, lease, isolate=True)
+                    outcomes = await self._apply_batch(session, chunk, lease, isolate=True)
+            self._report(outcomes)
         return len(rows)
+
+    def _report(self, outcomes: list[_Outcome]) -> None:
+        """Count and log a chunk's outcomes, after its commit: a rolled-back chunk reports nothing."""
+        for row, outcome in outcomes:
+            if outcome == "processed":
+                self.stats.processed(row.provider, row.event_type)
+                log.info(
+                    "webhook_processed",
+                    provider=row.provider,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    webhook_id=row.id,
+                    attempt=row.attempts + 1,
+                    request_id=row.request_id,
+                )
+            else:
+                self.stats.failed(row.provider, row.event_type, dead=outcome == "dead")
 
     async def _still_mine(self, session: AsyncSession, rows: list[WebhookEvent], lease: float) -> list[WebhookEvent]:
         """The rows this claim still owns, locked for this transaction.
@@ -139,26 +171,32 @@ class InboxProcessor:
 
     async def _apply_batch(
         self, session: AsyncSession, rows: list[WebhookEvent], lease: float, *, isolate: bool
-    ) -> None:
+    ) -> list[_Outcome]:
         done: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
+        outcomes: list[_Outcome] = []
         for row in await self._still_mine(session, rows, lease):
             started = now()
             handler = self.handlers.get(row.provider)
-            try:
-                if handler is None:
-                    raise LookupError(f"no handler is registered for provider {row.provider!r}")
-                if isolate:
-                    async with session.begin_nested():
+            trace = {"request_id": row.request_id} if row.request_id else {}
+            with structlog.contextvars.bound_contextvars(**trace, webhook_id=row.id):
+                try:
+                    if handler is None:
+                        raise LookupError(f"no handler is registered for provider {row.provider!r}")
+                    if isolate:
+                        async with session.begin_nested():
+                            order_id = await handler(row, session)
+                    else:
                         order_id = await handler(row, session)
-                else:
-                    order_id = await handler(row, session)
-            except Exception as exc:
-                if not isolate:
-                    raise _HandlerFailed from exc
-                failed.append(self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts))
-                continue
+                except Exception as exc:
+                    if not isolate:
+                        raise _HandlerFailed from exc
+                    failure = self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts)
+                    failed.append(failure)
+                    outcomes.append((row, str(failure["status"])))
+                    continue
+            outcomes.append((row, "processed"))
             finished = now()
             done.append(
                 {
@@ -185,6 +223,7 @@ class InboxProcessor:
             await session.execute(update(WebhookEvent), done + failed)
         if attempts:
             await session.execute(insert(WebhookAttempt), attempts)
+        return outcomes
 
     def _failure(self, row: WebhookEvent, started: float, error: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
         attempt = row.attempts + 1
