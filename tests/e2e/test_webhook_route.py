@@ -186,3 +186,18 @@ def test_an_unexpected_error_is_a_json_500_without_a_traceback(sqlite_hub: Runni
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert "Traceback" not in response.text and "parser bug" not in response.text
+
+
+def test_request_id_is_kept_when_plain_and_replaced_when_not(hub: RunningHub) -> None:
+    """A caller's plain X-Request-ID is echoed and stored; an oversized or odd one is replaced by a
+    generated id instead of failing the insert (and with it the batch it was committed in)."""
+    answers = {}
+    for name, given in (("plain", "trace-42.a:b"), ("long", "x" * 200), ("odd", "a b<script>")):
+        raw = event("payment_intent.created", intent(f"pi_rid_{name}", status="requires_payment_method"))
+        response = _post(hub, raw, {**signed_headers(raw), "X-Request-ID": given})
+        assert response.status_code == 200, response.text
+        answers[name] = response.headers["x-request-id"]
+    assert answers["plain"] == "trace-42.a:b"
+    assert answers["long"] != "x" * 200 and len(answers["long"]) <= 64
+    assert answers["odd"] != "a b<script>"
+    assert _stored(hub) == 3
