@@ -55,6 +55,8 @@ class _Pending:
 class InboxWriter:
     """Group-committing writer. `start()` in the app's lifespan; `add()` from request handlers."""
 
+    SQLITE_FRAME_ROWS = 8
+
     def __init__(
         self,
         db: Database,
@@ -115,7 +117,7 @@ class InboxWriter:
         while True:
             first = await self._queue.get()
             if self._process is None:
-                batch = await self._take(first)
+                batch = await self._take(first, self.max_batch)
                 await self._settle(batch, self._write_sqlalchemy(batch))
                 continue
             # SQLite: hold the process-wide writer lock while batches are in the writer process.
@@ -124,15 +126,15 @@ class InboxWriter:
             if held_too_long:
                 await self.db.yield_to_background()
 
-    async def _take(self, first: _Pending) -> list[_Pending]:
-        """`first` and whatever else is queued, up to max_batch."""
+    async def _take(self, first: _Pending, limit: int) -> list[_Pending]:
+        """`first` and whatever else is queued, up to `limit`."""
         assert self._queue is not None
         batch = [first]
         # Let the event loop finish the requests that have already arrived, so they join this
         # commit instead of waiting for the next one (bigger batches, fewer fsyncs per webhook).
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        while len(batch) < self.max_batch and not self._queue.empty():
+        while len(batch) < limit and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         return batch
 
@@ -147,7 +149,8 @@ class InboxWriter:
         try:
             while True:
                 if item is not None:
-                    batch = await self._take(item)
+                    # Small frames: the writer process groups them into commits of its own size.
+                    batch = await self._take(item, self.SQLITE_FRAME_ROWS)
                     item = None
                     try:
                         answer = await self._process.submit(self._sqlite_rows(batch))
