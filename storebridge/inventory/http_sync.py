@@ -10,24 +10,23 @@ retried in further rounds; a stopped run resumes with only what is not yet synce
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import func, insert, select, update
 
 from storebridge.db import Database, now
 from storebridge.errors import IntegrationError, NotFound
+from storebridge.http_transport import AiohttpTransport
 from storebridge.ids import new_id
 from storebridge.integration import ExternalIntegration, HealthStatus, RetryPolicy
 from storebridge.inventory.model import InventorySyncBatch, InventorySyncRun
 
 __all__ = ["InventoryClient", "BatchSync", "SyncSummary", "Progress"]
-
-_PER_SHARD = 4  # connections per pool
 
 Progress = Callable[[int, bool], None]  # (SKUs in the batch, synced?), after every attempt
 
@@ -47,31 +46,16 @@ class InventoryClient(ExternalIntegration):
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url=base_url, timeout=timeout, retry=retry, transport=transport)
+        # A sync sends thousands of batches: aiohttp's pool under httpx (see storebridge.http_transport).
+        super().__init__(
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            transport=transport or AiohttpTransport(max_connections=max_connections),
+        )
         self.api_key = api_key
         self.store_id = store_id
         self.sandbox = sandbox
-        # httpx's pool does work per request that grows with its size, so concurrent batches share
-        # several small pools (round robin) instead of one large one.
-        self._shards: list[httpx.AsyncClient] = []
-        self._shard_count = max(1, max_connections // _PER_SHARD)
-        self._next = 0
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if not self._shards:
-            limits = httpx.Limits(max_connections=_PER_SHARD, max_keepalive_connections=_PER_SHARD)
-            tls = ssl.create_default_context()  # one TLS context for every pool (building one costs ~15 ms)
-            # new_client: each shard records its calls like any ExternalIntegration client.
-            self._shards = [self.new_client(limits=limits, verify=tls) for _ in range(self._shard_count)]
-        self._next = (self._next + 1) % len(self._shards)
-        return self._shards[self._next]
-
-    async def aclose(self) -> None:
-        shards, self._shards = self._shards, []
-        for shard in shards:
-            await shard.aclose()
-        await super().aclose()
 
     @property
     def mode(self) -> str:
@@ -103,7 +87,7 @@ class InventoryClient(ExternalIntegration):
         response = await self.request(
             "POST", self._path("/inventory/sync"), json={"variants": list(variants)}, idempotency_key=idempotency_key
         )
-        return dict(response.json())
+        return dict(orjson.loads(response.content))
 
     async def set_level(self, sku: str, quantity: int, location: str, *, idempotency_key: str) -> dict[str, Any]:
         body = {"sku": sku, "quantity": quantity, "location_id": location}

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,7 +40,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(payload), status, headers=headers, media_type="application/json")
+    return Response(orjson.dumps(payload), status, headers=headers, media_type="application/json")
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -158,8 +159,8 @@ class InventorySandbox:
     @staticmethod
     async def _body(request: Request) -> dict[str, Any]:
         try:
-            data = json.loads(await request.body() or b"{}")
-        except ValueError:
+            data = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
             raise _Refused(_error(400, "invalid_json", "the body is not JSON")) from None
         if not isinstance(data, dict):
             raise _Refused(_error(400, "invalid_json", "the body must be a JSON object"))
