@@ -28,6 +28,8 @@ log = structlog.get_logger("storebridge.worker")
 
 
 class Worker:
+    BURST_BATCH = 5  # webhooks claimed per step while ingest is busy
+
     def __init__(
         self,
         db: Database,
@@ -58,7 +60,7 @@ class Worker:
 
     def start(self) -> None:
         loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event | None, asyncio.Event | None]] = [
-            ("inbox", self.processor.process_once, self._inbox_signal, self._outbox_signal),
+            ("inbox", self._process_inbox, self._inbox_signal, self._outbox_signal),
             ("outbox", self.dispatcher.dispatch_once, self._outbox_signal, None),
             ("receipts", self.dispatcher.retry_once, None, None),
             *((name, step, None, None) for name, step in self.jobs),
@@ -116,10 +118,18 @@ class Worker:
                 pass
             signal.clear()
 
+    def _bursting(self) -> bool:
+        return self.burst_share < 1.0 and self.ingest_busy is not None and self.ingest_busy()
+
+    async def _process_inbox(self) -> int:
+        # During a burst, small claims: each transaction holds the SQLite write lock that webhook
+        # ingest waits for, so it must be short (a 25-row chunk held it for tens of ms).
+        return await self.processor.process_once(limit=self.BURST_BATCH if self._bursting() else None)
+
     async def _give_way(self, took: float) -> None:
         """While webhooks arrive in a burst (in this process), rest so each loop takes at most
         `burst_share` of the time: the inbox absorbs the burst and the worker drains it after."""
-        if self.burst_share < 1.0 and self.ingest_busy is not None and self.ingest_busy():
+        if self._bursting():
             await asyncio.sleep(took * (1.0 / self.burst_share - 1.0))
 
     async def _heartbeat(self) -> None:

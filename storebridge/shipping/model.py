@@ -116,7 +116,8 @@ class ShipmentLabel(Base):
 
 class TrackingEvent(Base):
     __tablename__ = "tracking_events"
-    __table_args__ = (UniqueConstraint("shipment_id", "provider_ref"),)
+    # The name migration 0003 gave it (the naming convention would add "_provider_ref").
+    __table_args__ = (UniqueConstraint("shipment_id", "provider_ref", name="uq_tracking_events_shipment_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     shipment_id: Mapped[str] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"), index=True)

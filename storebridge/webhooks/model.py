@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storebridge.db import Base, JSONType, now
@@ -21,6 +21,13 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_due", "status", "next_attempt_at"),
         Index("ix_webhook_events_received", "provider", "received_at"),
         Index("ix_webhook_events_aggregate", "aggregate_key", "status"),
+        # Partial: webhooks are stored before the worker links them to an order (migration 0007).
+        Index(
+            "ix_webhook_events_order_id",
+            "order_id",
+            sqlite_where=text("order_id IS NOT NULL"),
+            postgresql_where=text("order_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -33,7 +40,7 @@ class WebhookEvent(Base):
     received_at: Mapped[float] = mapped_column(Float, default=now)
     provider_created_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     aggregate_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    order_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=now)

@@ -68,7 +68,7 @@ class InboxProcessor:
         self.policy = policy or ProcessPolicy()
         self.stats = stats or WebhookStats()
 
-    async def _claim(self) -> tuple[list[WebhookEvent], float]:
+    async def _claim(self, limit: int) -> tuple[list[WebhookEvent], float]:
         t = now()
         # Per-aggregate order: a row waits while an older row of the same payment/order/shipment is
         # unfinished, or while another worker holds one. Different aggregates go in parallel.
@@ -84,23 +84,37 @@ class InboxProcessor:
                 & (tuple_(other_at, other.id) < tuple_(mine_at, WebhookEvent.id)),
             ),
         )
-        async with self.db.write() as session:
-            query = (
-                select(WebhookEvent)
-                .where(
-                    or_(
-                        WebhookEvent.status.in_(("received", "retrying")) & (WebhookEvent.next_attempt_at <= t),
-                        (WebhookEvent.status == "processing") & (WebhookEvent.locked_until < t),
-                    )
+        due = or_(
+            WebhookEvent.status.in_(("received", "retrying")) & (WebhookEvent.next_attempt_at <= t),
+            (WebhookEvent.status == "processing") & (WebhookEvent.locked_until < t),
+        )
+        query = (
+            select(WebhookEvent)
+            .where(due)
+            .where(WebhookEvent.aggregate_key.is_(None) | ~blocked)
+            .order_by(mine_at, WebhookEvent.id)
+            .limit(limit)
+        )
+        lease = t + self.policy.lease_seconds
+        if self.db.is_sqlite:
+            # With a large backlog this scan takes 100+ ms (measured: 20,000 waiting rows). In a read
+            # transaction it does not hold SQLite's one write lock, so webhooks keep being stored
+            # meanwhile; the short claim below takes only the rows that are still due.
+            async with self.db.read() as session:
+                candidates = list((await session.scalars(query)).all())
+            if not candidates:
+                return [], lease
+            async with self.db.write() as session:
+                claim = (
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id.in_([r.id for r in candidates]), due)
+                    .values(status="processing", locked_until=lease)
+                    .returning(WebhookEvent.id)
                 )
-                .where(WebhookEvent.aggregate_key.is_(None) | ~blocked)
-                .order_by(mine_at, WebhookEvent.id)
-                .limit(self.policy.batch_size)
-            )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.scalars(query)).all())
-            lease = t + self.policy.lease_seconds
+                claimed = set((await session.scalars(claim)).all())
+            return [r for r in candidates if r.id in claimed], lease
+        async with self.db.write() as session:
+            rows = list((await session.scalars(query.with_for_update(skip_locked=True))).all())
             if rows:
                 await session.execute(
                     update(WebhookEvent)
@@ -109,14 +123,15 @@ class InboxProcessor:
                 )
             return rows, lease
 
-    async def process_once(self) -> int:
+    async def process_once(self, limit: int | None = None) -> int:
         """Claim a batch and apply it in chunks, one transaction (one commit, one fsync) per chunk.
 
         Fast path: every handler in one go, then one bulk update. If any handler raises, that
         transaction is rolled back and the batch is applied again with a savepoint per row, so the
-        failing row is marked for retry alone and the others still commit."""
-        rows, lease = await self._claim()
-        step = self.policy.chunk_size
+        failing row is marked for retry alone and the others still commit. `limit` claims fewer
+        rows (and so holds the write lock for shorter chunks) while webhooks arrive in a burst."""
+        rows, lease = await self._claim(min(limit or self.policy.batch_size, self.policy.batch_size))
+        step = min(self.policy.chunk_size, limit or self.policy.chunk_size)
         for start in range(0, len(rows), step):
             # Chunks bound how long the SQLite write lock is held, so webhook ingest (which waits for
             # the same lock to commit) is never stuck behind a whole batch.
