@@ -236,8 +236,10 @@ batch's result; the guide's way sends the same batches one after another. Both a
 | the guide (sequential batches of 50) | {seq:.2f} | {args.skus / seq:,.0f} | {sync["batches"]} | {args.skus:,} | 0 | 0 |
 
 Speed-up: **{speedup:.1f}x** (floor {SYNC_FLOOR:g}x: {"met" if speedup >= SYNC_FLOOR else "NOT met"}). storebridge's time
-includes storing the run ({sync["stored_s"]:.2f} s) and every batch result. On this machine the client's CPU
-(httpx, about 1 ms per request) bounds the concurrent side, and the sandbox process shares the same cores.
+includes storing the run ({sync["stored_s"]:.2f} s) and every batch result. Both sides use the same client:
+httpx over aiohttp's connection pool (`storebridge/http_transport.py`; httpcore's own pool cost ~0.8 ms of
+CPU per request here, and capped the speed-up at 5.5x); the concurrent side is bound by the client's and
+the sandbox's CPU, which share the same two cores.
 Sandbox counters after both runs: `{state}`.
 
 Reservations under contention (SQLite, WAL, `synchronous=FULL`): {args.tasks} concurrent checkouts,

@@ -152,3 +152,34 @@ def test_retention_prunes_old_processed_rows_only(db_url: str) -> None:
         return pruned, left
 
     assert _with_db(db_url, work) == (1, ["dead", "new"])
+
+
+def test_a_blocked_aggregate_does_not_hold_up_the_others(db_url: str) -> None:
+    """Many rows of one aggregate wait behind its head, which retries later; a small claim still
+    reaches the other aggregates' rows, and a due retry is claimed even behind fresh rows."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        return None
+
+    async def work(db: Database) -> None:
+        await _store(db, [_row("a-head", "pay_a", 1), *(_row(f"a-{i:02d}", "pay_a", 2 + i) for i in range(40))])
+        async with db.write() as s:  # the head failed and retries in an hour: the rest of pay_a waits
+            await s.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.event_id == "a-head")
+                .values(status="retrying", attempts=1, next_attempt_at=now() + 3600)
+            )
+        await _store(db, [_row("b-1", "pay_b", 100), _row("c-1", None, 101)])
+        processor = InboxProcessor(db, {"test": handler})
+        assert await processor.process_once(limit=2) == 2
+        assert sorted(done) == ["b-1", "c-1"]
+        async with db.write() as s:  # now the head is due again: it goes first, then its followers
+            await s.execute(update(WebhookEvent).where(WebhookEvent.event_id == "a-head").values(next_attempt_at=0))
+        while await processor.process_once(limit=5):
+            pass
+
+    _with_db(db_url, work)
+    assert done[2] == "a-head"
+    assert done[3:] == [f"a-{i:02d}" for i in range(40)]
