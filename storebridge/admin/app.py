@@ -20,7 +20,16 @@ from storebridge.admin.render import STATIC, make_environment
 from storebridge.bootstrap import Hub
 from storebridge.errors import InvalidRequest, NotFound
 
-__all__ = ["Console", "Action", "create_console", "get_console", "page_session", "action"]
+__all__ = ["Console", "Action", "create_console", "get_console", "page_session", "action", "PAGE_SIZE", "one_page"]
+
+PAGE_SIZE = 50  # rows per console list page
+
+
+def one_page(rows: list[Any], cursor: Callable[[Any], str]) -> tuple[list[Any], str | None]:
+    """A page of a list fetched with PAGE_SIZE + 1 rows: the page, and the cursor of the next one."""
+    page = rows[:PAGE_SIZE]
+    return page, cursor(page[-1]) if len(rows) > PAGE_SIZE and page else None
+
 
 PREFIX = "/admin"
 
@@ -81,7 +90,7 @@ def get_console(request: Request) -> Console:
     return console
 
 
-async def page_session(request: Request, console: Console = Depends(get_console)) -> Session:
+def _signed_in(request: Request, console: Console) -> Session:
     console.auth.refuse_token_in_url(request)
     session = console.auth.session_of(request)
     if session is None:
@@ -89,12 +98,13 @@ async def page_session(request: Request, console: Console = Depends(get_console)
     return session
 
 
+async def page_session(request: Request, console: Console = Depends(get_console)) -> Session:
+    return _signed_in(request, console)
+
+
 async def action(request: Request, console: Console = Depends(get_console)) -> Action:
     """Every state-changing request: a session, then the session's CSRF token in the form."""
-    console.auth.refuse_token_in_url(request)
-    session = console.auth.session_of(request)
-    if session is None:
-        raise LoginRequired
+    session = _signed_in(request, console)
     form = await read_form(request)
     console.auth.check_csrf(session, form.get("csrf"))
     return Action(session, form)

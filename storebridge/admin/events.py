@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from storebridge.admin.app import Action, Console, action, get_console, page_session, redirect
+from storebridge.admin.app import PAGE_SIZE, Action, Console, action, get_console, one_page, page_session, redirect
 from storebridge.admin.auth import Session
 from storebridge.errors import InvalidRequest
 from storebridge.events.outbound import DELIVERY_STATUSES
@@ -13,8 +13,6 @@ from storebridge.events.outbound import DELIVERY_STATUSES
 __all__ = ["router"]
 
 router = APIRouter()
-
-PAGE_SIZE = 50
 
 
 @router.get("/events")
@@ -27,15 +25,14 @@ async def event_log(
     rows = await console.queries.events(
         event_type=event_type or None, order_id=order_id or None, before_id=before_id, limit=PAGE_SIZE + 1
     )
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, next_cursor = one_page(rows, lambda r: r.id)
     return console.render(
         request,
         "events.html",
         session=session,
         rows=rows,
         values={"type": event_type, "order_id": order_id},
-        next_cursor=rows[-1].id if more and rows else None,
+        next_cursor=next_cursor,
         paged=before_id is not None,
     )
 
@@ -66,8 +63,7 @@ async def deliveries(
         raise InvalidRequest(f"status must be one of {', '.join(DELIVERY_STATUSES)}", status=422)
     before_id = request.query_params.get("before_id") or None
     rows = await console.queries.deliveries(status=status or None, before_id=before_id, limit=PAGE_SIZE + 1)
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, next_cursor = one_page(rows, lambda r: r[0].id)
     return console.render(
         request,
         "deliveries.html",
@@ -75,7 +71,7 @@ async def deliveries(
         rows=rows,
         status=status,
         statuses=DELIVERY_STATUSES,
-        next_cursor=rows[-1][0].id if more and rows else None,
+        next_cursor=next_cursor,
         paged=before_id is not None,
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from storebridge.admin.app import Action, Console, action, get_console, page_session, redirect
+from storebridge.admin.app import PAGE_SIZE, Action, Console, action, get_console, one_page, page_session, redirect
 from storebridge.admin.auth import Session
 from storebridge.admin.render import pretty_body
 from storebridge.errors import InvalidRequest
@@ -19,7 +19,6 @@ __all__ = ["router", "PAGE_SIZE"]
 
 router = APIRouter()
 
-PAGE_SIZE = 50
 FILTER_FIELDS = ("provider", "status", "type", "order_id", "after", "before")
 
 
@@ -61,8 +60,7 @@ async def inbox(
     filt = _filter(values)
     before_id = request.query_params.get("before_id") or None
     rows = await console.hub.inbox_queries.search(filt, limit=PAGE_SIZE + 1, before_id=before_id)
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, next_cursor = one_page(rows, lambda r: r.id)
     active = {k: v for k, v in values.items() if v}
     return console.render(
         request,
@@ -73,7 +71,7 @@ async def inbox(
         active=active,
         providers=sorted(console.hub.webhook_sources),
         statuses=INBOX_STATUSES,
-        next_cursor=rows[-1].id if more and rows else None,
+        next_cursor=next_cursor,
         paged=before_id is not None,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 
@@ -23,6 +23,8 @@ from storebridge.payments.provider import PaymentRequest, PaymentUpdate, Provide
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = ["StripeProvider", "payment_from_intent", "payment_from_charge", "identify_stripe_event"]
+
+_Answer = TypeVar("_Answer", bound=tuple[Any, int, Any])  # (content, HTTP status, headers)
 
 _API_VERSION = "2024-06-20"
 
@@ -87,29 +89,25 @@ class _RecordingHTTPXClient(stripe.HTTPXClient):
             detail = short_error(cause) if cause is not None else None
             self.calls.record("stripe", method, status, time.perf_counter() - started, detail)
 
-    async def request_async(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
-    ) -> tuple[bytes, int, Mapping[str, str]]:
+    async def _timed(self, method: str, call: Awaitable[_Answer]) -> _Answer:
         started = time.perf_counter()
         try:
-            content, status, response_headers = await super().request_async(method, url, headers, post_data)
+            answer = await call
         except stripe.APIConnectionError as exc:
             self._record(method, None, started, exc)
             raise
-        self._record(method, status, started, None)
-        return content, status, response_headers
+        self._record(method, answer[1], started, None)
+        return answer
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        return await self._timed(method, super().request_async(method, url, headers, post_data))
 
     async def request_stream_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[AsyncIterable[bytes], int, Mapping[str, str]]:
-        started = time.perf_counter()
-        try:
-            content, status, response_headers = await super().request_stream_async(method, url, headers, post_data)
-        except stripe.APIConnectionError as exc:
-            self._record(method, None, started, exc)
-            raise
-        self._record(method, status, started, None)
-        return content, status, response_headers
+        return await self._timed(method, super().request_stream_async(method, url, headers, post_data))
 
     def sleep_async(self, secs: float) -> Awaitable[None]:
         if self.calls is not None:
