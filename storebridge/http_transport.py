@@ -28,7 +28,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
-        self._ssl: ssl.SSLContext | bool = ssl.create_default_context() if verify is True else verify
+        self._ssl = verify  # True: aiohttp's own default context, built when first needed
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:

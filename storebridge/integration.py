@@ -216,7 +216,7 @@ class ExternalIntegration(ABC):
         content: bytes | None = None
         if json is not None:
             # orjson: httpx's stdlib encoding was ~5% of a batch request's CPU (bench/inventory.py).
-            content, json = orjson.dumps(json), None
+            content = orjson.dumps(json)
             send_headers.setdefault("Content-Type", "application/json")
         if idempotency_key:
             send_headers[self.idempotency_header] = idempotency_key

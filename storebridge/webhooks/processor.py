@@ -115,6 +115,17 @@ class InboxProcessor:
         def first(rows: list[WebhookEvent]) -> list[WebhookEvent]:
             return sorted(rows, key=lambda r: r.next_attempt_at)[:limit]
 
+        async def mark(session: AsyncSession, candidates: list[WebhookEvent]) -> list[WebhookEvent]:
+            """Lease the candidates that are still due; the rows claimed."""
+            claim = (
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_([r.id for r in candidates]), due)
+                .values(status="processing", locked_until=lease)
+                .returning(WebhookEvent.id)
+            )
+            claimed = set((await session.scalars(claim)).all())
+            return [r for r in candidates if r.id in claimed]
+
         if self.db.is_sqlite:
             # In a read transaction the search does not hold SQLite's one write lock (webhooks keep
             # being stored meanwhile); the short claim below takes only the rows still due.
@@ -123,26 +134,13 @@ class InboxProcessor:
             if not candidates:
                 return [], lease
             async with self.db.write() as session:
-                claim = (
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id.in_([r.id for r in candidates]), due)
-                    .values(status="processing", locked_until=lease)
-                    .returning(WebhookEvent.id)
-                )
-                claimed = set((await session.scalars(claim)).all())
-            return [r for r in candidates if r.id in claimed], lease
+                return await mark(session, candidates), lease
         async with self.db.write() as session:
             found: list[WebhookEvent] = []
             for q in queries:
                 found += (await session.scalars(q.with_for_update(skip_locked=True))).all()
             rows = first(found)
-            if rows:
-                await session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id.in_([r.id for r in rows]))
-                    .values(status="processing", locked_until=lease)
-                )
-            return rows, lease
+            return (await mark(session, rows) if rows else []), lease
 
     async def process_once(self, limit: int | None = None) -> int:
         """Claim a batch and apply it in chunks, one transaction (one commit, one fsync) per chunk.

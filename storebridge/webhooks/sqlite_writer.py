@@ -1,4 +1,4 @@
-"""The SQLite inbox writer process: stores batches of verified webhooks, one fsync per batch.
+"""The SQLite inbox writer process: stores verified webhooks, one fsync per group of batches.
 
 Why a process: on SQLite the insert and its commit cost ~40 µs of CPU per 2 KB webhook
 (B-tree and WAL page writes). On a thread they still competed with the event loop for the GIL,
@@ -45,7 +45,6 @@ COLUMNS = (
     "next_attempt_at",
     "request_id",
 )
-# A larger page cache than the 2 MB default keeps the inbox indexes in memory (fewer preads per insert).
 PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=FULL",  # an acknowledged webhook survives a power cut
@@ -55,10 +54,10 @@ PRAGMAS = (
     "temp_store=MEMORY",  # a multi-row INSERT's statement journal: no temp file per commit
 )
 _HEADER = struct.Struct("!I")
-_ROW = "(" + ", ".join(["?"] * 4) + ", 'received', " + ", ".join(["?"] * 5) + ", 0, ?, ?)"
+# The rows come in COLUMNS order; status and attempts are the same for every new row.
+_ROW = "('received', 0, " + ", ".join(["?"] * len(COLUMNS)) + ")"
 _INSERT = (
-    "INSERT INTO webhook_events (id, provider, event_id, event_type, status, headers, body, received_at,"
-    " provider_created_at, aggregate_key, attempts, next_attempt_at, request_id) VALUES {values}"
+    f"INSERT INTO webhook_events (status, attempts, {', '.join(COLUMNS)}) VALUES {{values}}"
     " ON CONFLICT DO NOTHING RETURNING provider, event_id"
 )
 
@@ -245,7 +244,7 @@ class SqliteWriterProcess:
                 ok, result = marshal.loads(await reader.readexactly(size))
                 answer = self._answers.popleft()
                 if ok:
-                    answer.set_result([(provider, event_id) for provider, event_id in result])
+                    answer.set_result(result)  # marshal keeps the (provider, event_id) tuples
                 else:
                     answer.set_exception(sqlite3.OperationalError(result))
         except (OSError, asyncio.IncompleteReadError, ValueError, EOFError, TypeError, IndexError) as exc:
@@ -271,9 +270,6 @@ class SqliteWriterProcess:
         payload = marshal.dumps(rows)
         self._writer.write(_HEADER.pack(len(payload)) + payload)
         return answer
-
-    async def insert(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
-        return await (await self.submit(rows))
 
     async def stop(self) -> None:
         if self._answers:  # let the batches already sent finish
