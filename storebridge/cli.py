@@ -97,9 +97,8 @@ def serve(
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
     out.print(f"storebridge listening on {public}  (GET /healthz)")
-    uvicorn.run(
-        create_app(hub, migrate=False, run_worker=worker), host=host, port=port, log_level="warning", access_log=False
-    )
+    asgi = create_app(hub, migrate=False, run_worker=worker)
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, http=asgi.http_protocol())
 
 
 @app.command(name="worker")

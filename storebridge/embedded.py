@@ -26,7 +26,9 @@ def serve_in_thread(
 ) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 until the block ends; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    # The hub's app brings its own HTTP protocol (webhooks answered without an ASGI task).
+    http = app.http_protocol() if hasattr(app, "http_protocol") else "auto"
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

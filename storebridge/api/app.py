@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -16,6 +17,7 @@ from storebridge.api import orders, subscriptions, system, webhooks
 from storebridge.api.deps import require_token
 from storebridge.api.errors import install_error_handlers
 from storebridge.bootstrap import Hub
+from storebridge.webhooks.fast_http import webhook_http_protocol
 from storebridge.webhooks.routes import handle_webhook, webhook_provider_of
 
 __all__ = ["create_app", "StorebridgeApp"]
@@ -28,6 +30,11 @@ class StorebridgeApp:
     def __init__(self, api: FastAPI, hub: Hub) -> None:
         self.api = api
         self.hub = hub
+
+    def http_protocol(self) -> Any:
+        """uvicorn's `http=` setting for this app: its protocol, which answers webhooks without an
+        ASGI task (storebridge.webhooks.fast_http)."""
+        return webhook_http_protocol(self.hub)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         provider = webhook_provider_of(scope)

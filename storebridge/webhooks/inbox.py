@@ -28,7 +28,7 @@ from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
 
-__all__ = ["InboxRow", "InboxWriter"]
+__all__ = ["InboxRow", "InboxWriter", "OnStored"]
 
 log = structlog.get_logger("storebridge.inbox")
 
@@ -46,10 +46,21 @@ class InboxRow:
     id: str = field(default_factory=lambda: new_id("whk"))
 
 
+# Told once whether the row was new (True) or a duplicate (False), or the error that kept it out.
+OnStored = Callable[[bool, BaseException | None], None]
+
+
 @dataclass(slots=True)
 class _Pending:
     row: InboxRow
-    future: asyncio.Future[bool]
+    done: OnStored
+
+
+def _tell(item: _Pending, is_new: bool, exc: BaseException | None) -> None:
+    try:
+        item.done(is_new, exc)
+    except Exception:  # one caller's failure must not keep the others from their answers
+        log.exception("inbox_callback_failed", provider=item.row.provider, event_id=item.row.event_id)
 
 
 class InboxWriter:
@@ -105,12 +116,26 @@ class InboxWriter:
 
     async def add(self, row: InboxRow) -> bool:
         """Store `row`; True if it is new, False if (provider, event_id) was already stored."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def done(is_new: bool, exc: BaseException | None) -> None:
+            if future.done():
+                return
+            if exc is None:
+                future.set_result(is_new)
+            else:
+                future.set_exception(exc)
+
+        self.add_nowait(row, done)
+        return await future
+
+    def add_nowait(self, row: InboxRow, done: OnStored) -> None:
+        """Queue `row`; `done` is called once, from the event loop, after the commit that holds it
+        (or with the error that kept it out). For callers that are not coroutines (the HTTP protocol)."""
         if self._queue is None:
             raise RuntimeError("InboxWriter.start() was not called")
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(row, future))
+        self._queue.put_nowait(_Pending(row, done))
         self._arrived.set()
-        return await future
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -182,8 +207,7 @@ class InboxWriter:
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
         for item in batch:
-            if not item.future.done():
-                item.future.set_exception(exc)
+            _tell(item, False, exc)
 
     async def _settle(self, batch: list[_Pending], write: Awaitable[Any]) -> None:
         """Tell each waiting request whether its row was new, once the commit that holds it is done."""
@@ -197,8 +221,7 @@ class InboxWriter:
             key = (item.row.provider, item.row.event_id)
             is_new = key in inserted and key not in seen
             seen.add(key)
-            if not item.future.done():
-                item.future.set_result(is_new)
+            _tell(item, is_new, None)
         self._last_commit = asyncio.get_running_loop().time()
         if self.on_commit is not None:
             self.on_commit()

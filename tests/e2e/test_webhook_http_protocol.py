@@ -1,0 +1,199 @@
+"""The hub's HTTP protocol answers webhooks from the parser's callbacks (storebridge.webhooks.fast_http).
+
+These tests speak HTTP/1.1 over a raw socket, so the connection handling a provider relies on is
+visible: keep-alive, pipelining (answers in request order, other routes queued behind a webhook),
+`Connection: close`, the requests that must take the ordinary ASGI path (chunked bodies,
+`Expect: 100-continue`, bodies over the cap), a client that hangs up before its answer, and a
+writer that dies with a webhook in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from storebridge.db import Database
+from storebridge.webhooks.model import WebhookEvent
+from tests.support.hub import RunningHub, wait_for
+from tests.support.stripe_events import event, intent, signed_headers
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def _webhook(event_id: str, *, path: str = "/webhooks/stripe", extra: dict[str, str] | None = None) -> bytes:
+    raw = event("payment_intent.created", intent(f"pi_{event_id}", status="requires_payment_method"), event_id=event_id)
+    headers = {"Host": "hub", **signed_headers(raw), "Content-Length": str(len(raw)), **(extra or {})}
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + raw
+
+
+def _connect(hub: RunningHub) -> socket.socket:
+    url = urlsplit(hub.base_url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    return sock
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.file = sock.makefile("rb")
+
+    def response(self) -> Response:
+        status_line = self.file.readline()
+        assert status_line.startswith(b"HTTP/1.1 "), status_line
+        headers: dict[str, str] = {}
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = self.file.read(int(headers["content-length"]))
+        return int(status_line.split()[1]), headers, body
+
+
+def _stored(hub: RunningHub) -> int:
+    async def count() -> int:
+        db = Database(hub.hub.settings.database_url)
+        try:
+            async with db.read() as s:
+                return int(await s.scalar(select(func.count()).select_from(WebhookEvent)) or 0)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(count())
+
+
+def test_keep_alive_connection_carries_many_webhooks(sqlite_hub: RunningHub) -> None:
+    with _connect(sqlite_hub) as sock:
+        reader = _Reader(sock)
+        for i in range(5):
+            sock.sendall(_webhook(f"evt_keep_{i}", extra={"X-Request-ID": f"req-{i}"}))
+            status, headers, body = reader.response()
+            assert status == 200, body
+            assert headers["content-type"] == "application/json"
+            assert headers["x-request-id"] == f"req-{i}"
+            assert "connection" not in headers  # kept open
+            assert b'"duplicate":false' in body and f'"event_id":"evt_keep_{i}"'.encode() in body
+    assert _stored(sqlite_hub) == 5
+
+
+def test_pipelined_requests_are_answered_in_order(sqlite_hub: RunningHub) -> None:
+    """Two webhooks and a health check in one write: three answers, in the order asked."""
+    with _connect(sqlite_hub) as sock:
+        reader = _Reader(sock)
+        health = b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n"
+        sock.sendall(_webhook("evt_pipe_1") + _webhook("evt_pipe_2") + health + _webhook("evt_pipe_1"))
+        answers = [reader.response() for _ in range(4)]
+    assert [a[0] for a in answers] == [200, 200, 200, 200]
+    assert b'"event_id":"evt_pipe_1"' in answers[0][2] and b'"duplicate":false' in answers[0][2]
+    assert b'"event_id":"evt_pipe_2"' in answers[1][2]
+    assert b"evt_" not in answers[2][2]  # the health check's own answer
+    assert b'"duplicate":true' in answers[3][2]
+    assert _stored(sqlite_hub) == 2
+
+
+def test_connection_close_is_honoured(sqlite_hub: RunningHub) -> None:
+    with _connect(sqlite_hub) as sock:
+        sock.sendall(_webhook("evt_close", extra={"Connection": "close"}))
+        reader = _Reader(sock)
+        status, headers, _ = reader.response()
+        assert status == 200
+        assert headers["connection"] == "close"
+        assert reader.file.read() == b""  # the server closed its end
+
+
+@pytest.mark.parametrize("way", ["chunked", "expect-100"])
+def test_requests_the_ordinary_path_serves_are_stored_too(sqlite_hub: RunningHub, way: str) -> None:
+    raw = event("payment_intent.created", intent("pi_other", status="requires_payment_method"), event_id=f"evt_{way}")
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed_headers(raw).items())
+    with _connect(sqlite_hub) as sock:
+        reader = _Reader(sock)
+        if way == "chunked":
+            half = len(raw) // 2
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (raw[:half], raw[half:]))
+            sock.sendall(
+                f"POST /webhooks/stripe HTTP/1.1\r\nHost: hub\r\n{head}Transfer-Encoding: chunked\r\n\r\n".encode()
+            )
+            sock.sendall(chunks + b"0\r\n\r\n")
+        else:
+            sock.sendall(
+                f"POST /webhooks/stripe HTTP/1.1\r\nHost: hub\r\n{head}Content-Length: {len(raw)}\r\n"
+                "Expect: 100-continue\r\n\r\n".encode()
+            )
+            assert reader.file.readline().startswith(b"HTTP/1.1 100")
+            reader.file.readline()
+            sock.sendall(raw)
+        status, _, body = reader.response()
+    assert status == 200, body
+    assert f'"event_id":"evt_{way}"'.encode() in body
+    assert _stored(sqlite_hub) == 1
+
+
+def test_a_declared_body_over_the_cap_is_413_before_it_is_read(sqlite_hub: RunningHub) -> None:
+    limit = sqlite_hub.hub.settings.webhook_max_body_bytes
+    with _connect(sqlite_hub) as sock:
+        sock.sendall(
+            f"POST /webhooks/stripe HTTP/1.1\r\nHost: hub\r\nContent-Length: {limit + 1}\r\n\r\n".encode() + b"{"
+        )
+        status, _, body = _Reader(sock).response()
+    assert status == 413 and b"body_too_large" in body
+    assert _stored(sqlite_hub) == 0
+
+
+def test_a_client_that_hangs_up_early_still_gets_its_webhook_stored(sqlite_hub: RunningHub) -> None:
+    with _connect(sqlite_hub) as sock:
+        sock.sendall(_webhook("evt_gone"))
+    wait_for(lambda: _stored(sqlite_hub) == 1, what="the webhook of a client that hung up to be stored")
+    with _connect(sqlite_hub) as sock:  # and the hub goes on serving
+        sock.sendall(_webhook("evt_gone"))
+        status, _, body = _Reader(sock).response()
+    assert status == 200 and b'"duplicate":true' in body
+
+
+def test_a_webhook_the_writer_could_not_store_is_503_not_an_ack(
+    sqlite_hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer process fails the batch (tests/integration/test_sqlite_inbox_writer.py kills a real
+    one): the webhook is answered 503 so the provider retries, and the retry is stored."""
+    from storebridge.webhooks.sqlite_writer import SqliteWriterProcess, WriterCrashed
+
+    async def crashed(self: SqliteWriterProcess, rows: object) -> object:
+        raise WriterCrashed("the SQLite inbox writer process failed: killed")
+
+    with _connect(sqlite_hub) as sock:
+        reader = _Reader(sock)
+        with monkeypatch.context() as patch:
+            patch.setattr(SqliteWriterProcess, "submit", crashed)
+            sock.sendall(_webhook("evt_doomed"))
+            status, _, body = reader.response()
+        assert status == 503 and b"storage_unavailable" in body
+        assert _stored(sqlite_hub) == 0
+        sock.sendall(_webhook("evt_doomed"))
+        status, _, body = reader.response()
+    assert status == 200 and b'"duplicate":false' in body
+
+
+def test_plain_webhooks_bypass_the_asgi_app_and_the_rest_still_reach_it(
+    sqlite_hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storebridge.api.app as app_module
+
+    reached: list[str] = []
+    ordinary = app_module.handle_webhook
+
+    async def counting(hub: object, name: str, *rest: object) -> None:
+        reached.append(name)
+        await ordinary(hub, name, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app_module, "handle_webhook", counting)
+    with _connect(sqlite_hub) as sock:
+        reader = _Reader(sock)
+        sock.sendall(_webhook("evt_fast"))
+        assert reader.response()[0] == 200
+        assert reached == []  # answered by the protocol itself
+        sock.sendall(_webhook("evt_slow", extra={"Expect": "100-continue"}))
+        assert reader.file.readline().startswith(b"HTTP/1.1 100")
+        reader.file.readline()
+        assert reader.response()[0] == 200
+    assert reached == ["stripe"]
