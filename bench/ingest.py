@@ -1007,6 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for target, round_no in [(t, n) for n in range(1, args.rounds + 1) for t in targets]:
             print(f"\n{target.label}, round {round_no}/{args.rounds}: starting", flush=True)
+            os.sync()  # the previous run's writes reach the disk now, not during this measurement
             proc, port, log, db = start_target(target, files, secret)
             running.append(proc)
             wait_ready(proc, port, log)
@@ -1032,6 +1033,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  warning: only {len(acks)} distinct event ids read from {result.acked} 2xx answers")
                     result.missing += max(0, result.acked - rows)
                 result.log_lines = sum(1 for _ in log.open("rb"))
+                for stale in db.parent.glob(db.name + "*"):  # its dirty pages are dropped, not written back later
+                    stale.unlink()
                 print(
                     f"  stored rows {rows}, 2xx answers {len(acks)}, acknowledged but missing {result.missing}, "
                     f"worker attempts {attempts}, hub log lines {result.log_lines}"
