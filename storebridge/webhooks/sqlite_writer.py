@@ -30,7 +30,15 @@ import time
 from collections import deque
 from typing import Any
 
-__all__ = ["COLUMNS", "PRAGMAS", "SqliteWriterProcess", "WriterCrashed", "commit_frames", "insert_rows"]
+__all__ = [
+    "COLUMNS",
+    "PRAGMAS",
+    "WAL_RESTART_ROWS",
+    "SqliteWriterProcess",
+    "WriterCrashed",
+    "commit_frames",
+    "insert_rows",
+]
 
 COLUMNS = (
     "id",
@@ -53,6 +61,8 @@ PRAGMAS = (
     "cache_size=-32768",  # 32 MB: the inbox indexes stay in memory (fewer preads per insert)
     "temp_store=MEMORY",  # a multi-row INSERT's statement journal: no temp file per commit
 )
+WAL_RESTART_ROWS = 1000  # rows between the writer's own checkpoints (~15 MB of WAL at 2 KB webhooks)
+CHECKPOINT_EVERY = 0.05  # seconds between the background thread's checkpoints
 _HEADER = struct.Struct("!I")
 # The rows come in COLUMNS order; status and attempts are the same for every new row.
 _ROW = "('received', 0, " + ", ".join(["?"] * len(COLUMNS)) + ")"
@@ -157,7 +167,7 @@ class _FrameReader:
         return frames + self._complete()
 
 
-def _checkpoint_in_background(path: str, every: float = 0.25) -> None:
+def _checkpoint_in_background(path: str, every: float) -> None:
     """Copy the WAL back into the database on this thread, not inside a webhook's commit.
 
     The writer's own connection has autocheckpoint off; PASSIVE never waits for readers or
@@ -171,18 +181,30 @@ def _checkpoint_in_background(path: str, every: float = 0.25) -> None:
             pass  # busy or locked: the next round catches up
 
 
-def serve(sock: socket.socket, path: str, *, rows_per_commit: int = 24) -> None:
+def serve(
+    sock: socket.socket, path: str, *, rows_per_commit: int = 24, wal_restart_rows: int = WAL_RESTART_ROWS
+) -> None:
     """Answer batches until the hub closes the socket.
 
     Batches that arrived while the last commit ran join the next one (one fsync for all), up to
     about `rows_per_commit` rows: a smaller commit returns its answers sooner, so the hub works
     on those requests' successors while the next group commits, instead of hub and writer
-    taking turns with one large group (measured: see BENCHMARKS.md)."""
+    taking turns with one large group (measured: see BENCHMARKS.md).
+
+    Every `wal_restart_rows` rows it finishes a checkpoint itself, between commits. While webhooks
+    keep coming the background checkpointer never catches up with the end of the WAL, so SQLite
+    never starts it over: it grew to ~1 GB in a 10 s burst, and every fsync of a growing file
+    waited for a filesystem journal commit (20-400 ms stalls, measured). With nothing appended
+    meanwhile this checkpoint completes (the background thread has copied most of it), and the
+    next commit writes from the start of the WAL again."""
     conn = connect(path)
     conn.execute("PRAGMA wal_autocheckpoint=0")
-    threading.Thread(target=_checkpoint_in_background, args=(path,), daemon=True, name="checkpoint").start()
+    threading.Thread(
+        target=_checkpoint_in_background, args=(path, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
+    ).start()
     reader = _FrameReader(sock)
     waiting: deque[list[tuple[Any, ...]]] = deque()
+    since_restart = 0
     try:
         while True:
             waiting.extend(marshal.loads(frame) for frame in reader.next_frames(wait=not waiting))
@@ -198,6 +220,10 @@ def serve(sock: socket.socket, path: str, *, rows_per_commit: int = 24) -> None:
                 data = marshal.dumps(answer)
                 out += _HEADER.pack(len(data)) + data
             sock.sendall(out)
+            since_restart += rows
+            if since_restart >= wal_restart_rows:
+                since_restart = 0
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     finally:
         conn.close()
 
@@ -206,7 +232,8 @@ def main(argv: list[str]) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the hub decides when we stop
     # (it closes the socket after its last batch), so a batch in flight is never cut.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve(socket.socket(fileno=int(argv[1])), argv[2])
+    restart = int(argv[3]) if len(argv) > 3 else WAL_RESTART_ROWS
+    serve(socket.socket(fileno=int(argv[1])), argv[2], wal_restart_rows=restart)
 
 
 # -- the hub's side ----------------------------------------------------------------------
@@ -217,8 +244,9 @@ class SqliteWriterProcess:
     sends at once and returns a future; the child answers in order, so a batch can be on its way
     while the previous one commits."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, wal_restart_rows: int = WAL_RESTART_ROWS) -> None:
         self.path = path
+        self.wal_restart_rows = wal_restart_rows
         self._proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._answers: deque[asyncio.Future[list[tuple[str, str]]]] = deque()
@@ -228,7 +256,9 @@ class SqliteWriterProcess:
         ours, theirs = socket.socketpair()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "storebridge.webhooks.sqlite_writer", str(theirs.fileno()), self.path),
+                sys.executable,
+                *("-m", "storebridge.webhooks.sqlite_writer", str(theirs.fileno()), self.path),
+                str(self.wal_restart_rows),
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
             )
