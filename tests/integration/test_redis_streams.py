@@ -326,9 +326,14 @@ def test_hub_with_redis_url_delivers_through_the_stream(redis_url: str, sqlite_u
             assert running.hub.event_transport is not None
             order = running.place_order()
             wait_for(lambda: running.events_of("order.placed", order_id=order["id"]), what="order.placed")
+
             # A `delivered` receipt is written only by the Redis consumer: the event came through the stream.
-            found = running.run(receipts(running.hub.db, "test-recorder"))
-            assert {r.status for r in found.values()} == {"delivered"}
+            # The consumer writes it after the subscriber returns, so wait for it rather than race it.
+            def delivered() -> bool:
+                found = running.run(receipts(running.hub.db, "test-recorder"))
+                return bool(found) and {r.status for r in found.values()} == {"delivered"}
+
+            wait_for(delivered, what="a delivered receipt written by the stream consumer")
     finally:
         asyncio.run(delete_keys(redis_url, stream))
 
