@@ -777,11 +777,11 @@ def render(
     hub_ratios, lone_ratios = ratios("hub"), ratios("hub-no-worker")
     ratio = statistics.median(hub_ratios) if hub_ratios else None
     lone_ratio = statistics.median(lone_ratios) if lone_ratios else None
-    hub_p99 = statistics.median(r.load.p99_ms for r in runs("hub")) if runs("hub") else None
-    lone_runs = runs("hub-no-worker")
+    hub_runs, lone_runs = runs("hub"), runs("hub-no-worker")
+    hub_p99 = statistics.median(r.load.p99_ms for r in hub_runs) if hub_runs else None
     lone_p99 = statistics.median(r.load.p99_ms for r in lone_runs) if lone_runs else None
     ratio_ok = ratio is not None and ratio >= FLOOR_RATIO
-    p99_ok = hub_p99 is not None and hub_p99 <= FLOOR_P99_MS and all(r.load.errors == 0 for r in runs("hub"))
+    p99_ok = hub_p99 is not None and hub_p99 <= FLOOR_P99_MS and all(r.load.errors == 0 for r in hub_runs)
     lone_p99_ok = lone_p99 is not None and lone_p99 <= FLOOR_P99_MS and all(r.load.errors == 0 for r in lone_runs)
     durable_ok = all(r.missing == 0 for r in results if r.target.hub)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

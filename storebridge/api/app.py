@@ -18,7 +18,7 @@ from storebridge.api.deps import require_token
 from storebridge.api.errors import install_error_handlers
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
-from storebridge.webhooks.routes import handle_webhook, webhook_provider_of
+from storebridge.webhooks.routes import INTERNAL_ERROR, handle_webhook, send_reply, webhook_provider_of
 
 __all__ = ["create_app", "StorebridgeApp"]
 
@@ -45,11 +45,7 @@ class StorebridgeApp:
             await handle_webhook(self.hub, provider, scope, receive, send)
         except Exception:  # noqa: BLE001 - never a traceback to the caller
             structlog.get_logger("storebridge.webhooks").exception("webhook_handler_crashed", provider=provider)
-            body = b'{"error":{"code":"internal_error","message":"an unexpected error occurred; it has been logged"}}'
-            await send(
-                {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_reply(send, INTERNAL_ERROR)
 
 
 def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> StorebridgeApp:

@@ -23,9 +23,11 @@ import structlog
 
 from storebridge.errors import WebhookRejected
 from storebridge.webhooks.routes import (
+    INTERNAL_ERROR,
     Reply,
     accept,
     checked_headers,
+    decode_headers,
     not_stored,
     provider_of_path,
     rejected,
@@ -42,10 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["webhook_http_protocol"]
 
 log = structlog.get_logger("storebridge.webhooks")
-
-_INTERNAL = Reply(
-    500, b'{"error":{"code":"internal_error","message":"an unexpected error occurred; it has been logged"}}'
-)
 
 
 class _NoEvent:
@@ -101,7 +99,7 @@ def webhook_http_protocol(hub: Hub) -> Any:
             source = hub.webhook_sources.get(name) if name else None
             if source is None or not verifies_inline(source):
                 return None
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.headers}
+            headers = decode_headers(self.headers)
             declared = headers.get("content-length", "")
             if "transfer-encoding" in headers or not declared.isdigit():
                 return None
@@ -127,7 +125,7 @@ def webhook_http_protocol(hub: Hub) -> Any:
                 self._store(webhook)
             except Exception:  # never a traceback to the caller
                 log.exception("webhook_handler_crashed", provider=webhook.source.name)
-                self._answer(webhook, _INTERNAL)
+                self._answer(webhook, INTERNAL_ERROR)
 
         def _store(self, webhook: _Webhook) -> None:
             raw = bytes(webhook.body)

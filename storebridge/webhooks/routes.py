@@ -30,13 +30,16 @@ if TYPE_CHECKING:
     from storebridge.bootstrap import Hub
 
 __all__ = [
+    "INTERNAL_ERROR",
     "Reply",
     "accept",
     "checked_headers",
+    "decode_headers",
     "handle_webhook",
     "not_stored",
     "rejected",
     "request_id_for",
+    "send_reply",
     "source_or_reply",
     "stored",
     "too_large",
@@ -72,6 +75,15 @@ def _reply(status: int, body: dict[str, Any], request_id: str | None = None) -> 
 
 def _error(status: int, code: str, message: str, request_id: str | None = None) -> Reply:
     return _reply(status, {"error": {"code": code, "message": message}}, request_id)
+
+
+# A bug in a provider's parser (or ours): a JSON 500, never a traceback; the webhook is not acknowledged.
+INTERNAL_ERROR = _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers (names already lower-cased by the server) as text."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
 
 
 def new_request_id() -> str:
@@ -166,7 +178,7 @@ def not_stored(row: InboxRow, exc: BaseException) -> Reply:
 # -- the ASGI way in ------------------------------------------------------------------------
 
 
-async def _send(send: Send, reply: Reply) -> None:
+async def send_reply(send: Send, reply: Reply) -> None:
     headers = [*_JSON, (b"content-length", str(len(reply.body)).encode())]
     if reply.request_id:
         headers.append((b"x-request-id", reply.request_id.encode()))
@@ -189,11 +201,11 @@ async def _read_capped(receive: Receive, limit: int) -> bytes | None:
 
 
 async def handle_webhook(hub: Hub, name: str, scope: Scope, receive: Receive, send: Send) -> None:
-    await _send(send, await _handle(hub, name, scope, receive))
+    await send_reply(send, await _handle(hub, name, scope, receive))
 
 
 async def _handle(hub: Hub, name: str, scope: Scope, receive: Receive) -> Reply:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers = decode_headers(scope["headers"])
     source = source_or_reply(hub, name)
     if isinstance(source, Reply):
         return source

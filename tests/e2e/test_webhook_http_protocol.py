@@ -197,3 +197,28 @@ def test_plain_webhooks_bypass_the_asgi_app_and_the_rest_still_reach_it(
         reader.file.readline()
         assert reader.response()[0] == 200
     assert reached == ["stripe"]
+
+
+@pytest.mark.parametrize("way", ["fast", "chunked"])
+def test_a_parser_bug_is_a_json_500_on_both_ways_in(sqlite_hub: RunningHub, way: str) -> None:
+    """A provider parser that raises: a JSON 500 without a traceback, from the protocol itself and
+    from the ASGI path that chunked bodies take."""
+    from storebridge.webhooks.sources import WebhookSource
+    from storebridge.webhooks.verify import sign_plain
+
+    def broken(raw: bytes, headers: object) -> object:
+        raise RuntimeError("parser bug with secret-ish detail")
+
+    sqlite_hub.hub.webhook_sources["broken"] = WebhookSource("broken", "plain", ("s",), broken)  # type: ignore[arg-type]
+    head = f"POST /webhooks/broken HTTP/1.1\r\nHost: hub\r\nx-webhook-signature: {sign_plain(b'{}', secret='s')}\r\n"
+    if way == "fast":
+        request = f"{head}Content-Length: 2\r\n\r\n{{}}".encode()
+    else:
+        request = f"{head}Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
+    with _connect(sqlite_hub) as sock:
+        sock.sendall(request)
+        status, headers, body = _Reader(sock).response()
+    assert status == 500 and headers["content-type"] == "application/json"
+    assert b'"code":"internal_error"' in body
+    assert b"Traceback" not in body and b"parser bug" not in body
+    assert _stored(sqlite_hub) == 0
