@@ -179,8 +179,12 @@ def test_a_run_killed_midway_resumes_and_applies_every_sku_exactly_once(
         sync = BatchSync(db, client, batch_size=20, concurrency=4, flush_every=5)
         run_id = await sync.create_run(_variants(1000))
         task = asyncio.create_task(sync.execute(run_id))
-        while box.requests < 20:
-            await asyncio.sleep(0.01)
+        # Cancel once 20 batches were sent and one is inside the sandbox (counted, not yet applied):
+        # the sandbox applies it after its latency, the cancelled run never records it, so the
+        # resumed run must send it again with the same key. Cancelling at an arbitrary moment could
+        # land where every applied batch had just been recorded (seen once in CI: no replay).
+        while box.requests < 20 or box.requests * 20 <= sum(box.applied.values()):
+            await asyncio.sleep(0.001)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
