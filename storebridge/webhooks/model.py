@@ -20,7 +20,21 @@ class WebhookEvent(Base):
         UniqueConstraint("provider", "event_id"),
         Index("ix_webhook_events_due", "status", "next_attempt_at"),
         Index("ix_webhook_events_received", "provider", "received_at"),
-        Index("ix_webhook_events_aggregate", "aggregate_key", "status"),
+        # Per-aggregate order (migration 0008): the worker copies aggregate_key into ordering_key when
+        # it first reaches a row, so ingest writes no random-key index entry for it.
+        Index(
+            "ix_webhook_events_ordering",
+            "ordering_key",
+            "status",
+            sqlite_where=text("ordering_key IS NOT NULL"),
+            postgresql_where=text("ordering_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_webhook_events_unordered",
+            "received_at",
+            sqlite_where=text("ordering_key IS NULL AND aggregate_key IS NOT NULL"),
+            postgresql_where=text("ordering_key IS NULL AND aggregate_key IS NOT NULL"),
+        ),
         # Partial: webhooks are stored before the worker links them to an order (migration 0007).
         Index(
             "ix_webhook_events_order_id",
@@ -40,6 +54,8 @@ class WebhookEvent(Base):
     received_at: Mapped[float] = mapped_column(Float, default=now)
     provider_created_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     aggregate_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # aggregate_key once the worker has admitted the row to per-aggregate order; NULL before that.
+    ordering_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

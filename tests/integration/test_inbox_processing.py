@@ -183,3 +183,107 @@ def test_a_blocked_aggregate_does_not_hold_up_the_others(db_url: str) -> None:
     _with_db(db_url, work)
     assert done[2] == "a-head"
     assert done[3:] == [f"a-{i:02d}" for i in range(40)]
+
+
+def test_ingest_leaves_ordering_to_the_worker_which_admits_the_oldest_arrivals(db_url: str) -> None:
+    """Storing a webhook writes no per-aggregate index entry (ordering_key stays NULL); the worker
+    admits the oldest arrivals before it claims, claims only admitted rows, and keeps provider order."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        return None
+
+    async def ordering(db: Database) -> dict[str, str | None]:
+        async with db.read() as s:
+            return dict((await s.execute(select(WebhookEvent.event_id, WebhookEvent.ordering_key))).all())
+
+    async def work(db: Database) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        # Arrival order: x3, x2, x1 (provider order reversed), then y1, then z1, in separate commits.
+        await _store(db, [_row("x3", "pay_x", 3), _row("x2", "pay_x", 2), _row("x1", "pay_x", 1)])
+        await _store(db, [_row("y1", "pay_y", 1)])
+        await _store(db, [_row("z1", "pay_z", 1)])
+        assert set((await ordering(db)).values()) == {None}
+        processor = InboxProcessor(db, {"test": handler})
+        # A claim of 1 admits 4 arrivals (x3, x2, x1, y1) and not z1; of those only x1 and y1 are free.
+        assert await processor.process_once(limit=1) == 1
+        after_one = await ordering(db)
+        while await processor.process_once(limit=1):
+            pass
+        return after_one, await ordering(db)
+
+    after_one, after_all = _with_db(db_url, work)
+    assert done[0] == "x1"
+    assert after_one == {"x3": "pay_x", "x2": "pay_x", "x1": "pay_x", "y1": "pay_y", "z1": None}
+    assert [e for e in done if e.startswith("x")] == ["x1", "x2", "x3"] and sorted(done) == [
+        "x1",
+        "x2",
+        "x3",
+        "y1",
+        "z1",
+    ]
+    assert after_all == {"x3": "pay_x", "x2": "pay_x", "x1": "pay_x", "y1": "pay_y", "z1": "pay_z"}
+
+
+def test_upgrading_to_0008_keeps_stored_webhooks_in_per_aggregate_order(db_url: str) -> None:
+    """Rows stored before migration 0008 join the order index in the upgrade: an unfinished older
+    event still holds back the newer one of its aggregate."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        return None
+
+    async def go() -> dict[str, str | None]:
+        db = Database(db_url)
+        try:
+            await upgrade(db, "0007")
+            t = now()
+            columns = {"provider": "test", "event_type": "thing.happened", "headers": {}, "body": b"{}", "attempts": 0}
+            async with db.write() as s:
+                await s.execute(
+                    WebhookEvent.__table__.insert(),
+                    [
+                        {
+                            **columns,
+                            "id": "whk_old",
+                            "event_id": "old",
+                            "status": "retrying",
+                            "received_at": t,
+                            "next_attempt_at": t + 3600,
+                            "provider_created_at": 1.0,
+                            "aggregate_key": "pay_1",
+                        },
+                        {
+                            **columns,
+                            "id": "whk_new",
+                            "event_id": "new",
+                            "status": "received",
+                            "received_at": t,
+                            "next_attempt_at": t,
+                            "provider_created_at": 2.0,
+                            "aggregate_key": "pay_1",
+                        },
+                        {
+                            **columns,
+                            "id": "whk_free",
+                            "event_id": "free",
+                            "status": "received",
+                            "received_at": t,
+                            "next_attempt_at": t,
+                            "provider_created_at": 3.0,
+                            "aggregate_key": None,
+                        },
+                    ],
+                )
+            await upgrade(db)
+            async with db.read() as s:
+                keys = dict((await s.execute(select(WebhookEvent.event_id, WebhookEvent.ordering_key))).all())
+            while await InboxProcessor(db, {"test": handler}).process_once():
+                pass
+            return keys
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(go()) == {"old": "pay_1", "new": "pay_1", "free": None}
+    assert done == ["free"]  # "new" waits behind the retrying "old"
