@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from fastapi import Depends, FastAPI
 from starlette.routing import Mount
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from storebridge.admin import create_console
 from storebridge.api import orders, subscriptions, system, webhooks
@@ -18,7 +18,14 @@ from storebridge.api.deps import require_token
 from storebridge.api.errors import install_error_handlers
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
-from storebridge.webhooks.routes import INTERNAL_ERROR, handle_webhook, send_reply, webhook_provider_of
+from storebridge.webhooks.routes import (
+    INTERNAL_ERROR,
+    decode_headers,
+    handle_webhook,
+    request_id_for,
+    send_reply,
+    webhook_provider_of,
+)
 
 __all__ = ["create_app", "StorebridgeApp"]
 
@@ -39,13 +46,31 @@ class StorebridgeApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         provider = webhook_provider_of(scope)
         if provider is None:
-            await self.api(scope, receive, send)
+            if scope["type"] != "http":
+                await self.api(scope, receive, send)
+                return
+            await self._api_request(scope, receive, send)
             return
         try:
             await handle_webhook(self.hub, provider, scope, receive, send)
         except Exception:  # noqa: BLE001 - never a traceback to the caller
             structlog.get_logger("storebridge.webhooks").exception("webhook_handler_crashed", provider=provider)
             await send_reply(send, INTERNAL_ERROR)
+
+    async def _api_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An API, console or sandbox request, with a request id as webhooks have one: the caller's
+        plain X-Request-ID or a new one, answered in X-Request-ID, on every log line written while
+        it runs and on the events it records (so subscribers and outbound webhooks carry it too)."""
+        request_id = request_id_for(decode_headers(scope["headers"]))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.api(scope, receive, send_with_id)
 
 
 def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> StorebridgeApp:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import now
@@ -89,7 +90,13 @@ def record_event(
     order_id: str | None = None,
     request_id: str | None = None,
 ) -> OutboxEvent:
-    """Add an event to the outbox inside the caller's transaction."""
+    """Add an event to the outbox inside the caller's transaction.
+
+    Without an explicit `request_id` it takes the one bound to the log context, if any: that of
+    the API request (or webhook being applied) that caused the event."""
+    if request_id is None:
+        bound = structlog.contextvars.get_contextvars().get("request_id")
+        request_id = bound if isinstance(bound, str) else None
     row = OutboxEvent(
         id=new_id("evt"),
         type=type,

@@ -30,7 +30,7 @@ from storebridge.logs import configure_logging
 from storebridge.notifications.wiring import SANDBOX_SENDGRID_KEY
 from storebridge.payments.paypal_wiring import SANDBOX_CLIENT_SECRET
 from storebridge.shipping.wiring import SANDBOX_SHIPPO_KEY
-from tests.support.hub import API_TOKEN, STRIPE_WEBHOOK_SECRET, RunningHub, wait_for
+from tests.support.hub import API_TOKEN, ORDER, STRIPE_WEBHOOK_SECRET, RunningHub, wait_for
 from tests.support.servers import serve_in_thread
 from tests.support.stripe_events import signed_headers
 
@@ -161,3 +161,35 @@ def test_no_configured_secret_appears_in_the_logs_of_a_full_flow(
             secrets[f"{name} webhook secret {i}"] = secret
     leaked = [name for name, secret in secrets.items() if secret and secret in output]
     assert leaked == []
+
+
+def test_an_api_request_id_is_answered_and_follows_the_events_it_caused(
+    hub: RunningHub, receiver: Receiver, captured_logs: io.StringIO
+) -> None:
+    """An API call gets a request id like a webhook: the caller's plain X-Request-ID (or a new one)
+    is answered, and the events the call records carry it to subscribers' log lines and outbound webhooks."""
+    hub.client.post("/subscriptions", json={"url": receiver.url, "event_types": ["order.*"]}).raise_for_status()
+    probe = structlog.get_logger("tests.probe")
+
+    async def local_subscriber(event: Event) -> None:
+        probe.info("probe_saw_order", order_id=event.order_id)
+
+    hub.hub.bus.subscribe("trace-probe", "order.placed", local_subscriber)
+    placed = hub.client.post("/orders", json=ORDER, headers={"X-Request-ID": "checkout-42.retry:1"})
+    assert placed.status_code == 201 and placed.headers["x-request-id"] == "checkout-42.retry:1"
+    order_id = placed.json()["id"]
+    wait_for(lambda: receiver.headers, what="the outbound order.placed delivery")
+    assert receiver.headers[0]["x-request-id"] == "checkout-42.retry:1"
+
+    def probed() -> list[dict[str, Any]]:
+        return [x for x in _json_lines(captured_logs) if x["event"] == "probe_saw_order" and x["order_id"] == order_id]
+
+    assert wait_for(probed, what="the subscriber's log line")[0]["request_id"] == "checkout-42.retry:1"
+
+    # Without one, or with one that is not plain text, the hub makes its own (never echoes the bad one).
+    made = hub.client.get("/healthz").headers["x-request-id"]
+    replaced = hub.client.get("/integrations", headers={"X-Request-ID": "bad id\tinjected"}).headers["x-request-id"]
+    assert made and replaced and made != replaced and replaced != "bad id\tinjected"
+    # A 4xx answer carries it too.
+    missing = hub.client.get("/orders/ord_missing", headers={"X-Request-ID": "lookup-7"})
+    assert missing.status_code == 404 and missing.headers["x-request-id"] == "lookup-7"
