@@ -5,6 +5,7 @@ The operator signs in with the API token (compared in constant time). The sessio
 from the API token, so changing the token signs every session out. The CSRF token of a session
 is another HMAC of its id, sent in a hidden field of every form and checked on every POST.
 Signing out revokes the session id in this process (kept until it would have expired anyway).
+Wrong tokens are counted per client address (storebridge.admin.throttle).
 
 The cookie is HttpOnly, SameSite=Strict, Path=/admin, and Secure when the request came over
 https or the hub's public URL is https (browsers drop Secure cookies on plain-http loopback).
@@ -22,6 +23,8 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from storebridge.admin.throttle import SignInThrottle
 
 __all__ = [
     "SESSION_COOKIE",
@@ -72,6 +75,7 @@ class ConsoleAuth:
     api_token: str
     public_https: bool = False
     session_seconds: int = SESSION_SECONDS
+    sign_ins: SignInThrottle = field(default_factory=SignInThrottle)
     _revoked: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -42,8 +44,17 @@ async def login(request: Request, console: Console = Depends(get_console)) -> Re
     console.auth.refuse_token_in_url(request)
     form = await read_form(request)
     console.auth.check_login_csrf(request, form.get("csrf"))
+    address = request.client.host if request.client else "unknown"
+    throttle = console.auth.sign_ins
+    if wait := math.ceil(throttle.wait_for(address)):
+        error = f"Too many wrong tokens from your address. Try again in {wait} s."
+        refused = _login_form(request, console, error=error, status=429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     if not console.auth.token_matches(form.get("token", "")):
+        throttle.failed(address)
         return _login_form(request, console, error="That is not the API token.", status=401)
+    throttle.succeeded(address)
     _, cookie = console.auth.new_session()
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     console.auth.set_cookie(response, request, SESSION_COOKIE, cookie, console.auth.session_seconds)

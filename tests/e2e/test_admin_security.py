@@ -248,3 +248,22 @@ def test_pages_send_protective_headers_and_escape_stored_content(console_hub: Ru
             assert "default-src 'self'" in page.headers["content-security-policy"]
             assert page.headers["x-frame-options"] == "DENY"
             assert page.headers["cache-control"] == "no-store"
+
+
+def test_wrong_tokens_are_limited_per_client_address(console_hub: RunningHub) -> None:
+    """Ten wrong tokens from one address: the next attempt, even with the right token, is a 429
+    that says how long to wait; another address still signs in. (Own source addresses on the
+    loopback, so the other tests' sign-ins from 127.0.0.1 are not affected.)"""
+
+    def attempt(source: str, token: str) -> httpx.Response:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(base_url=console_hub.base_url, transport=transport) as client:
+            form = client.get("/admin/login")
+            return client.post("/admin/login", data={"csrf": _csrf(form.text), "token": token, "next": "/admin/"})
+
+    for _ in range(10):
+        assert attempt("127.0.0.3", "sbk_guess").status_code == 401
+    refused = attempt("127.0.0.3", API_TOKEN)
+    assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 300
+    assert "Too many wrong tokens from your address" in refused.text
+    assert attempt("127.0.0.4", API_TOKEN).status_code == 303
