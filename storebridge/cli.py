@@ -102,22 +102,45 @@ def serve(
 
 
 @app.command(name="worker")
-def worker_cmd() -> None:
+def worker_cmd(
+    metrics_port: int = typer.Option(
+        0, help="also serve /metrics, /healthz and /readyz on this port (0: no listener)", min=0, max=65535
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", help="interface for --metrics-port"),
+) -> None:
     """Run a worker alone: inbox processing, outbox dispatch, retries (scale-out on PostgreSQL)."""
     from storebridge.bootstrap import bootstrap
+    from storebridge.worker_metrics import WorkerMetricsServer, metrics_listener
 
     settings = _settings()
     _logging(settings)
+    with _config_errors():
+        hub = bootstrap(settings)
+    listener = None
+    if metrics_port:
+        try:
+            listener = metrics_listener(metrics_host, metrics_port)
+        except OSError as exc:
+            console.print(f"[bold red]cannot listen on {metrics_host}:{metrics_port} for metrics:[/] {exc}")
+            console.print("Choose another --metrics-port, or stop what is using this one.")
+            raise typer.Exit(2) from None
+        if hub.api_token_generated:
+            out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+        out.print(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics (bearer token)")
 
     async def run() -> None:
-        hub = bootstrap(settings)
         await hub.start(migrate=False, run_worker=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await hub.stop()
+        serving = WorkerMetricsServer(hub, listener) if listener is not None else None
+        try:
+            await stop.wait()
+        finally:
+            if serving is not None:
+                await serving.close()
+            await hub.stop()
 
     with _config_errors():
         asyncio.run(run())

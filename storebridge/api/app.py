@@ -27,7 +27,7 @@ from storebridge.webhooks.routes import (
     webhook_provider_of,
 )
 
-__all__ = ["create_app", "StorebridgeApp"]
+__all__ = ["create_app", "create_worker_app", "StorebridgeApp"]
 
 
 class StorebridgeApp:
@@ -92,6 +92,7 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     app.include_router(webhooks.router)
     app.include_router(system.public)
     app.include_router(system.private)
+    app.include_router(system.metrics_router)
     app.include_router(orders.router)
     app.include_router(subscriptions.router)
     for router in hub.routers:  # capability routers (shipping, notifications, ...), behind the API token
@@ -101,3 +102,14 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     for name, sandbox in hub.sandboxes.items():
         app.router.routes.append(Mount(f"/_sandbox/{name}", app=sandbox.app, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)
+
+
+def create_worker_app(hub: Hub) -> FastAPI:
+    """What a standalone worker serves with `--metrics-port`: /healthz, /readyz and /metrics (its
+    own in-process counters, behind the API token), nothing else. The worker starts and stops the hub."""
+    app = FastAPI(title="storebridge worker", version="0.1.0")
+    app.state.hub = hub
+    install_error_handlers(app)
+    app.include_router(system.public)
+    app.include_router(system.metrics_router)
+    return app

@@ -16,10 +16,12 @@ from storebridge.events.model import OutboxEvent, WorkerHeartbeat
 from storebridge.migrate import current_revision, head_revision
 from storebridge.observability.metrics import CONTENT_TYPE
 
-__all__ = ["public", "private"]
+__all__ = ["public", "private", "metrics_router"]
 
 public = APIRouter()
 private = APIRouter(dependencies=[Depends(require_token)])
+# Its own router: a standalone worker serves it too (`storebridge worker --metrics-port`).
+metrics_router = APIRouter(dependencies=[Depends(require_token)])
 
 
 @public.get("/healthz")
@@ -44,7 +46,7 @@ async def readyz(hub: Hub = Depends(get_hub)) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@private.get("/metrics", include_in_schema=False)
+@metrics_router.get("/metrics", include_in_schema=False)
 async def metrics(hub: Hub = Depends(get_hub)) -> Response:
     """Prometheus text format. Behind the bearer token like every private route: a scraper sends
     `Authorization: Bearer ...` (Prometheus `authorization:` config); a token in the query string is

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,3 +248,61 @@ def test_paypal_payment_paid_then_refunded_from_the_cli(
     assert again.returncode == 1 and "nothing left to refund" in again.stderr
     shown = _run(["payments", "show", payment["id"], "--hub-url", base], env)
     assert "refunded" in shown.stdout and "captured 1000 refunded 1000 EUR" in shown.stdout
+
+
+def test_a_standalone_worker_serves_its_own_metrics(tmp_path: Path) -> None:
+    """`worker --metrics-port`: /healthz, and /metrics behind the API token with the worker's own
+    counters (a webhook it attempted is counted there, not in any API process); SIGTERM stops it."""
+
+    token = "sbk_worker_metrics_token_0123"
+    env = _env(tmp_path, STOREBRIDGE_API_TOKEN=token)
+    assert _run(["migrate"], env).returncode == 0
+    with sqlite3.connect(tmp_path / "cli.db") as db:  # a stored webhook the Stripe handler cannot apply
+        t = time.time()
+        db.execute(
+            "INSERT INTO webhook_events (id, provider, event_id, event_type, status, headers, body, received_at,"
+            " attempts, next_attempt_at) VALUES ('whk_1', 'stripe', 'evt_1', 'payment_intent.succeeded',"
+            " 'received', '{}', X'7B7D', ?, 0, ?)",
+            (t, t),
+        )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "worker", "--metrics-port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def failure_counted() -> str | None:
+            try:
+                text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=2).text
+            except httpx.TransportError:
+                return None
+            line = (
+                'storebridge_webhook_processing_failures_total{event_type="payment_intent.succeeded",provider="stripe"}'
+            )
+            return text if line in text else None
+
+        metrics = wait_for(failure_counted, timeout=30, what="the worker's /metrics to count its failed attempt")
+        assert "storebridge_worker_heartbeat_age_seconds" in metrics
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/orders").status_code == 404  # nothing but health and metrics here
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_a_worker_metrics_port_in_use_stops_it_with_advice(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = _run(["worker", "--metrics-port", str(port)], _env(tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stdout + result.stderr
+    assert "Choose another --metrics-port" in result.stdout + result.stderr
