@@ -7,6 +7,7 @@ retrying a subscriber that fails until it succeeds or is given up as dead.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from storebridge.db import now
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 
-__all__ = ["Event", "EventHandler", "Subscriber", "EventBus", "record_event"]
+__all__ = ["Event", "EventHandler", "Subscriber", "EventBus", "deliver_to", "record_event"]
+
+log = structlog.get_logger("storebridge.events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +33,12 @@ class Event:
     order_id: str | None
     payload: dict[str, Any]
     created_at: float
+    # The X-Request-ID of the webhook or API call that caused the event (not part of to_dict's shape).
+    request_id: str | None = None
 
     @classmethod
     def from_row(cls, row: OutboxEvent) -> Event:
-        return cls(row.id, row.type, row.aggregate_id, row.order_id, dict(row.payload), row.created_at)
+        return cls(row.id, row.type, row.aggregate_id, row.order_id, dict(row.payload), row.created_at, row.request_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,21 @@ class EventBus:
 
     def matching(self, event_type: str) -> list[Subscriber]:
         return [s for s in self.subscribers.values() if s.wants(event_type)]
+
+
+async def deliver_to(sub: Subscriber, event: Event) -> str | None:
+    """Run one subscriber's handler on an event; the error text, or None when it succeeded.
+
+    The event's id and type, and the request id of what caused it, are bound to the log context
+    meanwhile, so the handler's log lines can be traced back (outbox dispatcher and Redis consumer alike)."""
+    trace = {"request_id": event.request_id} if event.request_id else {}
+    with structlog.contextvars.bound_contextvars(**trace, event_id=event.id, event_type=event.type):
+        try:
+            await asyncio.wait_for(sub.handler(event), timeout=sub.timeout)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a subscriber's failure is recorded and retried, never dropped
+            log.warning("subscriber_failed", subscriber=sub.name, error=repr(exc))
+            return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def record_event(

@@ -11,7 +11,6 @@ and its id and type bound to the log context, so a subscriber's log lines can be
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from sqlalchemy import select, update
 
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
-from storebridge.events.bus import Event, EventBus, Subscriber
+from storebridge.events.bus import Event, EventBus, deliver_to
 from storebridge.events.model import EventReceipt, OutboxEvent
 
 __all__ = ["OutboxDispatcher", "DispatchPolicy", "Publisher"]
@@ -51,7 +50,7 @@ class OutboxDispatcher:
         # transport instead of being called here. A failed publish leaves the rows for the next round.
         self.publisher = publisher
 
-    async def _claim(self) -> list[tuple[Event, str | None]]:
+    async def _claim(self) -> list[Event]:
         t = now()
         async with self.db.write() as session:
             query = (
@@ -70,31 +69,19 @@ class OutboxDispatcher:
                     .where(OutboxEvent.id.in_([r.id for r in rows]))
                     .values(locked_until=t + self.policy.lease_seconds)
                 )
-            return [(Event.from_row(r), r.request_id) for r in rows]
-
-    async def _deliver(self, sub: Subscriber, event: Event, request_id: str | None = None) -> str | None:
-        """Run one handler; return the error text, or None on success."""
-        trace = {"request_id": request_id} if request_id else {}
-        with structlog.contextvars.bound_contextvars(**trace, event_id=event.id, event_type=event.type):
-            try:
-                await asyncio.wait_for(sub.handler(event), timeout=sub.timeout)
-                return None
-            except Exception as exc:  # noqa: BLE001 - a subscriber's failure is recorded, never dropped
-                log.warning("subscriber_failed", subscriber=sub.name, error=repr(exc))
-                return f"{type(exc).__name__}: {exc}"[:2000]
+            return [Event.from_row(r) for r in rows]
 
     async def dispatch_once(self) -> int:
-        claimed = await self._claim()
-        if not claimed:
+        events = await self._claim()
+        if not events:
             return 0
-        events = [event for event, _ in claimed]
         failures: list[tuple[str, str, str]] = []
         if self.publisher is not None:
             await self.publisher(events)
         else:
-            for event, request_id in claimed:
+            for event in events:
                 for sub in self.bus.matching(event.type):
-                    error = await self._deliver(sub, event, request_id)
+                    error = await deliver_to(sub, event)
                     if error is not None:
                         failures.append((sub.name, event.id, error))
         t = now()
@@ -131,20 +118,17 @@ class OutboxDispatcher:
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True, of=EventReceipt)
-            due = [
-                (r.subscriber, r.attempts, Event.from_row(e), e.request_id)
-                for r, e in (await session.execute(query)).all()
-            ]
-            for name, _, event, _ in due:
+            due = [(r.subscriber, r.attempts, Event.from_row(e)) for r, e in (await session.execute(query)).all()]
+            for name, _, event in due:
                 # Lease: push the next attempt out so another worker does not take it meanwhile.
                 await session.execute(
                     update(EventReceipt)
                     .where(EventReceipt.subscriber == name, EventReceipt.event_id == event.id)
                     .values(next_attempt_at=t + self.policy.lease_seconds)
                 )
-        for name, attempts, event, request_id in due:
+        for name, attempts, event in due:
             sub = self.bus.subscribers.get(name)
-            error = "subscriber is no longer registered" if sub is None else await self._deliver(sub, event, request_id)
+            error = "subscriber is no longer registered" if sub is None else await deliver_to(sub, event)
             attempt = attempts + 1
             values: dict[str, object] = {"attempts": attempt, "updated_at": now(), "last_error": error}
             if error is None:

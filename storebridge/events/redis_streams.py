@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storebridge.db import Database, now
-from storebridge.events.bus import Event, EventBus, Subscriber
+from storebridge.events.bus import Event, EventBus, Subscriber, deliver_to
 from storebridge.events.model import Checkpoint, EventReceipt
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ def _encode(event: Event) -> dict[str, str]:
         fields["aggregate_id"] = event.aggregate_id
     if event.order_id is not None:
         fields["order_id"] = event.order_id
+    if event.request_id is not None:
+        fields["request_id"] = event.request_id
     fields["payload"] = json.dumps(event.payload, separators=(",", ":"), default=str)
     return fields
 
@@ -88,6 +90,7 @@ def _decode(fields: dict[str, str] | None) -> Event | None:
             fields.get("order_id"),
             payload if isinstance(payload, dict) else {"value": payload},
             float(fields["created_at"]),
+            fields.get("request_id"),
         )
     except (KeyError, ValueError):
         return None
@@ -335,7 +338,7 @@ class RedisStreamsTransport:
                 rest: list[str | bytes | int | memoryview[int]] = [e for e, _ in parsed[index:]]
                 await self.client.xclaim(self.stream, sub.name, self.consumer, 0, rest, justid=True)
                 started = time.monotonic()
-            error = await self._run(sub, event)
+            error = await deliver_to(sub, event)
             deliveries = counts.get(entry_id, 1)
             if error is None:
                 done_before.add(event.id)
@@ -350,16 +353,6 @@ class RedisStreamsTransport:
         if acks:
             await self.client.xack(self.stream, sub.name, *acks)
         return len(entries)
-
-    async def _run(self, sub: Subscriber, event: Event) -> str | None:
-        try:
-            await asyncio.wait_for(sub.handler(event), timeout=sub.timeout)
-            return None
-        except Exception as exc:  # noqa: BLE001 - a subscriber's failure is retried, then recorded
-            log.warning(
-                "subscriber_failed", subscriber=sub.name, event_id=event.id, event_type=event.type, error=repr(exc)
-            )
-            return f"{type(exc).__name__}: {exc}"[:2000]
 
     @staticmethod
     def _receipt(sub: Subscriber, event: Event, status: str, attempts: int, error: str | None) -> dict[str, Any]:

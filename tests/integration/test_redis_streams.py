@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
@@ -32,7 +34,7 @@ from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.events.redis_streams import REDIS_DOWN, RedisStreamsTransport
 from storebridge.migrate import upgrade
 from tests.support.databases import REDIS_ENV, database_url, service_url
-from tests.support.hub import make_settings, running_hub, wait_for
+from tests.support.hub import ORDER, make_settings, running_hub, wait_for
 
 Step = Callable[[], Awaitable[int]]
 
@@ -324,8 +326,19 @@ def test_hub_with_redis_url_delivers_through_the_stream(redis_url: str, sqlite_u
     try:
         with running_hub(settings) as running:
             assert running.hub.event_transport is not None
-            order = running.place_order()
-            wait_for(lambda: running.events_of("order.placed", order_id=order["id"]), what="order.placed")
+            bound: list[dict[str, Any]] = []
+
+            async def context_probe(event: Event) -> None:
+                bound.append(structlog.contextvars.get_contextvars())
+
+            running.hub.bus.subscribe("context-probe", "order.placed", context_probe)
+            placed = running.client.post("/orders", json=ORDER, headers={"X-Request-ID": "through-redis-1"})
+            order = placed.json()
+            seen = wait_for(lambda: running.events_of("order.placed", order_id=order["id"]), what="order.placed")
+            # The API call's request id crossed the stream with the event and is bound while handlers run.
+            assert seen[0].request_id == "through-redis-1"
+            wait_for(lambda: bound, what="the probe subscriber")
+            assert bound[0]["request_id"] == "through-redis-1" and bound[0]["event_type"] == "order.placed"
 
             # A `delivered` receipt is written only by the Redis consumer: the event came through the stream.
             # The consumer writes it after the subscriber returns, so wait for it rather than race it.
