@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from storebridge.bootstrap import SANDBOX_STRIPE_KEY
-from storebridge.events.bus import Event
+from storebridge.events.bus import Event, record_event
 from storebridge.inventory.wiring import SANDBOX_INVENTORY_KEY
 from storebridge.logs import configure_logging
 from storebridge.notifications.wiring import SANDBOX_SENDGRID_KEY
@@ -173,6 +173,8 @@ def test_an_api_request_id_is_answered_and_follows_the_events_it_caused(
 
     async def local_subscriber(event: Event) -> None:
         probe.info("probe_saw_order", order_id=event.order_id)
+        async with hub.hub.db.write() as session:  # an event this subscriber causes in turn
+            record_event(session, "probe.followed_up", {"order_id": event.order_id})
 
     hub.hub.bus.subscribe("trace-probe", "order.placed", local_subscriber)
     placed = hub.client.post("/orders", json=ORDER, headers={"X-Request-ID": "checkout-42.retry:1"})
@@ -185,6 +187,8 @@ def test_an_api_request_id_is_answered_and_follows_the_events_it_caused(
         return [x for x in _json_lines(captured_logs) if x["event"] == "probe_saw_order" and x["order_id"] == order_id]
 
     assert wait_for(probed, what="the subscriber's log line")[0]["request_id"] == "checkout-42.retry:1"
+    followed = wait_for(lambda: hub.events_of("probe.followed_up", order_id=order_id), what="the follow-up event")
+    assert followed[0].request_id == "checkout-42.retry:1"
 
     # Without one, or with one that is not plain text, the hub makes its own (never echoes the bad one).
     made = hub.client.get("/healthz").headers["x-request-id"]
