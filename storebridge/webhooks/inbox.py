@@ -28,7 +28,7 @@ from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
 
-__all__ = ["InboxRow", "InboxWriter", "OnStored"]
+__all__ = ["InboxRow", "InboxStopped", "InboxWriter", "OnStored"]
 
 log = structlog.get_logger("storebridge.inbox")
 
@@ -50,13 +50,21 @@ class InboxRow:
 OnStored = Callable[[bool, BaseException | None], None]
 
 
-@dataclass(slots=True)
+class InboxStopped(RuntimeError):
+    """The hub is shutting down and did not store the row (its webhook is answered 503: the provider retries)."""
+
+
+@dataclass(slots=True, eq=False)
 class _Pending:
     row: InboxRow
     done: OnStored
+    told: bool = False
 
 
 def _tell(item: _Pending, is_new: bool, exc: BaseException | None) -> None:
+    if item.told:  # once: a row refused at shutdown may also have its commit answer arrive
+        return
+    item.told = True
     try:
         item.done(is_new, exc)
     except Exception:  # one caller's failure must not keep the others from their answers
@@ -88,15 +96,22 @@ class InboxWriter:
         self._process: SqliteWriterProcess | None = None
         self._arrived = asyncio.Event()
         self._last_commit = -1e9  # event-loop time of the last commit
+        self._unanswered: set[_Pending] = set()  # queued or being written: answered by stop() at the latest
+        self._stopped = False
 
     def start(self) -> None:
         if self.db.is_sqlite and self._process is None:
             self._process = SqliteWriterProcess(make_url(self.db.url).database or ":memory:")
+        self._stopped = False
         if self._task is None:
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
 
     async def stop(self) -> None:
+        """Stop writing. Batches already in the writer are answered when their commit is done; rows
+        still waiting, and rows added from now on, are answered InboxStopped (503) at once, so no
+        request hangs on a hub that is going away."""
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -104,6 +119,8 @@ class InboxWriter:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        for item in list(self._unanswered):
+            self._answer(item, False, InboxStopped("the hub is shutting down"))
         if self._process is not None:
             await self._process.stop()
             self._process = None
@@ -134,7 +151,12 @@ class InboxWriter:
         (or with the error that kept it out). For callers that are not coroutines (the HTTP protocol)."""
         if self._queue is None:
             raise RuntimeError("InboxWriter.start() was not called")
-        self._queue.put_nowait(_Pending(row, done))
+        item = _Pending(row, done)
+        if self._stopped:  # answered on the next loop turn, as a commit would be, never from inside this call
+            asyncio.get_running_loop().call_soon(_tell, item, False, InboxStopped("the hub is shutting down"))
+            return
+        self._unanswered.add(item)
+        self._queue.put_nowait(item)
         self._arrived.set()
 
     async def _run(self) -> None:
@@ -204,10 +226,14 @@ class InboxWriter:
             if in_flight:  # cancelled: the batches already sent still get their answers
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
+    def _answer(self, item: _Pending, is_new: bool, exc: BaseException | None) -> None:
+        self._unanswered.discard(item)
+        _tell(item, is_new, exc)
+
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
         for item in batch:
-            _tell(item, False, exc)
+            self._answer(item, False, exc)
 
     async def _settle(self, batch: list[_Pending], write: Awaitable[Any]) -> None:
         """Tell each waiting request whether its row was new, once the commit that holds it is done."""
@@ -221,7 +247,7 @@ class InboxWriter:
             key = (item.row.provider, item.row.event_id)
             is_new = key in inserted and key not in seen
             seen.add(key)
-            _tell(item, is_new, None)
+            self._answer(item, is_new, None)
         self._last_commit = asyncio.get_running_loop().time()
         if self.on_commit is not None:
             self.on_commit()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from storebridge.db import Database
 from storebridge.migrate import upgrade
-from storebridge.webhooks.inbox import InboxRow, InboxWriter
+from storebridge.webhooks.inbox import InboxRow, InboxStopped, InboxWriter
 
 
 def _row(event_id: str) -> InboxRow:
@@ -191,3 +191,31 @@ def test_the_wal_is_started_over_during_a_burst(sqlite_url: str) -> None:
     # Measured: ~3 MB with a checkpoint every 200 rows, ~21 MB without (the WAL holds every page write).
     assert bounded < 12 * 2**20, bounded
     assert len(_stored(sqlite_url)) == 3000
+
+
+def test_stopping_answers_every_waiting_webhook_at_once(sqlite_url: str) -> None:
+    """Rows still waiting when the writer stops (here behind a transaction that holds SQLite's
+    write lock), and rows added after it stopped, are answered InboxStopped (a 503) at once: a
+    request never hangs on a hub that is going away. Nothing is stored for them."""
+
+    async def go() -> list[object]:
+        db, writer = await _writer(sqlite_url)
+        try:
+            async with db.write():  # the writer cannot take the write lock meanwhile
+                waiting = [asyncio.ensure_future(writer.add(_row(f"w{i}"))) for i in range(5)]
+                await asyncio.sleep(0.3)
+                assert not any(w.done() for w in waiting)
+                await asyncio.wait_for(writer.stop(), 10)
+                answered = asyncio.gather(*waiting, return_exceptions=True)
+                answers: list[object] = list(await asyncio.wait_for(answered, 10))
+            try:
+                answers.append(await asyncio.wait_for(writer.add(_row("late")), 5))
+            except InboxStopped as exc:
+                answers.append(exc)
+            return answers
+        finally:
+            await db.dispose()
+
+    answers = asyncio.run(go())
+    assert len(answers) == 6 and all(isinstance(a, InboxStopped) for a in answers), answers
+    assert _stored(sqlite_url) == []
