@@ -10,12 +10,16 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from storebridge.config import Settings, load_settings
 from storebridge.errors import ConfigError
 from storebridge.terminal import make_console
+
+if TYPE_CHECKING:
+    from storebridge.bootstrap import Hub
 
 __all__ = ["app", "main"]
 
@@ -74,6 +78,12 @@ def _migrate_or_exit(settings: Settings) -> str | None:
         raise typer.Exit(2) from None
 
 
+def _announce_generated_token(hub: Hub) -> None:
+    """Without STOREBRIDGE_API_TOKEN the hub made one: the only way the operator learns it."""
+    if hub.api_token_generated:
+        out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
@@ -92,8 +102,7 @@ def serve(
     public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     with _config_errors():
         hub = bootstrap(settings, public_url=public)
-    if hub.api_token_generated:
-        out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+    _announce_generated_token(hub)
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
     out.print(f"storebridge listening on {public}  (GET /healthz)")
@@ -124,8 +133,7 @@ def worker_cmd(
             console.print(f"[bold red]cannot listen on {metrics_host}:{metrics_port} for metrics:[/] {exc}")
             console.print("Choose another --metrics-port, or stop what is using this one.")
             raise typer.Exit(2) from None
-        if hub.api_token_generated:
-            out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+        _announce_generated_token(hub)
         out.print(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics (bearer token)")
 
     async def run() -> None:

@@ -58,13 +58,9 @@ class InboxStopped(RuntimeError):
 class _Pending:
     row: InboxRow
     done: OnStored
-    told: bool = False
 
 
 def _tell(item: _Pending, is_new: bool, exc: BaseException | None) -> None:
-    if item.told:  # once: a row refused at shutdown may also have its commit answer arrive
-        return
-    item.told = True
     try:
         item.done(is_new, exc)
     except Exception:  # one caller's failure must not keep the others from their answers
@@ -227,8 +223,10 @@ class InboxWriter:
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
     def _answer(self, item: _Pending, is_new: bool, exc: BaseException | None) -> None:
-        self._unanswered.discard(item)
-        _tell(item, is_new, exc)
+        """Tell a queued row's caller, once: a row refused at shutdown may still get its commit answer."""
+        if item in self._unanswered:
+            self._unanswered.remove(item)
+            _tell(item, is_new, exc)
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
