@@ -7,7 +7,8 @@ StorebridgeError
 │   └── InsufficientStock          (reserved for inventory)
 ├── IntegrationError               a provider answered with an error, or could not be reached
 │   ├── ProviderUnavailable        connection error, timeout, 429 or 5xx: worth retrying
-│   └── PaymentDeclined            the provider refused the payment method (card_error)
+│   ├── PaymentDeclined            the provider refused the payment method (card_error)
+│   └── ProviderRejected           the provider refused the request itself: the caller must change it (422)
 └── WebhookRejected                an incoming webhook failed verification or parsing
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "IntegrationError",
     "ProviderUnavailable",
     "PaymentDeclined",
+    "ProviderRejected",
     "WebhookRejected",
 ]
 
@@ -41,12 +43,18 @@ class NotFound(StorebridgeError):
 
 
 class InvalidRequest(StorebridgeError):
-    """The request is well-formed but breaks a rule; `status` is the HTTP status to answer."""
+    """The request is well-formed but breaks a rule; `status` is the HTTP status to answer.
 
-    def __init__(self, message: str, *, code: str = "invalid_request", status: int = 409) -> None:
+    Without a `code` the body's code follows the status ("conflict" for 409, "invalid_request"
+    otherwise), so a client can tell "not now, in this state" from "never, as sent" by code alone."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int = 409, details: dict[str, object] | None = None
+    ) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = code or ("conflict" if status == 409 else "invalid_request")
         self.status = status
+        self.details = details or {}  # extra fields of the error body (e.g. the SKU and what is available)
 
 
 class IntegrationError(StorebridgeError):
@@ -101,6 +109,11 @@ class PaymentDeclined(IntegrationError):
     def __init__(self, provider: str, message: str, *, payment_state: object = None, **kw: object) -> None:
         super().__init__(provider, message, **kw)  # type: ignore[arg-type]
         self.payment_state = payment_state
+
+
+class ProviderRejected(IntegrationError):
+    """The provider refused the request itself (amount too small/large, unknown payment method,
+    invalid currency): the caller must change the request. `code` carries the provider's own code."""
 
 
 class WebhookRejected(StorebridgeError):

@@ -15,7 +15,8 @@ from starlette.types import Message, Receive, Scope, Send
 from storebridge.admin import create_console
 from storebridge.api import orders, subscriptions, system, webhooks
 from storebridge.api.deps import require_token
-from storebridge.api.errors import install_error_handlers
+from storebridge.api.errors import ContainErrors, install_error_handlers
+from storebridge.api.guards import RejectNulCharacters
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
 from storebridge.webhooks.routes import (
@@ -37,6 +38,9 @@ class StorebridgeApp:
     def __init__(self, api: FastAPI, hub: Hub) -> None:
         self.api = api
         self.hub = hub
+        # Guards run once here, before routing; the sandboxes emulate other services' APIs and keep
+        # their own rules. ContainErrors also inside `api`: here it covers a failing guard.
+        self._guarded_api = ContainErrors(RejectNulCharacters(api, exempt_prefixes=("/_sandbox/",)))
 
     def http_protocol(self) -> Any:
         """uvicorn's `http=` setting for this app: its protocol, which answers webhooks without an
@@ -60,7 +64,8 @@ class StorebridgeApp:
     async def _api_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         """An API, console or sandbox request, with a request id as webhooks have one: the caller's
         plain X-Request-ID or a new one, answered in X-Request-ID, on every log line written while
-        it runs and on the events it records (so subscribers and outbound webhooks carry it too)."""
+        it runs and on the events it records (so subscribers and outbound webhooks carry it too).
+        A NUL anywhere in it (but the sandboxes) is a 422 before any route runs."""
         request_id = request_id_for(decode_headers(scope["headers"]))
 
         async def send_with_id(message: Message) -> None:
@@ -70,7 +75,7 @@ class StorebridgeApp:
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.api(scope, receive, send_with_id)
+            await self._guarded_api(scope, receive, send_with_id)
 
 
 def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> StorebridgeApp:
