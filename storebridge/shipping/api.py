@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -112,14 +112,38 @@ def build_router() -> APIRouter:
     router = APIRouter(tags=["shipping"])
 
     @router.post("/orders/{order_id}/shipments", status_code=201)
-    async def create_shipment(order_id: str, body: CreateShipment, request: Request) -> dict[str, Any]:
+    async def create_shipment(
+        order_id: str,
+        body: CreateShipment,
+        request: Request,
+        response: Response,
+        reuse: bool = Query(
+            False,
+            description="answer the order's existing shipment (200) instead of creating another: the one with a "
+            "label, bought or being bought, else the newest; at most one is created however many calls race",
+        ),
+    ) -> dict[str, Any]:
         service = _service(request)
+        if reuse and (existing := await service.reusable_shipment(order_id)) is not None:
+            response.status_code = 200
+            return shipment_out(existing)
         address_to = body.address_to or await _order_address(service, order_id)
-        return shipment_out(await service.create_shipment(order_id, body, address_to))
+        if not reuse:
+            return shipment_out(await service.create_shipment(order_id, body, address_to))
+        view, created = await service.create_shipment_once(order_id, body, address_to)
+        response.status_code = 201 if created else 200
+        return shipment_out(view)
+
+    @router.get("/orders/{order_id}/shipments")
+    async def list_shipments(order_id: str, request: Request) -> dict[str, Any]:
+        return {"data": [shipment_out(v) for v in await _service(request).shipments_of(order_id)]}
 
     @router.post("/shipments/{shipment_id}/label")
-    async def buy_label(shipment_id: str, body: BuyLabel, request: Request) -> dict[str, Any]:
-        return shipment_out(await _service(request).buy_label(shipment_id, body))
+    async def buy_label(shipment_id: str, body: BuyLabel, request: Request, response: Response) -> dict[str, Any]:
+        purchase = await _service(request).purchase_label(shipment_id, body)
+        if purchase.replayed:  # Stripe's header: this answer describes a purchase made before this call
+            response.headers["Idempotent-Replayed"] = "true"
+        return shipment_out(purchase.view)
 
     @router.get("/shipments/{shipment_id}")
     async def get_shipment(shipment_id: str, request: Request) -> dict[str, Any]:

@@ -4,6 +4,11 @@ As in payments, provider calls never run inside a database transaction. A label 
 recorded (a `shipment_labels` row, unique per shipment) and committed *before* Shippo is called;
 a retry of a purchase whose outcome is unknown (timeout, 5xx) first asks Shippo for a
 transaction carrying our marker for that row, and buys only if there is none.
+
+`create_shipment_once` gives an order one shipment however often (or concurrently) it is asked:
+the decision to reuse or create is taken with the order's row locked (SQLite: the database's
+single writer), so callers that race end on the same shipment and therefore the same label row,
+whose id is the purchase's idempotency marker at Shippo.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from storebridge.shipping.model import (
 from storebridge.shipping.provider import ProviderLabel, RateQuote, ShippingProvider, TrackingUpdate
 from storebridge.shipping.settings import ShippoSettings
 
-__all__ = ["ShippingService", "ShipmentView", "apply_label", "apply_tracking", "PAID_STATUSES"]
+__all__ = ["ShippingService", "ShipmentView", "LabelPurchase", "apply_label", "apply_tracking", "PAID_STATUSES"]
 
 log = structlog.get_logger("storebridge.shipping")
 
@@ -58,6 +63,14 @@ class ShipmentView:
     label: ShipmentLabel | None = None
     tracking: list[TrackingEvent] = field(default_factory=list)
     order_fulfillment_status: str | None = None
+
+
+@dataclass
+class LabelPurchase:
+    """A purchase request's answer; `replayed`: this call bought nothing, the label was bought before it."""
+
+    view: ShipmentView
+    replayed: bool
 
 
 def _mark_best(rates: list[ShipmentRate]) -> None:
@@ -74,6 +87,28 @@ async def refresh_order_fulfillment(session: AsyncSession, order_id: str) -> str
     if order is not None and order.fulfillment_status != status:
         order.fulfillment_status = status
     return status
+
+
+async def _reusable_shipment(session: AsyncSession, order_id: str) -> str | None:
+    """The shipment a repeated request for the order should land on: the first with a label (bought, else
+    being bought), else the newest (no label yet, or a refused purchase); None if the order has none."""
+    rows = (
+        await session.execute(
+            select(Shipment.id, ShipmentLabel.status)
+            .outerjoin(ShipmentLabel, ShipmentLabel.shipment_id == Shipment.id)
+            .where(Shipment.order_id == order_id)
+            .order_by(Shipment.created_at, Shipment.id)
+        )
+    ).all()
+    for wanted in ("purchased", "pending"):
+        labelled = next((shipment_id for shipment_id, status in rows if status == wanted), None)
+        if labelled is not None:
+            return labelled
+    return rows[-1][0] if rows else None
+
+
+def _by_price(rates: list[ShipmentRate]) -> list[ShipmentRate]:
+    return sorted(rates, key=lambda r: (Decimal(r.amount), r.estimated_days or 99))
 
 
 def _shipment_event(shipment: Shipment) -> dict[str, Any]:
@@ -203,12 +238,47 @@ class ShippingService:
                 select(TrackingEvent).where(TrackingEvent.shipment_id == shipment_id).order_by(TrackingEvent.id)
             )
         ).all()
-        ordered = sorted(rates, key=lambda r: (Decimal(r.amount), r.estimated_days or 99))
         order = await session.get(Order, shipment.order_id)
         fulfillment = order.fulfillment_status if order is not None else None
-        return ShipmentView(shipment, ordered, label, list(tracking), fulfillment)
+        return ShipmentView(shipment, _by_price(list(rates)), label, list(tracking), fulfillment)
+
+    async def shipments_of(self, order_id: str) -> list[ShipmentView]:
+        """The order's shipments, oldest first."""
+        async with self.db.read() as session:
+            if await session.get(Order, order_id) is None:
+                raise NotFound("order", order_id)
+            ids = await session.scalars(
+                select(Shipment.id).where(Shipment.order_id == order_id).order_by(Shipment.created_at, Shipment.id)
+            )
+            return [await self._view(session, shipment_id) for shipment_id in ids.all()]
+
+    async def reusable_shipment(self, order_id: str) -> ShipmentView | None:
+        """The shipment `create_shipment_once` would answer without creating one (a read: no lock, no promise)."""
+        async with self.db.read() as session:
+            shipment_id = await _reusable_shipment(session, order_id)
+            return None if shipment_id is None else await self._view(session, shipment_id)
 
     async def create_shipment(self, order_id: str, cmd: CreateShipment, address_to: Address) -> ShipmentView:
+        """A new shipment with its rates, however many the order already has."""
+        view, _ = await self._create_shipment(order_id, cmd, address_to, once=False)
+        return view
+
+    async def create_shipment_once(
+        self, order_id: str, cmd: CreateShipment, address_to: Address
+    ) -> tuple[ShipmentView, bool]:
+        """The order's shipment: an existing one (see `_reusable_shipment`), else a new one; (view, created).
+
+        Rates are quoted outside any transaction; the new shipment is inserted only if, with the order's
+        row locked, the order still has none. A caller that lost the race answers the winner's shipment
+        (its own quote, which bought nothing, is dropped)."""
+        existing = await self.reusable_shipment(order_id)
+        if existing is not None:
+            return existing, False
+        return await self._create_shipment(order_id, cmd, address_to, once=True)
+
+    async def _create_shipment(
+        self, order_id: str, cmd: CreateShipment, address_to: Address, *, once: bool
+    ) -> tuple[ShipmentView, bool]:
         async with self.db.read() as session:
             order = await session.get(Order, order_id)
             if order is None:
@@ -253,6 +323,14 @@ class ShippingService:
         _mark_best(rates)
         shipment.provider_ref = result.provider_ref
         async with self.db.write() as session:
+            if once:
+                # The row lock (PostgreSQL) or the single writer (SQLite, BEGIN IMMEDIATE) serializes the
+                # decision per order: a racing caller waits here and then sees the shipment committed first.
+                await session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
+                existing = await _reusable_shipment(session, order_id)
+                if existing is not None:
+                    log.info("shipment_reused", order_id=order_id, shipment_id=existing, dropped=shipment.id)
+                    return await self._view(session, existing), False
             session.add(shipment)
             await session.flush()
             session.add_all(rates)
@@ -263,7 +341,7 @@ class ShippingService:
                 aggregate_id=shipment.id,
                 order_id=order_id,
             )
-        return ShipmentView(shipment, sorted(rates, key=lambda r: (Decimal(r.amount), r.estimated_days or 99)))
+        return ShipmentView(shipment, _by_price(rates)), True
 
     @staticmethod
     def _rate(shipment_id: str, quote: RateQuote) -> ShipmentRate:
@@ -284,12 +362,18 @@ class ShippingService:
 
     async def buy_label(self, shipment_id: str, cmd: BuyLabel) -> ShipmentView:
         """Buy the label for `cmd.rate_id`, at most once per shipment however often it is retried."""
+        return (await self.purchase_label(shipment_id, cmd)).view
+
+    async def purchase_label(self, shipment_id: str, cmd: BuyLabel) -> LabelPurchase:
+        """`buy_label`, also telling whether this call bought nothing because the label was bought before:
+        already recorded, or found at the provider by our marker after an earlier attempt's answer was lost."""
         label_id, rate_ref, retry = await self._record_attempt(shipment_id, cmd.rate_id)
         if label_id is None:
-            return await self.get(shipment_id)  # already bought with this rate: the idempotent answer
+            return LabelPurchase(await self.get(shipment_id), replayed=True)  # already bought with this rate
         assert rate_ref is not None
         try:
             found = await self.provider.find_label(rate_ref, label_id=label_id) if retry else None
+            replayed = found is not None
             if found is None:
                 found = await self.provider.buy_label(
                     rate_ref, label_id=label_id, label_file_type=self.settings.label_file_type
@@ -313,7 +397,7 @@ class ShippingService:
             raise IntegrationError(self.provider.name, f"label purchase failed: {error}", code="label_failed")
         if status == "purchased":
             await self._register_tracking(shipment_id)
-        return await self.get(shipment_id)
+        return LabelPurchase(await self.get(shipment_id), replayed=replayed)
 
     async def _record_attempt(self, shipment_id: str, rate_id: str) -> tuple[str | None, str | None, bool]:
         """Commit the purchase attempt before any provider call: (label id, provider rate id, is a retry)."""

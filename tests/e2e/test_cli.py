@@ -219,6 +219,39 @@ def test_shipping_buy_label_for_a_paid_order(served: tuple[str, str, subprocess.
     assert shipments["fulfillment_status"] == "label_purchased"
 
 
+def test_shipping_buy_label_run_twice_buys_one_label(
+    served: tuple[str, str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """buy-label run again for an order against `serve`: exit 0, the same tracking number, "a label already exists"."""
+    base, token, _ = served
+    auth = {"Authorization": f"Bearer {token}"}
+    address = {"name": "Ada", "street1": "1 Main St", "city": "Springfield", "zip": "62701", "country": "US"}
+    order = httpx.post(
+        f"{base}/orders",
+        headers=auth,
+        json={
+            "email": "a@example.com",
+            "currency": "USD",
+            "items": [{"sku": "S", "title": "T", "quantity": 1, "unit_price": 900}],
+            "shipping_address": address,
+        },
+    ).json()
+    payment = httpx.post(
+        f"{base}/orders/{order['id']}/payments",
+        headers=auth,
+        json={"provider": "stripe", "payment_method": "pm_card_visa"},
+    ).json()
+    httpx.post(f"{base}/payments/{payment['id']}/confirm", headers=auth).raise_for_status()
+    env = _env(tmp_path, STOREBRIDGE_API_TOKEN=token)
+    runs = [_run(["shipping", "buy-label", order["id"], "--hub-url", base], env) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], [r.stdout + r.stderr for r in runs]
+    numbers = [re.findall(r"tracking (\S+),", r.stdout) for r in runs]
+    assert len(numbers[0]) == 1 and numbers[0] == numbers[1]
+    assert "a label already exists" not in runs[0].stdout and "a label already exists" in runs[1].stdout
+    shipments = httpx.get(f"{base}/orders/{order['id']}/shipments", headers=auth).json()["data"]
+    assert [s["tracking_number"] for s in shipments] == numbers[0]
+
+
 def test_paypal_payment_paid_then_refunded_from_the_cli(
     served: tuple[str, str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
