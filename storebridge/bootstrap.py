@@ -286,7 +286,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         publisher=transport.publish if transport is not None else None,
     )
     inbox = InboxWriter(db)
-    payments = PaymentService(db, parts["payment_providers"])
+    payments = PaymentService(db, parts["payment_providers"], stock=wiring.stock)
     reconciler = Reconciler(
         db,
         payments,
@@ -314,7 +314,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         processor=processor,
         dispatcher=dispatcher,
         payments=payments,
-        orders=OrderService(db),
+        orders=OrderService(db, stock=wiring.stock),
         inbox_queries=InboxQueries(db),
         reconciler=reconciler,
         outbound=outbound,

@@ -20,6 +20,7 @@ from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.events.bus import EventBus
 from storebridge.integration import HealthStatus
+from storebridge.orders.stock import StockHold
 from storebridge.payments.provider import PaymentProvider
 from storebridge.webhooks.processor import WebhookHandler
 from storebridge.webhooks.sources import WebhookSource
@@ -56,6 +57,8 @@ class Wiring:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Health checks for `storebridge check` and GET /integrations?check=true, by integration name.
     health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
+    # The hold placing and paying an order take on its stock (the inventory capability's service).
+    stock: StockHold | None = None
 
 
 def install_capabilities(wiring: Wiring, modules: tuple[str, ...] = CAPABILITIES) -> None:

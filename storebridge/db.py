@@ -14,14 +14,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import JSON, MetaData, event
+from sqlalchemy import JSON, BigInteger, Integer, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "Database", "JSONType", "now"]
+__all__ = ["Base", "Database", "Int64", "JSONType", "now"]
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Money and quantities: BIGINT on PostgreSQL (its INTEGER is 32-bit); SQLite's INTEGER is already 64-bit.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",

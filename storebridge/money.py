@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["CURRENCY_EXPONENTS", "exponent", "to_minor", "to_decimal_string", "MoneyError"]
+__all__ = [
+    "CURRENCY_EXPONENTS",
+    "MAX_AMOUNT",
+    "MAX_QUANTITY",
+    "exponent",
+    "to_minor",
+    "to_decimal_string",
+    "check_amount",
+    "MoneyError",
+]
+
+# The largest amount storebridge stores, in minor units (15 digits): every amount and every computed
+# total (line totals, order totals) must fit. It is exact as a JSON number in every client (under
+# 2**53) and far inside the 64-bit columns; an IDR 25,000,000.00 order is 2,500,000,000.
+MAX_AMOUNT = 999_999_999_999_999
+# The largest quantity of one order line or stock level change.
+MAX_QUANTITY = 1_000_000
+# A decimal string is digits with an optional fraction: no sign, exponent, padding or separators.
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 # ISO 4217 minor-unit exponents. Currencies not listed use 2.
 _ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
@@ -42,6 +61,8 @@ def to_minor(value: int | str | Decimal, currency: str) -> int:
         raise MoneyError("amount must be a number")
     if isinstance(value, int):
         return value
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise MoneyError(f"amount {value!r} is not a decimal number such as 19.99 (no exponent, sign or spaces)")
     try:
         dec = Decimal(value)
     except (InvalidOperation, ValueError):
@@ -58,3 +79,11 @@ def to_decimal_string(amount: int, currency: str) -> str:
     """Minor units as the decimal string providers such as PayPal expect (1999 USD -> "19.99")."""
     exp = exponent(currency)
     return f"{Decimal(amount).scaleb(-exp):.{exp}f}"
+
+
+def check_amount(amount: int, *, allow_zero: bool = True) -> int:
+    """`amount` if it lies within 0 (or 1) and MAX_AMOUNT, else MoneyError saying the bounds."""
+    low = 0 if allow_zero else 1
+    if not low <= amount <= MAX_AMOUNT:
+        raise MoneyError(f"must be between {low} and {MAX_AMOUNT:,} minor units")
+    return amount

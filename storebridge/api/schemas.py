@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
 
-from storebridge.money import MoneyError, exponent, to_minor
+from storebridge.money import MAX_AMOUNT, MAX_QUANTITY, MoneyError, check_amount, exponent, to_minor
 from storebridge.orders.model import Order
 from storebridge.payments.model import Payment, Refund
 
@@ -23,7 +23,10 @@ __all__ = [
     "refund_out",
 ]
 
-Amount = int | str  # minor units as an integer, or a decimal string such as "19.99"
+# Minor units as an integer, or a decimal string such as "19.99". Strict: true/false, floats,
+# exponents ("1e3") and padded strings (" 19.99 ") are not amounts.
+Amount = StrictInt | Annotated[StrictStr, Field(max_length=40)]
+Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 
 
 class _Body(BaseModel):
@@ -45,8 +48,10 @@ class AddressIn(_Body):
 class LineItemIn(_Body):
     sku: str = Field(min_length=1, max_length=120)
     title: str = Field(min_length=1, max_length=500)
-    quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: Amount = Field(description="minor units (1999 = $19.99) or a decimal string")
+    quantity: Quantity
+    unit_price: Amount = Field(
+        description=f"minor units (1999 = $19.99) or a decimal string such as '19.99'; at most {MAX_AMOUNT:,}"
+    )
 
 
 class OrderIn(_Body):
@@ -68,10 +73,15 @@ class OrderIn(_Body):
 
     @model_validator(mode="after")
     def _amounts(self) -> OrderIn:
-        # Amounts depend on the currency's exponent, so they are checked once the currency is known.
+        # Amounts depend on the currency's exponent, so they are checked once the currency is known;
+        # every computed total must fit too (MAX_AMOUNT), so nothing overflows a column or a provider.
+        subtotal = 0
         for n, item in enumerate(self.items):
             item.unit_price = _minor(item.unit_price, self.currency, f"items[{n}].unit_price")
+            subtotal += _bounded(item.quantity * item.unit_price, f"items[{n}] total (quantity x unit_price)")
         self.shipping_total = _minor(self.shipping_total, self.currency, "shipping_total")
+        _bounded(subtotal, "subtotal (the sum of the line totals)")
+        _bounded(subtotal + self.shipping_total, "total (subtotal + shipping_total)")
         return self
 
 
@@ -80,9 +90,14 @@ def _minor(value: Amount, currency: str, field: str) -> int:
         amount = to_minor(value, currency)
     except MoneyError as exc:
         raise ValueError(f"{field}: {exc}") from None
-    if amount < 0:
-        raise ValueError(f"{field}: must not be negative")
-    return amount
+    return _bounded(amount, field)
+
+
+def _bounded(amount: int, field: str) -> int:
+    try:
+        return check_amount(amount)
+    except MoneyError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 class PaymentIn(_Body):
@@ -96,11 +111,11 @@ class ConfirmIn(_Body):
 
 
 class CaptureIn(_Body):
-    amount: int | None = Field(None, gt=0)
+    amount: StrictInt | None = Field(None, gt=0, le=MAX_AMOUNT, description="minor units")
 
 
 class RefundIn(_Body):
-    amount: int | None = Field(None, gt=0)
+    amount: StrictInt | None = Field(None, gt=0, le=MAX_AMOUNT, description="minor units")
     reason: str | None = Field(None, max_length=120)
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from storebridge.inventory.commands import Adjustment, InsufficientStock, ReserveLine, ReserveOrder
+from storebridge.inventory.commands import MAX_STOCK, Adjustment, InsufficientStock, ReserveLine, ReserveOrder
 from storebridge.inventory.service import InventoryService
+from storebridge.money import MAX_QUANTITY
 
 __all__ = ["build_router"]
 
@@ -19,38 +20,46 @@ def _service(request: Request) -> InventoryService:
     return service
 
 
-class LevelIn(BaseModel):
-    stocked: int = Field(ge=0)
+# Strict numbers: true/false and strings are not quantities; bounds keep every sum inside 64 bits.
+Units = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
 
 
-class ItemIn(BaseModel):
-    title: str | None = None
-    allow_backorder: bool | None = None
-    low_stock_threshold: int | None = Field(None, ge=0)
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class AdjustmentIn(BaseModel):
+class LevelIn(_Body):
+    stocked: Units
+
+
+class ItemIn(_Body):
+    title: str | None = Field(None, max_length=500)
+    allow_backorder: StrictBool | None = None
+    low_stock_threshold: Units | None = None
+
+
+class AdjustmentIn(_Body):
     sku: str = Field(min_length=1, max_length=120)
-    location: str | None = None
-    stocked: int | None = Field(None, ge=0)
-    delta: int | None = None
-    reason: str = "adjustment"
+    location: str | None = Field(None, min_length=1, max_length=80)
+    stocked: Units | None = None
+    delta: StrictInt | None = Field(None, ge=-MAX_STOCK, le=MAX_STOCK)
+    reason: str = Field("adjustment", max_length=120)
 
 
-class AdjustmentsIn(BaseModel):
+class AdjustmentsIn(_Body):
     adjustments: list[AdjustmentIn] = Field(min_length=1, max_length=5000)
 
 
-class LineIn(BaseModel):
+class LineIn(_Body):
     sku: str = Field(min_length=1, max_length=120)
-    quantity: int = Field(gt=0)
+    quantity: StrictInt = Field(gt=0, le=MAX_QUANTITY)
 
 
-class ReservationIn(BaseModel):
+class ReservationIn(_Body):
     order_id: str = Field(min_length=1, max_length=40)
-    lines: list[LineIn] = Field(min_length=1)
-    location: str | None = None
-    ttl_seconds: float | None = Field(None, ge=0)
+    lines: list[LineIn] = Field(min_length=1, max_length=500)
+    location: str | None = Field(None, min_length=1, max_length=80)
+    ttl_seconds: float | None = Field(None, ge=0, le=366 * 86400, allow_inf_nan=False)
 
 
 def build_router() -> APIRouter:
@@ -58,10 +67,13 @@ def build_router() -> APIRouter:
 
     @router.get("/inventory")
     async def list_items(
-        request: Request, low_stock: bool = False, after: str | None = None, limit: int = 100
+        request: Request,
+        low_stock: bool = False,
+        after: str | None = Query(None, max_length=120),
+        limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        items = await _service(request).list_items(low_stock=low_stock, after=after, limit=max(1, min(limit, 1000)))
-        return {"items": items, "next_after": items[-1]["sku"] if len(items) == limit else None}
+        items = await _service(request).list_items(low_stock=low_stock, after=after, limit=limit)
+        return {"items": items, "next_after": items[-1]["sku"] if items and len(items) == limit else None}
 
     @router.post("/inventory/adjustments")
     async def adjust(request: Request, body: AdjustmentsIn) -> dict[str, Any]:

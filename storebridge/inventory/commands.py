@@ -11,12 +11,15 @@ __all__ = [
     "ReserveOrder",
     "Adjustment",
     "InsufficientStock",
+    "StockConflict",
+    "MAX_STOCK",
     "INVENTORY_LEVEL_CHANGED",
-    "INVENTORY_SHORTAGE",
 ]
 
+# The most units one level may hold: sums over thousands of locations still fit 64-bit columns.
+MAX_STOCK = 999_999_999_999_999
+
 INVENTORY_LEVEL_CHANGED = "inventory.level_changed"
-INVENTORY_SHORTAGE = "inventory.shortage"  # an order.placed whose lines could not be reserved
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +48,12 @@ class Adjustment:
 
 
 class InsufficientStock(InvalidRequest):
-    """A 409 that names the SKU and what is available."""
+    """A 409 that names the SKU and what is available (at `location`, or across every location: None)."""
 
-    def __init__(self, sku: str, location: str, requested: int, available: int) -> None:
+    def __init__(self, sku: str, location: str | None, requested: int, available: int) -> None:
+        where = f"at {location!r}" if location is not None else "across all locations"
         super().__init__(
-            f"insufficient stock for SKU {sku!r} at {location!r}: {max(available, 0)} available, {requested} requested",
+            f"insufficient stock for SKU {sku!r} {where}: {max(available, 0)} available, {requested} requested",
             code="insufficient_stock",
             status=409,
         )
@@ -57,6 +61,34 @@ class InsufficientStock(InvalidRequest):
         self.location = location
         self.requested = requested
         self.available = max(available, 0)
+        self.details = self.to_dict()
 
     def to_dict(self) -> dict[str, object]:
         return {"sku": self.sku, "location": self.location, "requested": self.requested, "available": self.available}
+
+
+class StockConflict(InvalidRequest):
+    """A 409: the change would take `stocked` below zero, below what is reserved, or past MAX_STOCK."""
+
+    def __init__(self, sku: str, location: str, stocked: int, reserved: int, requested: int) -> None:
+        super().__init__(
+            f"cannot set stocked for SKU {sku!r} at {location!r} to {requested}: {reserved} units are reserved "
+            f"(stocked may not go below zero, below what is reserved, or above {MAX_STOCK:,})",
+            code="stock_conflict",
+            status=409,
+        )
+        self.sku = sku
+        self.location = location
+        self.stocked = stocked
+        self.reserved = reserved
+        self.requested = requested
+        self.details = self.to_dict()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "sku": self.sku,
+            "location": self.location,
+            "stocked": self.stocked,
+            "reserved": self.reserved,
+            "requested": self.requested,
+        }

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storebridge.db import Base, JSONType, now
+from storebridge.db import Base, Int64, JSONType, now
 
 __all__ = [
     "InventoryItem",
@@ -27,7 +27,7 @@ class InventoryItem(Base):
     sku: Mapped[str] = mapped_column(String(120), unique=True)
     title: Mapped[str | None] = mapped_column(String(500), nullable=True)
     allow_backorder: Mapped[bool] = mapped_column(Boolean, default=False)
-    low_stock_threshold: Mapped[int] = mapped_column(Integer, default=0)
+    low_stock_threshold: Mapped[int] = mapped_column(Int64, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
 
@@ -52,8 +52,8 @@ class InventoryLevel(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     item_id: Mapped[str] = mapped_column(ForeignKey("inventory_items.id", ondelete="CASCADE"))
     location_id: Mapped[str] = mapped_column(ForeignKey("inventory_locations.id", ondelete="CASCADE"), index=True)
-    stocked: Mapped[int] = mapped_column(Integer, default=0)
-    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    stocked: Mapped[int] = mapped_column(Int64, default=0)
+    reserved: Mapped[int] = mapped_column(Int64, default=0)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
 
 
@@ -69,7 +69,7 @@ class InventoryReservation(Base):
     sku: Mapped[str] = mapped_column(String(120))
     item_id: Mapped[str] = mapped_column(ForeignKey("inventory_items.id", ondelete="CASCADE"), index=True)
     location_id: Mapped[str] = mapped_column(String(80))
-    quantity: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Int64)
     status: Mapped[str] = mapped_column(String(16), default="active")
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)

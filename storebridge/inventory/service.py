@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import Database, now
 from storebridge.errors import InvalidRequest, NotFound, StorebridgeError
-from storebridge.events.bus import Event, EventBus, record_event
-from storebridge.inventory.commands import INVENTORY_SHORTAGE, Adjustment, InsufficientStock, ReserveLine, ReserveOrder
+from storebridge.events.bus import Event, EventBus
+from storebridge.inventory.commands import Adjustment, ReserveLine, ReserveOrder
 from storebridge.inventory.group_commit import GroupCommit
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
 from storebridge.inventory.settings import InventorySettings
@@ -65,10 +65,34 @@ class InventoryService:
         existing = await self._active(session, cmd.order_id)
         if existing:
             return existing
-        location = cmd.location or self.settings.default_location
         ttl = self.settings.reservation_ttl_seconds if cmd.ttl_seconds is None else cmd.ttl_seconds
-        rows = await reserve_lines(session, cmd.order_id, cmd.lines, location, now() + ttl if ttl else None)
+        rows = await reserve_lines(
+            session,
+            cmd.order_id,
+            cmd.lines,
+            cmd.location,
+            now() + ttl if ttl else None,
+            default_location=self.settings.default_location,
+        )
         return [reservation_out(r) for r in rows]
+
+    # -- the order's hold on stock (orders.stock.StockHold) --------------------------------
+
+    async def hold(self, session: AsyncSession, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
+        """Reserve an order's tracked lines inside the caller's transaction (placing the order), all or
+        none across the items' locations: InsufficientStock (a 409) rolls the order back with it."""
+        await self._reserve_in(session, ReserveOrder(order_id, tuple(ReserveLine(s, q) for s, q in lines)))
+
+    async def ensure_held(self, session: AsyncSession, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
+        """Before a payment: an order whose reservation expired or was released reserves again (or is a
+        409), so a payment never captures an order without its stock. Shipped orders hold nothing."""
+        held = await session.scalar(
+            select(func.count())
+            .select_from(InventoryReservation)
+            .where(InventoryReservation.order_id == order_id, InventoryReservation.status.in_(("active", "fulfilled")))
+        )
+        if not held:
+            await self.hold(session, order_id, lines)
 
     async def reservations(self, order_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as session:
@@ -219,25 +243,9 @@ class InventoryService:
     # -- the event bus --------------------------------------------------------------------
 
     def subscribe(self, bus: EventBus) -> None:
-        bus.subscribe("inventory-reserve", "order.placed", self.on_order_placed)
         bus.subscribe("inventory-keep", "payment.captured", self.on_payment_captured)
         bus.subscribe("inventory-release", ("payment.failed", "payment.canceled"), self.on_payment_ended)
         bus.subscribe("inventory-fulfil", ("shipment.label_purchased", "shipment.delivered"), self.on_shipment)
-
-    async def on_order_placed(self, event: Event) -> None:
-        order_id = str(event.payload.get("order_id") or event.order_id or "")
-        raw = event.payload.get("items") or []
-        lines = tuple(
-            ReserveLine(str(i["sku"]), int(i["quantity"])) for i in raw if isinstance(i, dict) and i.get("sku")
-        )
-        if not order_id or not lines:
-            return
-        try:
-            await self.reserve(ReserveOrder(order_id, lines))
-        except InsufficientStock as exc:
-            log.warning("inventory_shortage", order_id=order_id, **exc.to_dict())
-            async with self.db.write() as session:
-                record_event(session, INVENTORY_SHORTAGE, {"order_id": order_id, **exc.to_dict()}, order_id=order_id)
 
     async def on_payment_captured(self, event: Event) -> None:
         if event.order_id:

@@ -20,6 +20,7 @@ from storebridge.db import now
 from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
 from storebridge.inventory.commands import INVENTORY_LEVEL_CHANGED, InsufficientStock, ReserveOrder
+from storebridge.inventory.stock import allocate, first_location, level_payload
 
 __all__ = ["SqliteReserver"]
 
@@ -76,7 +77,6 @@ class SqliteReserver:
         existing = conn.execute(query + " ORDER BY line", (cmd.order_id,)).fetchall()
         if existing:
             return [_out(r) for r in existing]
-        location = cmd.location or self.default_location
         ttl = self.ttl_seconds if cmd.ttl_seconds is None else cmd.ttl_seconds
         t = now()
         totals: dict[str, int] = {}
@@ -89,52 +89,71 @@ class SqliteReserver:
                 f"SELECT id, sku, allow_backorder FROM inventory_items WHERE sku IN ({marks})", list(totals)
             )
         }
+        pieces: dict[str, list[list[Any]]] = {}  # sku -> [[location, units left to hand to lines]]
         for sku in sorted(totals):
             if sku not in items:
                 continue  # untracked
             item_id, backorder = items[sku]
             qty = totals[sku]
-            level_id = self._level(conn, item_id, location, create=backorder, t=t)
-            if level_id is None:
-                raise InsufficientStock(sku, location, qty, 0)
-            sql = "UPDATE inventory_levels SET reserved = reserved + ?, updated_at = ? WHERE id = ?"
-            args: list[Any] = [qty, t, level_id]
-            if not backorder:
-                sql += " AND stocked - reserved >= ?"
-                args.append(qty)
-            if conn.execute(sql, args).rowcount != 1:
-                row = conn.execute(
-                    "SELECT stocked - reserved FROM inventory_levels WHERE id = ?", (level_id,)
-                ).fetchone()
-                raise InsufficientStock(sku, location, qty, int(row[0] if row else 0))
-            stocked, reserved = conn.execute(
-                "SELECT stocked, reserved FROM inventory_levels WHERE id = ?", (level_id,)
-            ).fetchone()
-            payload = {
-                "sku": sku,
-                "location": location,
-                "quantity": stocked - reserved,
-                "stocked": stocked,
-                "reserved": reserved,
-                "available": stocked - reserved,
-                "reason": "reserved",
-            }
-            conn.execute(
-                "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (new_id("evt"), INVENTORY_LEVEL_CHANGED, item_id, cmd.order_id, json.dumps(payload), t),
-            )
-        rows = [
-            (new_id("res"), cmd.order_id, n, line.sku, location, line.quantity, "active", t + ttl if ttl else None)
-            for n, line in enumerate(cmd.lines)
-            if line.sku in items
-        ]
+            query = "SELECT id, location_id, stocked - reserved FROM inventory_levels WHERE item_id = ?"
+            args: list[Any] = [item_id]
+            if cmd.location is not None:
+                query += " AND location_id = ?"
+                args.append(cmd.location)
+            levels = [(str(r[0]), str(r[1]), int(r[2])) for r in conn.execute(query, args)]
+            locations = {level_id: loc for level_id, loc, _ in levels}
+            if backorder:  # the first location in the allocation order takes it all, created if need be
+                first = cmd.location or first_location([loc for _, loc, _ in levels], self.default_location)
+                level_id = self._level(conn, item_id, first, create=True, t=t)
+                assert level_id is not None
+                plan, locations[level_id] = [(level_id, qty)], first
+            else:
+                plan = allocate(levels, qty, self.default_location)
+                if not plan:
+                    raise InsufficientStock(sku, cmd.location, qty, sum(max(a, 0) for _, _, a in levels))
+            for level_id, units in plan:
+                sql = "UPDATE inventory_levels SET reserved = reserved + ?, updated_at = ? WHERE id = ?"
+                update_args: list[Any] = [units, t, level_id]
+                if not backorder:
+                    sql += " AND stocked - reserved >= ?"
+                    update_args.append(units)
+                if conn.execute(sql, update_args).rowcount != 1:
+                    raise InsufficientStock(sku, cmd.location, qty, 0)
+                self._emit(conn, item_id, level_id, sku, locations[level_id], cmd.order_id, t)
+                pieces.setdefault(sku, []).append([locations[level_id], units])
+        rows = []
+        for n, line in enumerate(cmd.lines):  # each line takes its units from its SKU's pieces, in order
+            need = line.quantity if line.sku in pieces else 0
+            while need:
+                piece = pieces[line.sku][0]
+                take = min(need, piece[1])
+                rows.append(
+                    (new_id("res"), cmd.order_id, n, line.sku, piece[0], take, "active", t + ttl if ttl else None)
+                )
+                piece[1] -= take
+                need -= take
+                if piece[1] == 0:
+                    pieces[line.sku].pop(0)
         conn.executemany(
             f"INSERT INTO inventory_reservations ({_RES_COLUMNS}, item_id, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(*r, items[r[3]][0], t, t) for r in rows],
         )
         return [_out(r) for r in rows]
+
+    @staticmethod
+    def _emit(
+        conn: sqlite3.Connection, item_id: str, level_id: str, sku: str, location: str, order_id: str, t: float
+    ) -> None:
+        stocked, reserved = conn.execute(
+            "SELECT stocked, reserved FROM inventory_levels WHERE id = ?", (level_id,)
+        ).fetchone()
+        payload = level_payload(sku, location, stocked, reserved, "reserved")
+        conn.execute(
+            "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (new_id("evt"), INVENTORY_LEVEL_CHANGED, item_id, order_id, json.dumps(payload), t),
+        )
 
     @staticmethod
     def _level(conn: sqlite3.Connection, item_id: str, location: str, *, create: bool, t: float) -> str | None:

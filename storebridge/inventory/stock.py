@@ -14,14 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import now
 from storebridge.events.bus import record_event
 from storebridge.ids import new_id
-from storebridge.inventory.commands import INVENTORY_LEVEL_CHANGED, InsufficientStock, ReserveLine
+from storebridge.inventory.commands import (
+    INVENTORY_LEVEL_CHANGED,
+    MAX_STOCK,
+    InsufficientStock,
+    ReserveLine,
+    StockConflict,
+)
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryLocation, InventoryReservation
 
 __all__ = [
@@ -29,6 +35,9 @@ __all__ = [
     "ensure_item",
     "ensure_level",
     "set_stocked",
+    "allocate",
+    "first_location",
+    "level_payload",
     "reserve_lines",
     "finish_reservations",
     "reservation_out",
@@ -82,6 +91,19 @@ async def _level_id(session: AsyncSession, item_id: str, location: str) -> str |
     return await session.scalar(query)
 
 
+def level_payload(sku: str, location: str, stocked: int, reserved: int, reason: str) -> dict[str, Any]:
+    """The `inventory.level_changed` payload (one builder for both reservation paths)."""
+    return {
+        "sku": sku,
+        "location": location,
+        "quantity": stocked - reserved,  # the guide's field: what can be sold now
+        "stocked": stocked,
+        "reserved": reserved,
+        "available": stocked - reserved,
+        "reason": reason,
+    }
+
+
 async def _emit(
     session: AsyncSession, key: LevelKey, reason: str, *, order_id: str | None = None, request_id: str | None = None
 ) -> dict[str, Any]:
@@ -90,16 +112,7 @@ async def _emit(
             select(InventoryLevel.stocked, InventoryLevel.reserved).where(InventoryLevel.id == key.level_id)
         )
     ).one()
-    stocked, reserved = int(row[0]), int(row[1])
-    payload = {
-        "sku": key.sku,
-        "location": key.location,
-        "quantity": stocked - reserved,  # the guide's field: what can be sold now
-        "stocked": stocked,
-        "reserved": reserved,
-        "available": stocked - reserved,
-        "reason": reason,
-    }
+    payload = level_payload(key.sku, key.location, int(row[0]), int(row[1]), reason)
     record_event(
         session, INVENTORY_LEVEL_CHANGED, payload, aggregate_id=key.item_id, order_id=order_id, request_id=request_id
     )
@@ -118,62 +131,140 @@ async def set_stocked(
 ) -> dict[str, Any]:
     """Set `stocked` (or move it by `delta`); emits the new level. Returns the event payload."""
     key = await ensure_level(session, sku, location)
-    value = InventoryLevel.stocked + delta if delta is not None else stocked
-    stmt = update(InventoryLevel).where(InventoryLevel.id == key.level_id).values(stocked=value, updated_at=now())
-    await session.execute(stmt.execution_options(**_NO_SYNC))
+    value: Any = InventoryLevel.stocked + delta if delta is not None else literal(stocked, BigInteger)
+    # One conditional UPDATE: never below zero, never past MAX_STOCK, and never lowered below what is
+    # reserved (raising stock is always allowed, even when backorders hold more than is stocked).
+    stmt = (
+        update(InventoryLevel)
+        .where(
+            InventoryLevel.id == key.level_id,
+            value >= 0,
+            value <= MAX_STOCK,
+            or_(value >= InventoryLevel.reserved, value >= InventoryLevel.stocked),
+        )
+        .values(stocked=value, updated_at=now())
+    )
+    result = await session.execute(stmt.execution_options(**_NO_SYNC))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        row = (
+            await session.execute(
+                select(InventoryLevel.stocked, InventoryLevel.reserved).where(InventoryLevel.id == key.level_id)
+            )
+        ).one()
+        requested = int(row[0]) + delta if delta is not None else int(stocked or 0)
+        raise StockConflict(sku, location, int(row[0]), int(row[1]), requested)
     return await _emit(session, key, reason, request_id=request_id)
 
 
+def _preference(default_location: str) -> Any:
+    return lambda location: (location != default_location, location)
+
+
+def first_location(locations: Sequence[str], default_location: str) -> str:
+    """Where a backorder is held: the first location in allocation order (the default when none exists)."""
+    return min(locations, key=_preference(default_location), default=default_location)
+
+
+def allocate(levels: Sequence[tuple[str, str, int]], quantity: int, default_location: str) -> list[tuple[str, int]]:
+    """Which levels give `quantity` units, as (level id, units) pieces; [] when they cannot.
+
+    `levels` are (level id, location, available). The rule, deterministic and documented in the
+    README: the default location first, then the others by location id, each giving what it has
+    available until the quantity is met; so an order is split across locations only when the
+    earlier ones run short."""
+    prefer = _preference(default_location)
+    ordered = sorted(levels, key=lambda lv: prefer(lv[1]))
+    pieces: list[tuple[str, int]] = []
+    need = quantity
+    for level_id, _location, available in ordered:
+        take = min(need, max(available, 0))
+        if take > 0:
+            pieces.append((level_id, take))
+            need -= take
+        if need == 0:
+            return pieces
+    return []
+
+
 async def reserve_lines(
-    session: AsyncSession, order_id: str, lines: Sequence[ReserveLine], location: str, expires_at: float | None
+    session: AsyncSession,
+    order_id: str,
+    lines: Sequence[ReserveLine],
+    location: str | None,
+    expires_at: float | None,
+    *,
+    default_location: str,
 ) -> list[InventoryReservation]:
-    """Reserve every tracked line of an order or none (InsufficientStock rolls the transaction back)."""
+    """Reserve every tracked line of an order or none (InsufficientStock rolls the transaction back).
+
+    `location` None: across the item's locations (`allocate`); else only that location. The item's
+    levels are locked (FOR UPDATE on PostgreSQL; SQLite writers are serialised) and each piece is
+    still a conditional UPDATE (`stocked - reserved >= units`), so no concurrency can oversell."""
     totals: dict[str, int] = {}
     for line in lines:
         totals[line.sku] = totals.get(line.sku, 0) + line.quantity
     rows = (await session.execute(select(InventoryItem).where(InventoryItem.sku.in_(list(totals))))).scalars()
     items = {item.sku: item for item in rows}
-    keys: dict[str, LevelKey] = {}
+    pieces: dict[str, list[list[Any]]] = {}  # sku -> [[level key, units left to hand to lines]]
     for sku in sorted(totals):  # one lock order for every transaction: no deadlocks between orders
         item = items.get(sku)
         if item is None:
             continue  # an untracked SKU (no inventory item): nothing to reserve
         qty = totals[sku]
-        level_id = await _level_id(session, item.id, location)
-        if level_id is None:
-            if not item.allow_backorder:
-                raise InsufficientStock(sku, location, qty, 0)
-            level_id = (await ensure_level(session, sku, location)).level_id
-        stmt = (
-            update(InventoryLevel)
-            .where(InventoryLevel.id == level_id)
-            .values(reserved=InventoryLevel.reserved + qty, updated_at=now())
-        )
-        if not item.allow_backorder:
-            stmt = stmt.where(InventoryLevel.stocked - InventoryLevel.reserved >= qty)
-        result = await session.execute(stmt.execution_options(**_NO_SYNC))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            available = await session.scalar(
-                select(InventoryLevel.stocked - InventoryLevel.reserved).where(InventoryLevel.id == level_id)
+        query = select(InventoryLevel.id, InventoryLevel.location_id, InventoryLevel.stocked - InventoryLevel.reserved)
+        query = query.where(InventoryLevel.item_id == item.id)
+        if location is not None:
+            query = query.where(InventoryLevel.location_id == location)
+        levels = [
+            (r[0], r[1], int(r[2]))
+            for r in (await session.execute(query.order_by(InventoryLevel.id).with_for_update())).all()
+        ]
+        locations = {level_id: loc for level_id, loc, _ in levels}
+        if item.allow_backorder:
+            first = location or first_location([loc for _, loc, _ in levels], default_location)
+            plan = [((await ensure_level(session, sku, first)).level_id, qty)]
+            locations[plan[0][0]] = first
+        else:
+            plan = allocate(levels, qty, default_location)
+            if not plan:
+                raise InsufficientStock(sku, location, qty, sum(max(a, 0) for _, _, a in levels))
+        for level_id, units in plan:
+            stmt = (
+                update(InventoryLevel)
+                .where(InventoryLevel.id == level_id)
+                .values(reserved=InventoryLevel.reserved + units, updated_at=now())
             )
-            raise InsufficientStock(sku, location, qty, int(available or 0))
-        keys[sku] = LevelKey(level_id, item.id, sku, location)
-        await _emit(session, keys[sku], "reserved", order_id=order_id)
-    reservations = [
-        InventoryReservation(
-            id=new_id("res"),
-            order_id=order_id,
-            line=n,
-            sku=line.sku,
-            item_id=keys[line.sku].item_id,
-            location_id=location,
-            quantity=line.quantity,
-            status="active",
-            expires_at=expires_at,
-        )
-        for n, line in enumerate(lines)
-        if line.sku in keys
-    ]
+            if not item.allow_backorder:
+                stmt = stmt.where(InventoryLevel.stocked - InventoryLevel.reserved >= units)
+            result = await session.execute(stmt.execution_options(**_NO_SYNC))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise InsufficientStock(sku, location, qty, 0)
+            key = LevelKey(level_id, item.id, sku, locations[level_id])
+            await _emit(session, key, "reserved", order_id=order_id)
+            pieces.setdefault(sku, []).append([key, units])
+    reservations: list[InventoryReservation] = []
+    for n, line in enumerate(lines):  # hand each line its units from its SKU's pieces, in order
+        need = line.quantity if line.sku in pieces else 0
+        while need:
+            piece = pieces[line.sku][0]
+            key, take = piece[0], min(need, piece[1])
+            reservations.append(
+                InventoryReservation(
+                    id=new_id("res"),
+                    order_id=order_id,
+                    line=n,
+                    sku=line.sku,
+                    item_id=key.item_id,
+                    location_id=key.location,
+                    quantity=take,
+                    status="active",
+                    expires_at=expires_at,
+                )
+            )
+            piece[1] -= take
+            need -= take
+            if piece[1] == 0:
+                pieces[line.sku].pop(0)
     session.add_all(reservations)
     return reservations
 

@@ -62,6 +62,7 @@ def install(wiring: Wiring) -> None:
     service = InventoryService(wiring.db, cfg)
     service.subscribe(wiring.bus)
     wiring.services["inventory"] = service
+    wiring.stock = service
     wiring.services["inventory_client"] = client
     wiring.health_checks["inventory"] = client.health_check
     wiring.worker_jobs.append(("inventory-expiry", service.expire_once))

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storebridge.db import Base, JSONType, now
+from storebridge.db import Base, Int64, JSONType, now
 
 __all__ = ["Order", "LineItem"]
 
@@ -18,9 +18,9 @@ class Order(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal: Mapped[int] = mapped_column(Integer)
-    shipping_total: Mapped[int] = mapped_column(Integer, default=0)
-    total: Mapped[int] = mapped_column(Integer)
+    subtotal: Mapped[int] = mapped_column(Int64)
+    shipping_total: Mapped[int] = mapped_column(Int64, default=0)
+    total: Mapped[int] = mapped_column(Int64)
     payment_status: Mapped[str] = mapped_column(String(32), default="not_paid")
     fulfillment_status: Mapped[str] = mapped_column(String(32), default="not_fulfilled", server_default="not_fulfilled")
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
@@ -41,8 +41,8 @@ class LineItem(Base):
     position: Mapped[int] = mapped_column(Integer)
     sku: Mapped[str] = mapped_column(String(120))
     title: Mapped[str] = mapped_column(String(500))
-    quantity: Mapped[int] = mapped_column(Integer)
-    unit_price: Mapped[int] = mapped_column(Integer)
-    total: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Int64)
+    unit_price: Mapped[int] = mapped_column(Int64)
+    total: Mapped[int] = mapped_column(Int64)
 
     order: Mapped[Order] = relationship(back_populates="items")

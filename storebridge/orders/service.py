@@ -13,6 +13,7 @@ from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 from storebridge.orders.commands import ORDER_PLACED, PlaceOrder
 from storebridge.orders.model import LineItem, Order
+from storebridge.orders.stock import StockHold
 from storebridge.payments.model import Payment, Refund
 from storebridge.webhooks.model import WebhookEvent
 
@@ -20,8 +21,9 @@ __all__ = ["OrderService"]
 
 
 class OrderService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, stock: StockHold | None = None) -> None:
         self.db = db
+        self.stock = stock  # None when the inventory capability is off: nothing is reserved
 
     async def place(self, cmd: PlaceOrder) -> Order:
         subtotal = sum(i.quantity * i.unit_price for i in cmd.items)
@@ -51,6 +53,8 @@ class OrderService:
         ]
         async with self.db.write() as session:
             session.add(order)
+            if self.stock is not None:  # the order and its stock commit together, or neither does
+                await self.stock.hold(session, order.id, [(i.sku, i.quantity) for i in cmd.items])
             record_event(
                 session,
                 ORDER_PLACED,

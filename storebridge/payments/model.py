@@ -4,30 +4,37 @@ derived from them."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storebridge.db import Base, now
+from storebridge.db import Base, Int64, now
 
-__all__ = ["Payment", "Refund", "derive_status"]
+__all__ = ["Payment", "Refund", "derive_status", "LIVE_STATUSES"]
+
+# A live payment holds its order: while one is live, the order cannot be paid again.
+LIVE_STATUSES = frozenset({"pending", "requires_action", "authorized", "captured", "partially_refunded"})
 
 
 class Payment(Base):
     __tablename__ = "payments"
-    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref"),
+        # One live payment per order, enforced by the database however many checkouts race.
+        Index("uq_payments_live_order_id", "live_order_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(40))
     provider_ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
     currency: Mapped[str] = mapped_column(String(3))
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Int64)
     capture_method: Mapped[str] = mapped_column(String(16), default="automatic")
     payment_method: Mapped[str | None] = mapped_column(String(120), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
-    amount_authorized: Mapped[int] = mapped_column(Integer, default=0)
-    amount_captured: Mapped[int] = mapped_column(Integer, default=0)
-    amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    amount_authorized: Mapped[int] = mapped_column(Int64, default=0)
+    amount_captured: Mapped[int] = mapped_column(Int64, default=0)
+    amount_refunded: Mapped[int] = mapped_column(Int64, default=0)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled: Mapped[bool] = mapped_column(Boolean, default=False)
     failure_code: Mapped[str | None] = mapped_column(String(120), nullable=True)
@@ -36,6 +43,9 @@ class Payment(Base):
     client_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     action_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     confirm_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The order id while this payment is live (LIVE_STATUSES), NULL once it failed, was canceled or
+    # fully refunded; unique, so a second live payment for the order is refused by the database.
+    live_order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
 
@@ -46,7 +56,7 @@ class Refund(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
     provider_ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Int64)
     reason: Mapped[str | None] = mapped_column(String(120), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     created_at: Mapped[float] = mapped_column(Float, default=now)

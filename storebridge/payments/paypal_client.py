@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from storebridge.errors import IntegrationError, ProviderUnavailable
+from storebridge.errors import IntegrationError, ProviderRejected, ProviderUnavailable
 from storebridge.integration import ExternalIntegration, HealthStatus, RetryPolicy
 
 __all__ = ["PayPalClient", "TOKEN_MARGIN_SECONDS"]
@@ -144,7 +144,11 @@ class PayPalClient(ExternalIntegration):
         if parts:
             message = f"{message} ({'; '.join(parts)})"
         status = response.status_code
-        cls = ProviderUnavailable if status == 429 or status >= 500 else IntegrationError
+        cls: type[IntegrationError] = IntegrationError
+        if status == 429 or status >= 500:
+            cls = ProviderUnavailable
+        elif status in (400, 422):  # INVALID_REQUEST / UNPROCESSABLE_ENTITY: the request itself was refused
+            cls = ProviderRejected
         return cls(
             self.provider,
             str(message),

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import Database
-from storebridge.errors import InvalidRequest, NotFound, PaymentDeclined
+from storebridge.errors import InvalidRequest, NotFound, PaymentDeclined, ProviderRejected
 from storebridge.ids import new_id
 from storebridge.orders.model import Order
+from storebridge.orders.stock import StockHold
 from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
 from storebridge.payments.model import Payment, Refund
 from storebridge.payments.provider import PaymentProvider, PaymentRequest, ProviderPayment
@@ -27,9 +29,15 @@ __all__ = ["PaymentService", "payment_webhook_handler"]
 
 
 class PaymentService:
-    def __init__(self, db: Database, providers: Mapping[str, PaymentProvider]) -> None:
+    def __init__(self, db: Database, providers: Mapping[str, PaymentProvider], stock: StockHold | None = None) -> None:
         self.db = db
         self.providers = providers
+        self.stock = stock  # None when the inventory capability is off
+
+    async def _hold_stock(self, session: AsyncSession, order: Order) -> None:
+        """A payment never goes ahead on an order whose stock is no longer held: re-reserve, or 409."""
+        if self.stock is not None:
+            await self.stock.ensure_held(session, order.id, [(i.sku, i.quantity) for i in order.items])
 
     def provider(self, name: str) -> PaymentProvider:
         try:
@@ -54,13 +62,22 @@ class PaymentService:
             return payment
 
     async def create(self, cmd: CreatePayment) -> Payment:
+        """Open the order's one live payment and initiate it with the provider.
+
+        The order row is locked and the payment takes the order's live slot (`live_order_id`, unique):
+        a second live payment, from a retry or a concurrent checkout, is refused by the database."""
         provider = self.provider(cmd.provider)
         if cmd.capture_method not in ("automatic", "manual"):
             raise InvalidRequest("capture_method must be 'automatic' or 'manual'", status=422)
         async with self.db.write() as session:
-            order = await session.get(Order, cmd.order_id)
+            order = await session.get(Order, cmd.order_id, with_for_update=True)
             if order is None:
                 raise NotFound("order", cmd.order_id)
+            if order.total <= 0:
+                raise InvalidRequest(
+                    f"order {order.id} totals 0 {order.currency}: there is nothing to charge", status=422
+                )
+            await self._hold_stock(session, order)
             payment = Payment(
                 id=new_id("pay"),
                 order_id=order.id,
@@ -71,11 +88,23 @@ class PaymentService:
                 payment_method=cmd.payment_method,
                 status="pending",
             )
-            session.add(payment)
-            await session.flush()
+            await _take_live_slot(session, payment)
             await refresh_order_payment_status(session, order.id)
             email = order.email
-        return await self._initiate(payment, email)
+        try:
+            return await self._initiate(payment, email)
+        except ProviderRejected:
+            await self._discard(payment.id)  # the provider refused the request: nothing is left open
+            raise
+
+    async def _discard(self, payment_id: str) -> None:
+        """Remove a payment the provider refused to create (it never had a provider state)."""
+        async with self.db.write() as session:
+            payment = await session.get(Payment, payment_id, with_for_update=True)
+            if payment is not None and payment.provider_ref is None:
+                await session.delete(payment)
+                await session.flush()
+                await refresh_order_payment_status(session, payment.order_id)
 
     async def _initiate(self, payment: Payment, email: str | None) -> Payment:
         request = PaymentRequest(
@@ -96,6 +125,11 @@ class PaymentService:
             payment = await _load(session, cmd.payment_id, lock=True)
             if payment.status in ("captured", "partially_refunded", "refunded", "canceled"):
                 return payment  # nothing left to confirm: answering with the payment is the idempotent reply
+            order = await session.get(Order, payment.order_id, with_for_update=True)
+            assert order is not None
+            if payment.live_order_id is None:  # a failed payment tried again takes the order's slot back
+                await _take_live_slot(session, payment)
+            await self._hold_stock(session, order)
             payment.confirm_attempts += 1
             if cmd.payment_method:
                 payment.payment_method = cmd.payment_method
@@ -122,6 +156,10 @@ class PaymentService:
             raise InvalidRequest(f"payment is {payment.status}; only an authorized payment can be captured")
         if cmd.amount is not None and not 0 < cmd.amount <= capturable:
             raise InvalidRequest(f"amount must be between 1 and {capturable} (the authorized amount)", status=422)
+        async with self.db.write() as session:  # the authorization may have outlived the reservation
+            order = await session.get(Order, payment.order_id, with_for_update=True)
+            assert order is not None
+            await self._hold_stock(session, order)
         assert payment.provider_ref is not None
         state = await self.provider(payment.provider).capture(
             payment.provider_ref, payment_id=payment.id, amount=cmd.amount
@@ -194,6 +232,31 @@ class PaymentService:
             return payment
         state = await self.provider(payment.provider).retrieve(payment.provider_ref)
         return await self._apply(payment.id, state)
+
+
+async def _take_live_slot(session: AsyncSession, payment: Payment) -> None:
+    """Flush `payment` holding its order's live slot; the unique index refuses a second live payment
+    (a 409 naming the live one). The savepoint keeps the transaction usable to look that one up."""
+    order_id = payment.order_id
+    try:
+        async with session.begin_nested():  # (begin_nested flushes what is pending first: set the slot inside)
+            payment.live_order_id = order_id
+            session.add(payment)
+            await session.flush()
+    except IntegrityError:
+        live = await session.scalar(select(Payment).where(Payment.live_order_id == order_id))
+        if live is None:
+            raise
+        if live.status in ("captured", "partially_refunded"):
+            message = f"order {order_id} is already paid: payment {live.id} is {live.status}"
+            code = "order_already_paid"
+        else:
+            message = (
+                f"order {order_id} already has a live payment {live.id} ({live.status}): "
+                "confirm, capture or cancel it instead of opening another"
+            )
+            code = "payment_in_progress"
+        raise InvalidRequest(message, code=code, status=409, details={"payment_id": live.id}) from None
 
 
 async def _load(session: AsyncSession, payment_id: str, *, lock: bool = False) -> Payment:

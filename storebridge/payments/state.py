@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.events.bus import record_event
+from storebridge.orders.commands import ORDER_OVERPAID
 from storebridge.orders.model import Order
 from storebridge.payments.commands import (
     PAYMENT_AUTHORIZED,
@@ -20,7 +21,7 @@ from storebridge.payments.commands import (
     PAYMENT_FAILED,
     PAYMENT_REFUNDED,
 )
-from storebridge.payments.model import Payment, derive_status
+from storebridge.payments.model import LIVE_STATUSES, Payment, derive_status
 from storebridge.payments.provider import ProviderPayment
 
 __all__ = ["apply_provider_state", "refresh_order_payment_status", "payment_event_payload"]
@@ -74,6 +75,8 @@ def apply_provider_state(
     payment.action_url = state.action_url or payment.action_url
     payment.provider_status = state.provider_status
     payment.status = derive_status(payment)
+    if payment.status not in LIVE_STATUSES:
+        payment.live_order_id = None  # failed, canceled or refunded: the order may be paid anew
 
     emitted: list[tuple[str, dict[str, Any]]] = []
     if payment.amount_authorized > before_auth:
@@ -101,7 +104,9 @@ def apply_provider_state(
 
 
 async def refresh_order_payment_status(session: AsyncSession, order_id: str) -> str:
-    """Set the order's payment_status from its most advanced payment."""
+    """Set the order's payment_status from its most advanced payment, or `overpaid` when its payments
+    together hold more than the order's total (two approvals, a capture made in a provider's
+    dashboard): recorded as `order.overpaid` when it first happens, never silently."""
     order = await session.get(Order, order_id)
     if order is None:
         return "not_paid"
@@ -110,5 +115,23 @@ async def refresh_order_payment_status(session: AsyncSession, order_id: str) -> 
     if payments:
         best = max(payments, key=lambda p: (_RANK.get(p.status, 0), p.created_at))
         status = _ORDER_STATUS.get(best.status, best.status)
+    held = sum(max(p.amount_captured - p.amount_refunded, 0) for p in payments)
+    if held > order.total:
+        status = "overpaid"
+        if order.payment_status != "overpaid":
+            record_event(
+                session,
+                ORDER_OVERPAID,
+                {
+                    "order_id": order.id,
+                    "currency": order.currency,
+                    "total": order.total,
+                    "amount_held": held,
+                    "overpaid_by": held - order.total,
+                    "payment_ids": [p.id for p in payments if p.amount_captured > p.amount_refunded],
+                },
+                aggregate_id=order.id,
+                order_id=order.id,
+            )
     order.payment_status = status
     return status

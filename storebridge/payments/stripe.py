@@ -15,18 +15,49 @@ from typing import Any, TypeVar
 
 import stripe
 
-from storebridge.errors import IntegrationError, PaymentDeclined, ProviderUnavailable, WebhookRejected
+from storebridge.errors import (
+    IntegrationError,
+    PaymentDeclined,
+    ProviderRejected,
+    ProviderUnavailable,
+    WebhookRejected,
+)
 from storebridge.integration import HealthStatus
 from storebridge.observability.calls import CallLog
 from storebridge.observability.http import short_error
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.webhooks.sources import Identified, parse_json_object
 
-__all__ = ["StripeProvider", "payment_from_intent", "payment_from_charge", "identify_stripe_event"]
+__all__ = [
+    "StripeProvider",
+    "charge_problem",
+    "payment_from_intent",
+    "payment_from_charge",
+    "identify_stripe_event",
+]
 
 _Answer = TypeVar("_Answer", bound=tuple[Any, int, Any])  # (content, HTTP status, headers)
 
 _API_VERSION = "2024-06-20"
+
+# Stripe's documented limits (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts), in the
+# amounts Stripe's API takes: at most eight digits, and a minimum charge per settlement currency.
+MAX_CHARGE = 99_999_999
+_MIN_CHARGE = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50, "CZK": 1500, "DKK": 250,
+    "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50, "MXN": 1000, "MYR": 200, "NOK": 300,
+    "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300, "SGD": 50, "THB": 1000,
+}  # fmt: skip
+
+
+def charge_problem(amount: int, currency: str) -> tuple[str, str] | None:
+    """(Stripe's error code, message) when Stripe would refuse to charge `amount`, else None."""
+    minimum = _MIN_CHARGE.get(currency.upper(), 1)
+    if amount < minimum:
+        return "amount_too_small", f"Stripe charges at least {minimum} (minor units) in {currency.upper()}"
+    if amount > MAX_CHARGE:
+        return "amount_too_large", f"Stripe charges at most {MAX_CHARGE:,} (minor units) in one payment"
+    return None
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -158,6 +189,9 @@ class StripeProvider:
             return PaymentDeclined(self.name, message, payment_state=state, **{**kwargs, "code": decline or exc.code})
         if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (exc.http_status or 0) >= 500:
             return ProviderUnavailable(self.name, message, **kwargs)
+        if isinstance(exc, stripe.InvalidRequestError) and exc.code != "idempotency_error":
+            # Stripe refused the request itself (a parameter, an unknown payment method): the caller's to fix.
+            return ProviderRejected(self.name, message, **kwargs)
         return IntegrationError(self.name, message, **kwargs)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -169,6 +203,9 @@ class StripeProvider:
     # -- payment provider interface -------------------------------------------------------
 
     async def initiate(self, request: PaymentRequest) -> ProviderPayment:
+        problem = charge_problem(request.amount, request.currency)
+        if problem is not None:  # refused here: Stripe would answer 400 to the same request
+            raise ProviderRejected(self.name, problem[1], code=problem[0])
         params: dict[str, Any] = {
             "amount": request.amount,
             "currency": request.currency.lower(),

@@ -88,12 +88,13 @@ def test_an_approved_payment_is_captured_without_a_confirm_call(hub: RunningHub)
     wait_for(lambda: hub.events_of("payment.captured", payment_id=payment["id"]), what="payment.captured")
 
 
-def test_confirm_before_approval_is_a_502_naming_order_not_approved(hub: RunningHub) -> None:
-    """Confirming before the buyer approved answers 502 with PayPal's name, debug_id and ORDER_NOT_APPROVED."""
+def test_confirm_before_approval_is_a_422_naming_order_not_approved(hub: RunningHub) -> None:
+    """Confirming before the buyer approved is the caller's error: a 422 naming ORDER_NOT_APPROVED and the debug_id."""
     order = hub.place_order()
     payment = _pay(hub, order["id"])
     response = hub.client.post(f"/payments/{payment['id']}/confirm")
-    assert response.status_code == 502, response.text
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "provider_rejected"
     provider = response.json()["error"]["provider"]
     assert provider["code"] == "UNPROCESSABLE_ENTITY"
     assert provider["details"] == ["ORDER_NOT_APPROVED"]
