@@ -20,7 +20,7 @@ from storebridge.db import now
 from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
 from storebridge.inventory.commands import INVENTORY_LEVEL_CHANGED, InsufficientStock, ReserveOrder
-from storebridge.inventory.stock import allocate, first_location, level_payload
+from storebridge.inventory.stock import allocate, first_location, level_payload, split_to_lines
 
 __all__ = ["SqliteReserver"]
 
@@ -89,7 +89,7 @@ class SqliteReserver:
                 f"SELECT id, sku, allow_backorder FROM inventory_items WHERE sku IN ({marks})", list(totals)
             )
         }
-        pieces: dict[str, list[list[Any]]] = {}  # sku -> [[location, units left to hand to lines]]
+        pieces: dict[str, list[tuple[str, int]]] = {}  # sku -> (location, units) reserved there
         for sku in sorted(totals):
             if sku not in items:
                 continue  # untracked
@@ -120,20 +120,12 @@ class SqliteReserver:
                 if conn.execute(sql, update_args).rowcount != 1:
                     raise InsufficientStock(sku, cmd.location, qty, 0)
                 self._emit(conn, item_id, level_id, sku, locations[level_id], cmd.order_id, t)
-                pieces.setdefault(sku, []).append([locations[level_id], units])
-        rows = []
-        for n, line in enumerate(cmd.lines):  # each line takes its units from its SKU's pieces, in order
-            need = line.quantity if line.sku in pieces else 0
-            while need:
-                piece = pieces[line.sku][0]
-                take = min(need, piece[1])
-                rows.append(
-                    (new_id("res"), cmd.order_id, n, line.sku, piece[0], take, "active", t + ttl if ttl else None)
-                )
-                piece[1] -= take
-                need -= take
-                if piece[1] == 0:
-                    pieces[line.sku].pop(0)
+                pieces.setdefault(sku, []).append((locations[level_id], units))
+        expires_at = t + ttl if ttl else None
+        rows = [
+            (new_id("res"), cmd.order_id, n, line.sku, location, units, "active", expires_at)
+            for n, line, location, units in split_to_lines(cmd.lines, pieces)
+        ]
         conn.executemany(
             f"INSERT INTO inventory_reservations ({_RES_COLUMNS}, item_id, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -10,9 +10,9 @@ first; SKUs are locked in sorted order so concurrent orders cannot deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,7 @@ __all__ = [
     "set_stocked",
     "allocate",
     "first_location",
+    "split_to_lines",
     "level_payload",
     "reserve_lines",
     "finish_reservations",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 _NO_SYNC = {"synchronize_session": False}
+P = TypeVar("P")  # what a reserved piece names: a level (LevelKey) or a location id
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,25 @@ def allocate(levels: Sequence[tuple[str, str, int]], quantity: int, default_loca
     return []
 
 
+def split_to_lines(
+    lines: Sequence[ReserveLine], pieces: Mapping[str, Sequence[tuple[P, int]]]
+) -> list[tuple[int, ReserveLine, P, int]]:
+    """Hand each line its units from its SKU's reserved pieces, in line order: (line number, line,
+    piece, units). Lines of SKUs without pieces (untracked) get nothing."""
+    queues = {sku: list(reversed(reserved)) for sku, reserved in pieces.items()}  # next piece last
+    out: list[tuple[int, ReserveLine, P, int]] = []
+    for n, line in enumerate(lines):
+        need = line.quantity if line.sku in queues else 0
+        while need:
+            piece, units = queues[line.sku].pop()
+            take = min(need, units)
+            out.append((n, line, piece, take))
+            need -= take
+            if units > take:  # the rest of this piece goes to the SKU's next line
+                queues[line.sku].append((piece, units - take))
+    return out
+
+
 async def reserve_lines(
     session: AsyncSession,
     order_id: str,
@@ -205,7 +226,7 @@ async def reserve_lines(
         totals[line.sku] = totals.get(line.sku, 0) + line.quantity
     rows = (await session.execute(select(InventoryItem).where(InventoryItem.sku.in_(list(totals))))).scalars()
     items = {item.sku: item for item in rows}
-    pieces: dict[str, list[list[Any]]] = {}  # sku -> [[level key, units left to hand to lines]]
+    pieces: dict[str, list[tuple[LevelKey, int]]] = {}  # sku -> (level, units) reserved there
     for sku in sorted(totals):  # one lock order for every transaction: no deadlocks between orders
         item = items.get(sku)
         if item is None:
@@ -241,30 +262,21 @@ async def reserve_lines(
                 raise InsufficientStock(sku, location, qty, 0)
             key = LevelKey(level_id, item.id, sku, locations[level_id])
             await _emit(session, key, "reserved", order_id=order_id)
-            pieces.setdefault(sku, []).append([key, units])
-    reservations: list[InventoryReservation] = []
-    for n, line in enumerate(lines):  # hand each line its units from its SKU's pieces, in order
-        need = line.quantity if line.sku in pieces else 0
-        while need:
-            piece = pieces[line.sku][0]
-            key, take = piece[0], min(need, piece[1])
-            reservations.append(
-                InventoryReservation(
-                    id=new_id("res"),
-                    order_id=order_id,
-                    line=n,
-                    sku=line.sku,
-                    item_id=key.item_id,
-                    location_id=key.location,
-                    quantity=take,
-                    status="active",
-                    expires_at=expires_at,
-                )
-            )
-            piece[1] -= take
-            need -= take
-            if piece[1] == 0:
-                pieces[line.sku].pop(0)
+            pieces.setdefault(sku, []).append((key, units))
+    reservations = [
+        InventoryReservation(
+            id=new_id("res"),
+            order_id=order_id,
+            line=n,
+            sku=line.sku,
+            item_id=key.item_id,
+            location_id=key.location,
+            quantity=units,
+            status="active",
+            expires_at=expires_at,
+        )
+        for n, line, key, units in split_to_lines(lines, pieces)
+    ]
     session.add_all(reservations)
     return reservations
 
