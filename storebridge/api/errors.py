@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storebridge.api.schemas import payment_out
+from storebridge.api.schemas import FieldError, payment_out
 from storebridge.errors import (
     IntegrationError,
     InvalidRequest,
@@ -148,6 +148,13 @@ def _invalid_json(error: dict[str, Any], doc: object) -> dict[str, str]:
     return {"field": "body", "message": f"invalid JSON at {where}: {reason}"}
 
 
+def _field_error(error: Any) -> dict[str, str]:
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):
+        return {"field": cause.field, "message": str(cause)}
+    return {"field": field_name(tuple(error.get("loc", ()))), "message": error.get("msg", "")}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_middleware(ContainErrors)
 
@@ -181,12 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            _invalid_json(dict(e), exc.body)
-            if _is_body_not_json(e)
-            else {"field": field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
-            for e in exc.errors()
-        ]
+        errors = [_invalid_json(dict(e), exc.body) if _is_body_not_json(e) else _field_error(e) for e in exc.errors()]
         summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
         return JSONResponse(error_body("validation_error", summary, errors=errors), status_code=422)
 

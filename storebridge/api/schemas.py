@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from storebridge.money import MAX_AMOUNT, MAX_QUANTITY, MoneyError, check_amount, exponent, to_minor
 from storebridge.orders.model import Order
 from storebridge.payments.model import Payment, Refund
 
 __all__ = [
+    "FieldError",
     "AddressIn",
     "LineItemIn",
     "OrderIn",
@@ -23,10 +33,34 @@ __all__ = [
     "refund_out",
 ]
 
+
+def _amount_input(value: object) -> int | str:
+    """An integer or a string, checked against the currency later; one error for anything else (a
+    union would report one error per member, under field names such as `unit_price.int`)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be an integer of minor units (1999) or a decimal string such as '19.99'")
+    if isinstance(value, str) and len(value) > 40:
+        raise ValueError("must be at most 40 characters")
+    return value
+
+
 # Minor units as an integer, or a decimal string such as "19.99". Strict: true/false, floats,
 # exponents ("1e3") and padded strings (" 19.99 ") are not amounts.
-Amount = StrictInt | Annotated[StrictStr, Field(max_length=40)]
+Amount = Annotated[
+    int | str,
+    PlainValidator(_amount_input),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 40}]}),
+]
 Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
+
+
+class FieldError(ValueError):
+    """A check that needs several fields (an amount needs the currency) names the one it refused, so
+    the 422 says `items.0.unit_price` rather than the whole body."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Body(BaseModel):
@@ -77,11 +111,13 @@ class OrderIn(_Body):
         # every computed total must fit too (MAX_AMOUNT), so nothing overflows a column or a provider.
         subtotal = 0
         for n, item in enumerate(self.items):
-            item.unit_price = _minor(item.unit_price, self.currency, f"items[{n}].unit_price")
-            subtotal += _bounded(item.quantity * item.unit_price, f"items[{n}] total (quantity x unit_price)")
+            item.unit_price = _minor(item.unit_price, self.currency, f"items.{n}.unit_price")
+            subtotal += _bounded(
+                item.quantity * item.unit_price, f"items.{n}", "the line total (quantity x unit_price)"
+            )
         self.shipping_total = _minor(self.shipping_total, self.currency, "shipping_total")
-        _bounded(subtotal, "subtotal (the sum of the line totals)")
-        _bounded(subtotal + self.shipping_total, "total (subtotal + shipping_total)")
+        _bounded(subtotal, "items", "the subtotal (the sum of the line totals)")
+        _bounded(subtotal + self.shipping_total, "shipping_total", "the total (subtotal + shipping_total)")
         return self
 
 
@@ -89,15 +125,15 @@ def _minor(value: Amount, currency: str, field: str) -> int:
     try:
         amount = to_minor(value, currency)
     except MoneyError as exc:
-        raise ValueError(f"{field}: {exc}") from None
-    return _bounded(amount, field)
+        raise FieldError(field, str(exc)) from None
+    return _bounded(amount, field, "the amount")
 
 
-def _bounded(amount: int, field: str) -> int:
+def _bounded(amount: int, field: str, what: str) -> int:
     try:
         return check_amount(amount)
     except MoneyError as exc:
-        raise ValueError(f"{field}: {exc}") from None
+        raise FieldError(field, f"{what} {exc}") from None
 
 
 class PaymentIn(_Body):
