@@ -297,20 +297,16 @@ class StripeProvider:
         pi = await self._call(self._client.v1.payment_intents.retrieve_async, provider_ref)
         return payment_from_intent(_as_dict(pi))
 
-    async def list_events(self, *, created_since: int, max_events: int = 10_000) -> list[dict[str, Any]]:
-        """Every event created at or after `created_since`, oldest first (the reconciler's catch-up).
-
-        Stripe lists newest first, so all pages are read before anything is returned."""
-        events: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"limit": 100, "created": {"gte": created_since}}
-        while len(events) < max_events:
-            page = await self._call(self._client.v1.events.list_async, params=params)
-            batch = [_as_dict(e) for e in page.data]
-            events.extend(batch)
-            if not page.has_more or not batch:
-                break
-            params["starting_after"] = batch[-1]["id"]
-        return sorted(events, key=lambda e: int(e.get("created") or 0))
+    async def events_page(
+        self, *, created_since: int, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of events created at or after `created_since`, newest first as Stripe lists them,
+        older than `starting_after` when given; and whether older pages remain."""
+        params: dict[str, Any] = {"limit": limit, "created": {"gte": created_since}}
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = await self._call(self._client.v1.events.list_async, params=params)
+        return [_as_dict(e) for e in page.data], bool(page.has_more)
 
     def parse_webhook(self, raw: bytes, headers: Mapping[str, str]) -> PaymentUpdate:
         try:
