@@ -132,15 +132,16 @@ def stripe_amount_problem(amount: int, currency: str, *, charge: bool = True) ->
     problem = _problem(amount, code)
     if problem is not None:
         return problem
-    api_amount = to_stripe(amount, code)
-    minimum = MIN_CHARGE.get(code, 1) if charge else 1
-    if api_amount < minimum:
+    # the smallest amount, in ISO minor units: Stripe's minimum charge, else one representable step
+    minimum = from_stripe(MIN_CHARGE[code], code) if charge and code in MIN_CHARGE else _step(code)
+    if amount < minimum:
+        shown = format_amount(minimum, code)
         return "amount_too_small", (
-            f"Stripe charges at least {format_amount(from_stripe(minimum, code), code)} in {code}"
+            f"Stripe charges at least {shown} in {code}"
             if charge
-            else f"Stripe takes {code} amounts of at least {format_amount(from_stripe(minimum, code), code)}"
+            else f"Stripe takes {code} amounts of at least {shown}"
         )
-    if api_amount > MAX_CHARGE:
+    if to_stripe(amount, code) > MAX_CHARGE:
         return "amount_too_large", (
             f"Stripe takes at most {MAX_CHARGE:,} in its units for {code} "
             f"({format_amount(from_stripe(MAX_CHARGE, code), code)}) in one payment"
