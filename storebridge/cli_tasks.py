@@ -14,6 +14,7 @@ from rich.table import Table
 from storebridge.config import Settings
 from storebridge.embedded import free_port, serve_in_thread
 from storebridge.events.bus import Event
+from storebridge.money import format_amount
 
 __all__ = ["run_demo", "run_check", "DEMO_ORDER"]
 
@@ -68,7 +69,7 @@ def run_demo(
             for item in DEMO_ORDER["items"]:
                 client.put(f"/inventory/{item['sku']}/levels/default", json={"stocked": 10}).raise_for_status()
         order = client.post("/orders", json=DEMO_ORDER).raise_for_status().json()
-        out.print(f"placed order [bold]{order['id']}[/]: {order['total']} minor units of {order['currency']}")
+        out.print(f"placed order [bold]{order['id']}[/]: {format_amount(order['total'], order['currency'])}")
         body = (
             {"provider": provider, "payment_method": "pm_card_visa"} if provider == "stripe" else {"provider": provider}
         )

@@ -18,6 +18,7 @@ from storebridge.events.model import OutboxEvent
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
 from storebridge.notifications.model import Notification
 from storebridge.orders.model import Order
+from storebridge.orders.service import summarize_event
 from storebridge.payments.model import Payment, Refund
 from storebridge.shipping.model import Shipment, ShipmentLabel, TrackingEvent
 from storebridge.webhooks.model import WebhookEvent
@@ -97,7 +98,9 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
             )
         )
     for e in events:
-        entries.append(Entry(e.created_at, "event", e.type, _summarize(e.payload), None, f"/admin/events/{e.id}", e.id))
+        entries.append(
+            Entry(e.created_at, "event", e.type, summarize_event(e.payload), None, f"/admin/events/{e.id}", e.id)
+        )
     for h in hooks:
         title = f"{h.provider} webhook {h.event_type}"
         detail = f"{h.event_id}; {h.attempts} attempt(s)" + (f"; last error: {h.last_error}" if h.last_error else "")
@@ -121,8 +124,3 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
         entries.append(Entry(h2.created_at, "reservation", "Stock reserved", detail, h2.status, ref=h2.id))
     entries.sort(key=lambda e: (e.at, _KIND_RANK.get(e.kind, 9), e.ref or ""))
     return OrderStory(order, payments, entries, levels)
-
-
-def _summarize(payload: dict[str, Any]) -> str:
-    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total", "tracking_number")
-    return " ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, ""))

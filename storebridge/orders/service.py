@@ -11,13 +11,14 @@ from storebridge.errors import NotFound
 from storebridge.events.bus import record_event
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
+from storebridge.money import format_amount
 from storebridge.orders.commands import ORDER_PLACED, PlaceOrder
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
 from storebridge.payments.model import Payment, Refund
 from storebridge.webhooks.model import WebhookEvent
 
-__all__ = ["OrderService"]
+__all__ = ["OrderService", "summarize_event"]
 
 
 class OrderService:
@@ -116,7 +117,7 @@ class OrderService:
                 "type": e.type,
                 "id": e.id,
                 "ref": e.aggregate_id,
-                "summary": _summarize(e.payload),
+                "summary": summarize_event(e.payload),
             }
             for e in events
         ]
@@ -134,6 +135,18 @@ class OrderService:
         return sorted(entries, key=lambda e: (e["at"], e["id"]))
 
 
-def _summarize(payload: dict[str, Any]) -> str:
-    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total")
-    return " ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, ""))
+_AMOUNTS = frozenset({"amount_captured", "amount_refunded", "delta", "total"})
+
+
+def summarize_event(payload: dict[str, Any]) -> str:
+    """One line for a timeline (API, console, demo): amounts exact in the event's currency."""
+    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total", "tracking_number")
+    currency = payload.get("currency")
+
+    def shown(key: str) -> str:
+        value = payload[key]
+        if key in _AMOUNTS and isinstance(value, int) and isinstance(currency, str):
+            return format_amount(value, currency)
+        return str(value)
+
+    return " ".join(f"{k}={shown(k)}" for k in keys if payload.get(k) not in (None, ""))

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from storebridge.errors import IntegrationError, PaymentDeclined, WebhookRejected
+from storebridge.errors import IntegrationError, PaymentDeclined, ProviderRejected, WebhookRejected
 from storebridge.integration import HealthStatus
-from storebridge.money import MoneyError, to_decimal_string, to_minor
+from storebridge.money import MoneyError
 from storebridge.payments.paypal_client import PayPalClient
+from storebridge.payments.paypal_currency import from_paypal, paypal_amount_problem, to_paypal
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.webhooks.sources import Identified, parse_json_object
 
@@ -34,7 +35,7 @@ def _minor(money: Any) -> int:
     if not isinstance(money, Mapping):
         return 0
     try:
-        return to_minor(str(money.get("value") or "0"), str(money.get("currency_code") or "USD"))
+        return from_paypal(str(money.get("value") or "0"), str(money.get("currency_code") or "USD"))
     except MoneyError:
         return 0
 
@@ -130,6 +131,13 @@ class PayPalProvider:
     def mode(self) -> str:
         return "sandbox" if self.sandbox else self.client.mode
 
+    def _money(self, amount: int, currency: str) -> dict[str, str]:
+        """PayPal's money object; an amount PayPal cannot take is refused here, before any call."""
+        problem = paypal_amount_problem(amount, currency)
+        if problem is not None:
+            raise ProviderRejected(self.name, problem[1], code=problem[0])
+        return {"currency_code": currency.upper(), "value": to_paypal(amount, currency)}
+
     async def _order(self, order_id: str) -> dict[str, Any]:
         return (await self.client.call("GET", f"/v2/checkout/orders/{order_id}"))[1]
 
@@ -137,10 +145,7 @@ class PayPalProvider:
         unit: dict[str, Any] = {
             "reference_id": request.order_id,
             "custom_id": request.payment_id,
-            "amount": {
-                "currency_code": request.currency.upper(),
-                "value": to_decimal_string(request.amount, request.currency),
-            },
+            "amount": self._money(request.amount, request.currency),
         }
         if request.description:
             unit["description"] = request.description[:127]
@@ -193,7 +198,9 @@ class PayPalProvider:
             )
         return state
 
-    async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment:
+    async def capture(
+        self, provider_ref: str, *, payment_id: str, amount: int | None, currency: str | None = None
+    ) -> ProviderPayment:
         """Capture the order's authorization (all of it, or `amount`) as the final capture."""
         order = await self._order(provider_ref)
         auths = (_unit(order).get("payments") or {}).get("authorizations") or []
@@ -202,8 +209,7 @@ class PayPalProvider:
             return payment_from_order(order)  # nothing left to capture: report where it stands
         body: dict[str, Any] = {"final_capture": True}
         if amount is not None:
-            currency = str(auth["amount"]["currency_code"])
-            body["amount"] = {"currency_code": currency, "value": to_decimal_string(amount, currency)}
+            body["amount"] = self._money(amount, str(auth["amount"]["currency_code"]))
         try:
             await self.client.call(
                 "POST",
@@ -217,7 +223,14 @@ class PayPalProvider:
         return await self.retrieve(provider_ref)
 
     async def refund(
-        self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        refund_id: str,
+        amount: int | None,
+        reason: str | None,
+        currency: str | None = None,
     ) -> ProviderRefund:
         order = await self._order(provider_ref)
         captures = (_unit(order).get("payments") or {}).get("captures") or []
@@ -228,8 +241,7 @@ class PayPalProvider:
             raise IntegrationError(self.name, f"order {provider_ref} has no completed capture to refund", status=422)
         body: dict[str, Any] = {"custom_id": payment_id, "invoice_id": refund_id}
         if amount is not None:
-            currency = str(capture["amount"]["currency_code"])
-            body["amount"] = {"currency_code": currency, "value": to_decimal_string(amount, currency)}
+            body["amount"] = self._money(amount, str(capture["amount"]["currency_code"]))
         if reason:
             body["note_to_payer"] = reason[:255]
         try:

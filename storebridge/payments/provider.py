@@ -71,10 +71,20 @@ class PaymentProvider(Protocol):
         self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
     ) -> ProviderPayment: ...
 
-    async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment: ...
+    # `currency` is the payment's (ISO 4217), so an adapter can convert `amount` to its provider's units.
+    async def capture(
+        self, provider_ref: str, *, payment_id: str, amount: int | None, currency: str | None = None
+    ) -> ProviderPayment: ...
 
     async def refund(
-        self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        refund_id: str,
+        amount: int | None,
+        reason: str | None,
+        currency: str | None = None,
     ) -> ProviderRefund: ...
 
     async def cancel(self, provider_ref: str, *, payment_id: str) -> ProviderPayment: ...

@@ -162,7 +162,7 @@ class PaymentService:
             await self._hold_stock(session, order)
         assert payment.provider_ref is not None
         state = await self.provider(payment.provider).capture(
-            payment.provider_ref, payment_id=payment.id, amount=cmd.amount
+            payment.provider_ref, payment_id=payment.id, amount=cmd.amount, currency=payment.currency
         )
         return await self._apply(payment.id, state)
 
@@ -185,7 +185,12 @@ class PaymentService:
         assert payment.provider_ref is not None
         try:
             result = await self.provider(payment.provider).refund(
-                payment.provider_ref, payment_id=payment.id, refund_id=refund.id, amount=amount, reason=cmd.reason
+                payment.provider_ref,
+                payment_id=payment.id,
+                refund_id=refund.id,
+                amount=amount,
+                reason=cmd.reason,
+                currency=payment.currency,
             )
         except Exception:
             async with self.db.write() as session:

@@ -55,10 +55,25 @@ DESCRIPTIONS = {
     "CAPTURE_FULLY_REFUNDED": "The capture has already been fully refunded",
     "REFUND_CAPTURE_CURRENCY_MISMATCH": "Refund must be in the same currency as the capture",
     "REFUND_NOT_ALLOWED": "Capture cannot be refunded.",
+    "INVALID_CURRENCY_CODE": (
+        "Currency code is invalid or is not currently supported. Please refer "
+        "https://developer.paypal.com/api/rest/reference/currency-codes/ for list of supported currency codes."
+    ),
+    "DECIMALS_NOT_SUPPORTED": (
+        "Currency does not support decimals. Please refer to "
+        "https://developer.paypal.com/docs/api/reference/currency-codes/ for more information."
+    ),
+    "DECIMAL_PRECISION": "If the currency supports decimals, only two decimal place precision is supported.",
     "REFUND_AMOUNT_EXCEEDED": (
         "The refund amount must be less than or equal to the capture amount that has not yet been refunded."
     ),
 }
+# PayPal's currency codes page: the currencies its REST APIs take, and those that take no decimals.
+# Written here from the docs, apart from the adapter's table, so the two can disagree and be caught.
+CURRENCIES = frozenset(
+    "AUD BRL CAD CNY CZK DKK EUR HKD HUF ILS JPY MYR MXN TWD NZD NOK PHP PLN GBP SGD SEK CHF THB USD".split()  # noqa: SIM905
+)
+WHOLE_ONLY = frozenset({"HUF", "JPY", "TWD"})
 _NOT_APPROVED = (
     "Payer has not yet approved the Order for payment. Please redirect the payer to the 'rel':'approve' url "
     "returned as part of the HATEOAS links within the Create Order call"
@@ -128,7 +143,9 @@ class PayPalState:
         return order
 
     @staticmethod
-    def _money(value: Any, what: str) -> tuple[Decimal, str]:
+    def _money(value: Any, what: str, decimals_issue: str = "DECIMALS_NOT_SUPPORTED") -> tuple[Decimal, str]:
+        """The amount and currency of a money object, refused as PayPal refuses it. Payments v2 names a
+        decimal HUF/JPY/TWD value DECIMALS_NOT_SUPPORTED; Orders v2 lists only DECIMAL_PRECISION."""
         if not isinstance(value, dict) or not isinstance(value.get("currency_code"), str):
             raise PayPalError(400, "MISSING_REQUIRED_PARAMETER", "", field_=f"/{what}")
         try:
@@ -137,7 +154,14 @@ class PayPalState:
             raise PayPalError(400, "INVALID_PARAMETER_VALUE", "") from None
         if not amount.is_finite() or amount <= 0:
             raise PayPalError(422, "CANNOT_BE_ZERO_OR_NEGATIVE", "")
-        return amount, value["currency_code"]
+        currency, decimals = value["currency_code"], str(value.get("value")).partition(".")[2]
+        if currency not in CURRENCIES:
+            raise PayPalError(422, "INVALID_CURRENCY_CODE", "", field_=f"/{what}/currency_code")
+        if currency in WHOLE_ONLY and "." in str(value.get("value")):  # even "1000.00" is refused
+            raise PayPalError(422, decimals_issue, "", field_=f"/{what}/value")
+        if len(decimals) > 2:
+            raise PayPalError(422, "DECIMAL_PRECISION", "", field_=f"/{what}/value")
+        return amount, currency
 
     @staticmethod
     def _fmt(amount: Decimal, like: str) -> str:
@@ -162,7 +186,7 @@ class PayPalState:
             raise PayPalError(
                 400, "MISSING_REQUIRED_PARAMETER", "purchase_units is required.", field_="/purchase_units"
             )
-        self._money(units[0].get("amount"), "purchase_units/0/amount")
+        self._money(units[0].get("amount"), "purchase_units/0/amount", "DECIMAL_PRECISION")
         order_id, now = new_id(), iso_now()
         unit = copy.deepcopy(units[0])
         unit.setdefault("reference_id", "default")

@@ -276,11 +276,11 @@ def test_paypal_payment_paid_then_refunded_from_the_cli(
     assert part.returncode == 0, part.stdout + part.stderr
     assert "partially_refunded" in part.stdout
     rest = _run(["payments", "refund", payment["id"], "--hub-url", base], env)
-    assert rest.returncode == 0 and "refunded 600" in rest.stdout, rest.stdout + rest.stderr
+    assert rest.returncode == 0 and "refunded €6.00" in rest.stdout, rest.stdout + rest.stderr
     again = _run(["payments", "refund", payment["id"], "--hub-url", base], env)
     assert again.returncode == 1 and "nothing left to refund" in again.stderr
     shown = _run(["payments", "show", payment["id"], "--hub-url", base], env)
-    assert "refunded" in shown.stdout and "captured 1000 refunded 1000 EUR" in shown.stdout
+    assert "refunded" in shown.stdout and "captured €10.00 refunded €10.00" in shown.stdout
 
 
 def test_a_standalone_worker_serves_its_own_metrics(tmp_path: Path) -> None:
