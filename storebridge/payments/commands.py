@@ -15,6 +15,9 @@ __all__ = [
     "PAYMENT_REFUNDED",
     "PAYMENT_FAILED",
     "PAYMENT_CANCELED",
+    "PAYMENT_DISPUTED",
+    "PAYMENT_DISPUTE_UPDATED",
+    "PAYMENT_DISPUTE_CLOSED",
 ]
 
 PAYMENT_AUTHORIZED = "payment.authorized"
@@ -22,6 +25,9 @@ PAYMENT_CAPTURED = "payment.captured"
 PAYMENT_REFUNDED = "payment.refunded"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_CANCELED = "payment.canceled"
+PAYMENT_DISPUTED = "payment.disputed"  # a dispute was opened on the payment (first seen)
+PAYMENT_DISPUTE_UPDATED = "payment.dispute_updated"  # its status, amount, deadline or funds changed
+PAYMENT_DISPUTE_CLOSED = "payment.dispute_closed"  # won or lost
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from storebridge.errors import IntegrationError, PaymentDeclined, WebhookRejecte
 from storebridge.integration import HealthStatus
 from storebridge.money import MoneyError, to_decimal_string, to_minor
 from storebridge.payments.paypal_client import PayPalClient
+from storebridge.payments.paypal_disputes import dispute_from_paypal
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.webhooks.sources import Identified, parse_json_object
 
@@ -290,6 +291,8 @@ class PayPalProvider:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise WebhookRejected("not a PayPal event: expected JSON with event_type and resource") from None
+        if event_type.startswith("CUSTOMER.DISPUTE."):
+            return PaymentUpdate(event_type, None, dispute_from_paypal(event_type, resource))
         return PaymentUpdate(event_type, payment_from_event(event_type, resource))
 
     def validate_config(self) -> list[str]:
