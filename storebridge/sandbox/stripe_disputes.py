@@ -32,6 +32,35 @@ __all__ = ["DISPUTE_METHODS", "StripeDisputes", "dispute_object"]
 DISPUTE_METHODS = frozenset({"pm_card_createDispute"})
 EVIDENCE_DAYS = 7
 _OUTCOMES = ("won", "lost")
+_EVIDENCE_FIELDS = (  # the keys of Stripe's dispute.evidence, all empty until evidence is submitted
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
 
 
 def dispute_object(dispute_id: str, charge: dict[str, Any], created: int) -> dict[str, Any]:
@@ -45,7 +74,7 @@ def dispute_object(dispute_id: str, charge: dict[str, Any], created: int) -> dic
         "charge": charge["id"],
         "created": created,
         "currency": charge["currency"],
-        "evidence": {},
+        "evidence": {**dict.fromkeys(_EVIDENCE_FIELDS), "enhanced_evidence": {}},
         "evidence_details": {
             "due_by": created + EVIDENCE_DAYS * 86_400,
             "has_evidence": False,
