@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from storebridge.payments.disputes import _merge
 from storebridge.payments.model import Dispute
@@ -190,3 +192,28 @@ def test_funds_flags_are_one_way_and_set_even_by_a_late_delivery() -> None:
     assert _merge(row, _delivery("needs_response", funds_withdrawn=True)) is True
     assert row.funds_withdrawn and row.status == "under_review"
     assert _merge(row, _delivery("under_review", funds_withdrawn=True)) is False
+
+
+_OPEN = ["warning_needs_response", "warning_under_review", "needs_response", "under_review"]
+
+
+@given(
+    opened=st.lists(st.sampled_from(_OPEN), min_size=1, max_size=5),
+    outcome=st.sampled_from([None, "won", "lost", "warning_closed"]),
+    funds=st.lists(st.sampled_from(["withdrawn", "reinstated"]), max_size=2),
+    data=st.data(),
+)
+def test_any_delivery_order_converges(opened: list[str], outcome: str | None, funds: list[str], data: Any) -> None:
+    """Deliveries of one dispute, in any order and with repeats, end in the same row (highest status, all flags)."""
+    deliveries = [_delivery(s) for s in opened] + ([_delivery(outcome)] if outcome else [])
+    deliveries += [_delivery(opened[0], **{f"funds_{f}": True}) for f in funds]
+    shuffled = data.draw(st.permutations(deliveries + deliveries))
+
+    def final(sequence: list[ProviderDispute]) -> tuple[str, bool, bool]:
+        row = _row(sequence[0].status)
+        for d in sequence:
+            _merge(row, d)
+        return row.status, row.funds_withdrawn, row.funds_reinstated
+
+    expected = outcome or max(opened, key=_OPEN.index)
+    assert final(shuffled) == (expected, "withdrawn" in funds, "reinstated" in funds)
