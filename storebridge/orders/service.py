@@ -148,5 +148,5 @@ class OrderService:
 
 
 def _summarize(payload: dict[str, Any]) -> str:
-    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total", "amount_disputed")
+    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total")
     return " ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, ""))

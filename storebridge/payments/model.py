@@ -64,6 +64,23 @@ class Refund(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
+def derive_status(p: Payment) -> str:
+    """The payment's status as a pure function of its amounts and flags."""
+    if p.amount_captured > 0:
+        if p.amount_refunded >= p.amount_captured:
+            return "refunded"
+        if p.amount_refunded > 0:
+            return "partially_refunded"
+        return "captured"
+    if p.canceled:
+        return "canceled"
+    if p.amount_authorized > 0:
+        return "authorized"
+    if p.failed:
+        return "failed"
+    return "pending"
+
+
 class Dispute(Base):
     """A chargeback or inquiry on a payment, one row per provider dispute; see payments/disputes.py."""
 
@@ -85,20 +102,3 @@ class Dispute(Base):
     funds_reinstated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
-
-
-def derive_status(p: Payment) -> str:
-    """The payment's status as a pure function of its amounts and flags."""
-    if p.amount_captured > 0:
-        if p.amount_refunded >= p.amount_captured:
-            return "refunded"
-        if p.amount_refunded > 0:
-            return "partially_refunded"
-        return "captured"
-    if p.canceled:
-        return "canceled"
-    if p.amount_authorized > 0:
-        return "authorized"
-    if p.failed:
-        return "failed"
-    return "pending"
