@@ -52,6 +52,29 @@ class Payment(Base):
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
 
 
+class Dispute(Base):
+    """A chargeback or inquiry on a payment, one row per provider dispute; see payments/disputes.py."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    provider_ref: Mapped[str] = mapped_column(String(120))
+    amount: Mapped[int] = mapped_column(Int64)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    status: Mapped[str] = mapped_column(String(40), index=True)
+    evidence_due_by: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # One-way flags, like Payment.failed: the provider took the disputed funds / gave them back.
+    funds_withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    funds_reinstated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
+
+
 class Refund(Base):
     __tablename__ = "refunds"
 
@@ -79,26 +102,3 @@ def derive_status(p: Payment) -> str:
     if p.failed:
         return "failed"
     return "pending"
-
-
-class Dispute(Base):
-    """A chargeback or inquiry on a payment, one row per provider dispute; see payments/disputes.py."""
-
-    __tablename__ = "disputes"
-    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    provider: Mapped[str] = mapped_column(String(40))
-    provider_ref: Mapped[str] = mapped_column(String(120))
-    amount: Mapped[int] = mapped_column(Int64)
-    currency: Mapped[str] = mapped_column(String(3))
-    reason: Mapped[str | None] = mapped_column(String(120), nullable=True)
-    status: Mapped[str] = mapped_column(String(40), index=True)
-    evidence_due_by: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # One-way flags, like Payment.failed: the provider took the disputed funds / gave them back.
-    funds_withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    funds_reinstated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    created_at: Mapped[float] = mapped_column(Float, default=now)
-    updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
