@@ -15,7 +15,7 @@ from storebridge.money import format_amount
 from storebridge.orders.commands import ORDER_PLACED, PlaceOrder
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
-from storebridge.payments.model import Payment, Refund
+from storebridge.payments.model import Dispute, Payment, Refund
 from storebridge.webhooks.model import WebhookEvent
 
 __all__ = ["OrderService", "summarize_event"]
@@ -110,6 +110,7 @@ class OrderService:
         async with self.db.read() as session:
             events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == order_id))).all()
             hooks = (await session.scalars(select(WebhookEvent).where(WebhookEvent.order_id == order_id))).all()
+            disputes = (await session.scalars(select(Dispute).where(Dispute.order_id == order_id))).all()
         entries = [
             {
                 "at": e.created_at,
@@ -131,6 +132,18 @@ class OrderService:
                 "summary": f"status={h.status} attempts={h.attempts}",
             }
             for h in hooks
+        ]
+        entries += [
+            {
+                "at": d.created_at,
+                "kind": "dispute",
+                "type": f"{d.provider}:dispute",
+                "id": d.id,
+                "ref": d.provider_ref,
+                "summary": f"status={d.status} amount={d.amount} currency={d.currency} reason={d.reason}"
+                + (f" evidence_due_by={d.evidence_due_by}" if d.evidence_due_by is not None else ""),
+            }
+            for d in disputes
         ]
         return sorted(entries, key=lambda e: (e["at"], e["id"]))
 

@@ -10,6 +10,9 @@ __all__ = [
     "CapturePayment",
     "RefundPayment",
     "CancelPayment",
+    "PAYMENT_DISPUTED",
+    "PAYMENT_DISPUTE_UPDATED",
+    "PAYMENT_DISPUTE_CLOSED",
     "PAYMENT_AUTHORIZED",
     "PAYMENT_CAPTURED",
     "PAYMENT_REFUNDED",
@@ -17,6 +20,9 @@ __all__ = [
     "PAYMENT_CANCELED",
 ]
 
+PAYMENT_DISPUTED = "payment.disputed"  # a dispute was opened on the payment (first seen)
+PAYMENT_DISPUTE_UPDATED = "payment.dispute_updated"  # its status, amount, deadline or funds changed
+PAYMENT_DISPUTE_CLOSED = "payment.dispute_closed"  # won or lost
 PAYMENT_AUTHORIZED = "payment.authorized"
 PAYMENT_CAPTURED = "payment.captured"
 PAYMENT_REFUNDED = "payment.refunded"

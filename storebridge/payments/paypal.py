@@ -19,6 +19,7 @@ from storebridge.integration import HealthStatus
 from storebridge.money import MoneyError
 from storebridge.payments.paypal_client import PayPalClient
 from storebridge.payments.paypal_currency import from_paypal, paypal_amount_problem, to_paypal
+from storebridge.payments.paypal_disputes import dispute_from_paypal
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.webhooks.sources import Identified, parse_json_object
 
@@ -302,6 +303,8 @@ class PayPalProvider:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise WebhookRejected("not a PayPal event: expected JSON with event_type and resource") from None
+        if event_type.startswith("CUSTOMER.DISPUTE."):
+            return PaymentUpdate(event_type, None, dispute_from_paypal(event_type, resource))
         return PaymentUpdate(event_type, payment_from_event(event_type, resource))
 
     def validate_config(self) -> list[str]:

@@ -9,7 +9,28 @@ from typing import Protocol, runtime_checkable
 
 from storebridge.integration import HealthStatus
 
-__all__ = ["PaymentRequest", "ProviderPayment", "ProviderRefund", "PaymentUpdate", "PaymentProvider"]
+__all__ = [
+    "PaymentRequest",
+    "ProviderPayment",
+    "ProviderRefund",
+    "ProviderDispute",
+    "PaymentUpdate",
+    "PaymentProvider",
+    "DISPUTE_STATUSES",
+]
+
+# Dispute statuses in storebridge's vocabulary (Stripe's words; each adapter maps its provider's onto them),
+# in the order a dispute moves through them: inquiries first (warning_*), then chargebacks; the last
+# three are closed. payments/disputes.py ranks them so a status only ever moves forward.
+DISPUTE_STATUSES = (
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
+    "warning_closed",  # an inquiry closed without a chargeback: the merchant keeps the money
+    "won",
+    "lost",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +72,32 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderDispute:
+    """The provider's whole view of one dispute (so applying it twice, or an older one later, is harmless).
+
+    Amounts are ISO 4217 minor units. The payment is found by `payment_id` (ours, when the provider
+    carries it back) or else by `payment_ref` (the payment's provider reference, e.g. Stripe's `pi_…`)."""
+
+    provider_ref: str
+    amount: int
+    currency: str
+    status: str  # one of DISPUTE_STATUSES
+    reason: str | None = None
+    evidence_due_by: float | None = None
+    funds_withdrawn: bool = False
+    funds_reinstated: bool = False
+    payment_id: str | None = None
+    payment_ref: str | None = None
+    charge_ref: str | None = None  # the provider's charge or capture, for messages
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentUpdate:
-    """What a provider webhook says about a payment. `payment is None` means: nothing for us."""
+    """What a provider webhook says about a payment, or about a dispute on one. Both None: nothing for us."""
 
     event_type: str
     payment: ProviderPayment | None
+    dispute: ProviderDispute | None = None
 
 
 @runtime_checkable

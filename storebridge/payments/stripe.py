@@ -27,6 +27,7 @@ from storebridge.observability.calls import CallLog
 from storebridge.observability.http import short_error
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.payments.stripe_currency import from_stripe, stripe_amount_problem, to_stripe
+from storebridge.payments.stripe_disputes import dispute_from_stripe
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = [
@@ -330,6 +331,8 @@ class StripeProvider:
             return PaymentUpdate(event_type, payment_from_intent(obj))
         if event_type in ("charge.succeeded", "charge.captured", "charge.refunded", "charge.refund.updated"):
             return PaymentUpdate(event_type, payment_from_charge(obj))
+        if event_type.startswith("charge.dispute."):
+            return PaymentUpdate(event_type, None, dispute_from_stripe(event_type, obj))
         return PaymentUpdate(event_type, None)
 
     def validate_config(self) -> list[str]:

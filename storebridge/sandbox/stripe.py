@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import stripe_state
+from . import stripe_disputes, stripe_state
 from .forms import FormError, decode_form
 from .stripe_objects import ApiError, event_object, new_id
 
@@ -101,7 +101,9 @@ class StripeSandbox:
         self.api_key = api_key
         self.delivery_retry_delays = delivery_retry_delays
         self.webhooks_enabled = True
-        self.state = stripe_state.StripeState(self._emit)
+        self.disputes = stripe_disputes.StripeDisputes(self._emit)  # watches events: pm_card_createDispute
+        self.state = stripe_state.StripeState(self.disputes.emit)
+        self.disputes.attach(self.state)
         self._app: Starlette | None = None
         self._idempotency: dict[tuple[str, str], _Stored] = {}
         self._faults: list[_Fault] = []
@@ -131,6 +133,7 @@ class StripeSandbox:
             ("GET", "/v1/balance", state.get_balance),
             ("GET", "/v1/events", state.list_events),
             ("GET", "/v1/events/{id}", state.get_event),
+            ("GET", "/v1/disputes/{id}", self.disputes.get_dispute),
         ]
         routes = [Route(path, self._api(handler), methods=[method]) for method, path, handler in api]
         routes += [
@@ -138,6 +141,7 @@ class StripeSandbox:
             Route("/_control/webhooks", self._control_webhooks, methods=["GET", "POST"]),
             Route("/_control/deliveries", self._control_deliveries, methods=["GET"]),
             Route("/_control/deliveries/wait", self._control_wait, methods=["POST"]),
+            *self.disputes.routes(),
             Route("/{path:path}", self._api(state.unknown_url), methods=_ALL_METHODS),
         ]
 

@@ -52,6 +52,7 @@ TEST_CARDS: MappingProxyType[str, TestCard] = MappingProxyType(
     {
         "pm_card_visa": TestCard("visa", "4242"),
         "pm_card_mastercard": TestCard("mastercard", "4444"),
+        "pm_card_createDispute": TestCard("visa", "0259"),  # succeeds, then disputed (sandbox/stripe_disputes.py)
         "pm_card_chargeDeclined": TestCard("visa", "0002", "generic_decline"),
         "pm_card_chargeDeclinedInsufficientFunds": TestCard(
             "visa", "9995", "insufficient_funds", "Your card has insufficient funds."

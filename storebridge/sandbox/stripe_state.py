@@ -88,7 +88,7 @@ class StripeState:
         key = obj["id"]
         if obj["object"] == "charge":
             key = obj["payment_intent"] or key
-        elif obj["object"] == "refund":
+        elif obj["object"] in ("refund", "dispute"):
             key = obj["payment_intent"] or obj["charge"]
         event = self._emit(type_, obj, key, ctx)
         self._event_index[event["id"]] = len(self.events)
