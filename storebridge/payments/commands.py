@@ -15,6 +15,7 @@ __all__ = [
     "PAYMENT_REFUNDED",
     "PAYMENT_FAILED",
     "PAYMENT_CANCELED",
+    "PAYMENT_REQUIRES_ACTION",
 ]
 
 PAYMENT_AUTHORIZED = "payment.authorized"
@@ -22,6 +23,7 @@ PAYMENT_CAPTURED = "payment.captured"
 PAYMENT_REFUNDED = "payment.refunded"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_CANCELED = "payment.canceled"
+PAYMENT_REQUIRES_ACTION = "payment.requires_action"  # the buyer must authenticate (3-D Secure) or approve
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class CreatePayment:
 class ConfirmPayment:
     payment_id: str
     payment_method: str | None = None
+    return_url: str | None = None  # where the buyer returns after authenticating (3-D Secure)
 
 
 @dataclass(frozen=True, slots=True)
