@@ -112,3 +112,26 @@ def test_return_url_must_be_http(sqlite_hub: RunningHub) -> None:
     response = sqlite_hub.client.post(f"/payments/{payment['id']}/confirm", json={"return_url": "javascript:x"})
     assert response.status_code == 422
     assert "return_url" in response.text
+
+
+def test_paypal_payer_action_required_is_requires_action(hub: RunningHub) -> None:
+    """PayPal PAYER_ACTION_REQUIRED: confirm answers requires_action with the payer-action link; then captured."""
+    order = hub.place_order()
+    created = hub.client.post(f"/orders/{order['id']}/payments", json={"provider": "paypal"})
+    assert created.status_code == 201, created.text
+    payment = created.json()
+    httpx.get(payment["action_url"], params={"outcome": "payer_action"}).raise_for_status()  # a card needing 3DS
+    confirmed = _confirm(hub, payment["id"])
+    assert (confirmed["status"], confirmed["provider_status"]) == ("requires_action", "PAYER_ACTION_REQUIRED")
+    assert confirmed["next_action"] == {"type": "redirect_to_url", "redirect_to_url": {"url": payment["action_url"]}}
+    assert hub.order(order["id"])["payment_status"] == "awaiting"
+    httpx.get(confirmed["next_action"]["redirect_to_url"]["url"]).raise_for_status()  # the buyer authenticates
+    wait_for(
+        lambda: any(e["type"] == "paypal:CHECKOUT.ORDER.APPROVED" for e in hub.order(order["id"])["timeline"]),
+        what="the approval webhook",
+    )
+    assert _confirm(hub, payment["id"])["status"] == "captured"
+    wait_for(lambda: hub.events_of("payment.captured", payment_id=payment["id"]), what="payment.captured")
+    types = _types(hub, payment["id"])
+    assert types.count("payment.requires_action") == 1
+    assert types.index("payment.requires_action") < types.index("payment.captured")
