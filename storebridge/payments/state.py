@@ -87,7 +87,10 @@ def apply_provider_state(
         payment.failure_message = state.failure_message or payment.failure_message
     payment.canceled = payment.canceled or state.canceled
     payment.client_secret = state.client_secret or payment.client_secret
-    payment.action_url = state.action_url or payment.action_url
+    if state.requires_action and state.client_secret:  # Stripe's current next_action: a redirect, or none
+        payment.action_url = state.action_url  # (use_stripe_sdk), so an earlier confirmation's URL is not reused
+    else:
+        payment.action_url = state.action_url or payment.action_url
     payment.provider_status = state.provider_status
     # A state that says nothing about a buyer's action (None) keeps what we knew: a stale snapshot arriving
     # late must not flip requires_action back to pending (and record it twice).

@@ -154,3 +154,17 @@ def test_a_stale_snapshot_does_not_undo_requires_action() -> None:
     apply_provider_state(session, payment, action)  # a late requires_action event: failed stays failed
     assert payment.status == "failed"
     assert session.types() == ["payment.requires_action", "payment.failed"]
+
+
+def test_a_new_confirmation_replaces_the_redirect() -> None:
+    """Confirmed again without return_url, Stripe answers use_stripe_sdk: the earlier redirect URL is not shown."""
+    payment, session = _payment(), RecordingSession()
+    redirect = ProviderPayment(
+        "pi_1", "requires_action", client_secret="s", action_url="https://a", requires_action=True
+    )
+    sdk = ProviderPayment("pi_1", "requires_action", client_secret="s", requires_action=True)
+    apply_provider_state(session, payment, redirect)  # type: ignore[arg-type]
+    assert payment_out(payment)["next_action"]["type"] == "redirect_to_url"
+    apply_provider_state(session, payment, sdk)  # type: ignore[arg-type]
+    assert payment_out(payment)["next_action"] == {"type": "use_stripe_sdk", "use_stripe_sdk": {"client_secret": "s"}}
+    assert session.types() == ["payment.requires_action"]
