@@ -182,7 +182,8 @@ def demo(
     output: Path = typer.Option(Path("storebridge-demo"), help="folder for the PDF label and the e-mails"),
     provider: str = typer.Option("stripe", help="payment provider: stripe or paypal (both sandboxed)"),
 ) -> None:
-    """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline."""
+    """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline; then pay a
+    second order with a 3-D Secure card (pm_card_threeDSecure2Required) through the sandbox's challenge page."""
     from storebridge.cli_tasks import run_demo
 
     with tempfile.TemporaryDirectory() as tmp:

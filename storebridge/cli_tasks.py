@@ -48,8 +48,9 @@ def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tup
 def run_demo(
     settings: Settings, out: Console, *, timeout: float = 30.0, folder: Path | None = None, provider: str = "stripe"
 ) -> int:
-    """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail."""
-    from storebridge.cli_demo_steps import save_mailbox, ship_to_delivered
+    """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail; then
+    pay a second order with a 3-D Secure card through the sandbox's challenge page."""
+    from storebridge.cli_demo_steps import save_mailbox, sca_payment, ship_to_delivered
 
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,14 @@ def run_demo(
                     f"stock of {item['sku']} after shipping: stocked {level['stocked']}, "
                     f"reserved {level['reserved']}, available {level['available']} (was 10)"
                 )
+        sca = None
+        if "stripe" in hub.sandboxes:  # a second order, paid with a card that needs 3-D Secure
+            sca = sca_payment(client, {**DEMO_ORDER, "items": DEMO_ORDER["items"][1:]}, out, timeout)
+            deadline = time.monotonic() + timeout  # the subscriber hears payment.requires_action too
+            while sca and not any(e.type == "payment.requires_action" for e in received):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
     table = Table(title=f"order {order['id']} timeline")
     for column in ("time", "kind", "what", "details"):
         table.add_column(column)
@@ -117,7 +126,7 @@ def run_demo(
     out.print(f"payment_status: [bold]{state.get('payment_status')}[/]")
     shipped = delivered is not False
     mailed = mails is None or mails >= (2 if delivered else 1)
-    return 0 if captured and shipped and mailed else 1
+    return 0 if captured and shipped and mailed and sca is not False else 1
 
 
 def run_check(settings: Settings, out: Console) -> int:

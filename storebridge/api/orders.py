@@ -69,8 +69,8 @@ async def get_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> dict[str,
 async def confirm_payment(
     payment_id: str, body: ConfirmIn | None = None, hub: Hub = Depends(get_hub)
 ) -> dict[str, Any]:
-    method = body.payment_method if body else None
-    return payment_out(await hub.payments.confirm(ConfirmPayment(payment_id, method)))
+    body = body or ConfirmIn()
+    return payment_out(await hub.payments.confirm(ConfirmPayment(payment_id, body.payment_method, body.return_url)))
 
 
 @router.post("/payments/{payment_id}/capture")

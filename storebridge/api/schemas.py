@@ -18,6 +18,7 @@ from pydantic import (
 from storebridge.money import MAX_AMOUNT, MAX_QUANTITY, MoneyError, check_amount, exponent, to_minor
 from storebridge.orders.model import Order
 from storebridge.payments.model import Dispute, Payment, Refund
+from storebridge.payments.state import next_action
 
 __all__ = [
     "FieldError",
@@ -145,6 +146,13 @@ class PaymentIn(_Body):
 
 class ConfirmIn(_Body):
     payment_method: str | None = Field(None, max_length=120)
+    return_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="where the buyer's browser returns after authenticating (3-D Secure); without it, Stripe "
+        "answers next_action use_stripe_sdk for Stripe.js to run the challenge in the page",
+    )
 
 
 class CaptureIn(_Body):
@@ -195,6 +203,7 @@ def payment_out(p: Payment, disputes: list[Dispute] | None = None) -> dict[str, 
         "provider_status": p.provider_status,
         "client_secret": p.client_secret,
         "action_url": p.action_url,
+        "next_action": next_action(p),
         "created_at": p.created_at,
         "updated_at": p.updated_at,
     }

@@ -18,6 +18,7 @@ __all__ = [
     "PAYMENT_REFUNDED",
     "PAYMENT_FAILED",
     "PAYMENT_CANCELED",
+    "PAYMENT_REQUIRES_ACTION",
 ]
 
 PAYMENT_DISPUTED = "payment.disputed"  # a dispute was opened on the payment (first seen)
@@ -28,6 +29,7 @@ PAYMENT_CAPTURED = "payment.captured"
 PAYMENT_REFUNDED = "payment.refunded"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_CANCELED = "payment.canceled"
+PAYMENT_REQUIRES_ACTION = "payment.requires_action"  # the buyer must authenticate (3-D Secure) or approve
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class CreatePayment:
 class ConfirmPayment:
     payment_id: str
     payment_method: str | None = None
+    return_url: str | None = None  # where the buyer returns after authenticating (3-D Secure)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,8 +87,9 @@ class Refund(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-def derive_status(p: Payment) -> str:
-    """The payment's status as a pure function of its amounts and flags."""
+def derive_status(p: Payment, *, awaiting_action: bool = False) -> str:
+    """The payment's status as a pure function of its amounts and flags; `awaiting_action` (the buyer must
+    authenticate or approve) turns a payment with nothing else to show from pending into requires_action."""
     if p.amount_captured > 0:
         if p.amount_refunded >= p.amount_captured:
             return "refunded"
@@ -101,4 +102,4 @@ def derive_status(p: Payment) -> str:
         return "authorized"
     if p.failed:
         return "failed"
-    return "pending"
+    return "requires_action" if awaiting_action else "pending"

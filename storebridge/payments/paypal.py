@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,21 @@ def _link(obj: Mapping[str, Any], *rels: str) -> str | None:
     return None
 
 
+def _action_link(order: Mapping[str, Any], status: str) -> str | None:
+    """Where the buyer acts: the payer-action link (3-D Secure, or approval) of an order that requires it,
+    else the approve link of a new order."""
+    if status == "PAYER_ACTION_REQUIRED":
+        return _link(order, "payer-action") or _link(order, "approve")
+    return _link(order, "approve") if status == "CREATED" else None
+
+
+def _requires_action(status: str, failed: bool) -> bool | None:
+    """PAYER_ACTION_REQUIRED: True; approved or later, or failed: False; a new order (CREATED, SAVED): None."""
+    if status == "PAYER_ACTION_REQUIRED":
+        return True
+    return False if failed or status in ("APPROVED", "COMPLETED", "VOIDED") else None
+
+
 def payment_from_order(order: Mapping[str, Any]) -> ProviderPayment:
     """An Orders v2 order as cumulative amounts (captures, authorizations and refunds of its first unit)."""
     unit = _unit(order)
@@ -78,7 +94,8 @@ def payment_from_order(order: Mapping[str, Any]) -> ProviderPayment:
         canceled=voided and captured == 0,
         failure_code=(str(reason) if reason else "INSTRUMENT_DECLINED") if failed else None,
         failure_message="PayPal declined the capture" if failed else None,
-        action_url=_link(order, "approve", "payer-action") if status in ("CREATED", "PAYER_ACTION_REQUIRED") else None,
+        action_url=_action_link(order, status),
+        requires_action=_requires_action(status, failed),
         payment_id=unit.get("custom_id"),
         order_id=unit.get("reference_id"),
     )
@@ -157,9 +174,19 @@ class PayPalProvider:
         return payment_from_order(order)
 
     async def confirm(
-        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        payment_method: str | None,
+        attempt: int,
+        return_url: str | None = None,
     ) -> ProviderPayment:
-        """After the buyer approved: capture (intent CAPTURE) or authorize (intent AUTHORIZE) the order."""
+        """After the buyer approved: capture (intent CAPTURE) or authorize (intent AUTHORIZE) the order.
+
+        An order that still needs the payer (3-D Secure, approval) answers 422 PAYER_ACTION_REQUIRED: that is
+        requires_action with the order's payer-action link, not an error. `return_url` is not sent: PayPal
+        takes it when the order is created (payment_source.paypal.experience_context), not at capture."""
         current = await self._order(provider_ref)
         action = "authorize" if current.get("intent") == "AUTHORIZE" else "capture"
         try:
@@ -172,6 +199,8 @@ class PayPalProvider:
         except IntegrationError as exc:
             if DONE_ISSUES.intersection(exc.details):
                 return self._unless_declined(await self.retrieve(provider_ref))  # already done counts as success
+            if "PAYER_ACTION_REQUIRED" in exc.details:
+                return replace(await self.retrieve(provider_ref), requires_action=True)
             if "INSTRUMENT_DECLINED" in exc.details:
                 state = ProviderPayment(
                     provider_ref,

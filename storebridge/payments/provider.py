@@ -60,6 +60,10 @@ class ProviderPayment:
     failure_message: str | None = None
     client_secret: str | None = None
     action_url: str | None = None
+    # The buyer must act (3-D Secure, payer approval) before the payment can go on: True; the action is over
+    # (the payment went on, failed or was canceled): False; None when this state says nothing about it (a
+    # snapshot from before confirmation, a charge event), so a late stale event cannot undo it.
+    requires_action: bool | None = None
     payment_id: str | None = None
     order_id: str | None = None
 
@@ -110,8 +114,16 @@ class PaymentProvider(Protocol):
     async def initiate(self, request: PaymentRequest) -> ProviderPayment: ...
 
     async def confirm(
-        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
-    ) -> ProviderPayment: ...
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        payment_method: str | None,
+        attempt: int,
+        return_url: str | None = None,
+    ) -> ProviderPayment:
+        """Confirm the payment; `return_url` is where the buyer comes back to after authenticating (3-D Secure)."""
+        ...
 
     # `currency` is the payment's (ISO 4217), so an adapter can convert `amount` to its provider's units.
     async def capture(

@@ -105,7 +105,7 @@ class Reconciler:
                 (
                     await session.scalars(
                         select(Payment.id)
-                        .where(Payment.status.in_(("pending",)), Payment.provider_ref.is_not(None))
+                        .where(Payment.status.in_(("pending", "requires_action")), Payment.provider_ref.is_not(None))
                         .where(Payment.updated_at < cutoff)
                         .limit(100)
                     )

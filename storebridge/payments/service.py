@@ -145,7 +145,11 @@ class PaymentService:
         assert payment.provider_ref is not None
         try:
             state = await self.provider(payment.provider).confirm(
-                payment.provider_ref, payment_id=payment.id, payment_method=cmd.payment_method, attempt=attempt
+                payment.provider_ref,
+                payment_id=payment.id,
+                payment_method=cmd.payment_method,
+                attempt=attempt,
+                return_url=cmd.return_url,
             )
         except PaymentDeclined as exc:
             if isinstance(exc.payment_state, ProviderPayment):

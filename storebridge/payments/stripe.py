@@ -51,6 +51,15 @@ def _iso(obj: Mapping[str, Any], key: str) -> int:
     return from_stripe(int(obj.get(key) or 0), str(obj.get("currency") or "usd"))
 
 
+def _requires_action(status: str, failed: bool) -> bool | None:
+    """requires_action (3-D Secure pending): True; any status past it, or a failure: False; before it: None."""
+    if status in ("requires_action", "requires_source_action"):  # the second is the pre-2019 API's name
+        return True
+    if failed or status in ("processing", "requires_capture", "succeeded", "canceled"):
+        return False
+    return None
+
+
 def payment_from_intent(pi: Mapping[str, Any]) -> ProviderPayment:
     status = str(pi.get("status") or "")
     captured = _iso(pi, "amount_received")
@@ -60,17 +69,19 @@ def payment_from_intent(pi: Mapping[str, Any]) -> ProviderPayment:
     metadata = pi.get("metadata") or {}
     next_action = pi.get("next_action") or {}
     redirect = (next_action.get("redirect_to_url") or {}).get("url") if isinstance(next_action, Mapping) else None
+    failed = error is not None and status == "requires_payment_method"
     return ProviderPayment(
         provider_ref=str(pi["id"]),
         provider_status=status,
         amount_authorized=authorized,
         amount_captured=captured,
-        failed=error is not None and status == "requires_payment_method",
+        failed=failed,
         canceled=status == "canceled",
         failure_code=(error.get("decline_code") or error.get("code")) if error else None,
         failure_message=error.get("message") if error else None,
         client_secret=pi.get("client_secret"),
         action_url=redirect,
+        requires_action=_requires_action(status, failed),
         payment_id=metadata.get("payment_id"),
         order_id=metadata.get("order_id"),
     )
@@ -238,9 +249,20 @@ class StripeProvider:
         return payment_from_intent(_as_dict(pi))
 
     async def confirm(
-        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        payment_method: str | None,
+        attempt: int,
+        return_url: str | None = None,
     ) -> ProviderPayment:
+        """Confirm the PaymentIntent. A card that needs 3-D Secure answers requires_action: with `return_url`
+        its next_action is redirect_to_url (the buyer's browser goes to the bank's page, then back to
+        return_url), without it use_stripe_sdk (Stripe.js runs the challenge with the client secret)."""
         params: dict[str, Any] = {"payment_method": payment_method} if payment_method else {}
+        if return_url:
+            params["return_url"] = return_url
         key = f"storebridge:{payment_id}:confirm:{attempt}"
         # Already confirmed (e.g. by the buyer's browser): report where it stands.
         return await self._intent_op(

@@ -39,6 +39,7 @@ DESCRIPTIONS = {
         "Order was created with an intent to 'CAPTURE'. Please use v2/checkout/orders/order_id/capture to complete "
         "the transaction or alternately Create an order with an intent of 'AUTHORIZE'."
     ),
+    "PAYER_ACTION_REQUIRED": "Transaction cannot complete successfully, instruct the buyer to return to PayPal.",
     "ORDER_ALREADY_CAPTURED": "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
     "ORDER_ALREADY_AUTHORIZED": (
         "Order already authorized.If 'intent=AUTHORIZE' only one authorization per order is allowed."
@@ -214,10 +215,17 @@ class PayPalState:
         return 200, copy.deepcopy(self._order(ctx.path_params["id"]))
 
     def approve(self, order_id: str, outcome: str | None) -> dict[str, Any]:
-        """The buyer logs in and clicks Pay; `outcome` decides what a later capture does."""
+        """The buyer logs in and clicks Pay; `outcome` decides what a later capture does (`payer_action`: the
+        card needs 3-D Secure, so the order waits in PAYER_ACTION_REQUIRED for the buyer to come back through
+        its payer-action link, which is this page again)."""
         order = self._order(order_id)
         if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED", "APPROVED"):
             raise PayPalError(422, "ORDER_NOT_APPROVABLE", f"Order is {order['status']}.")
+        if outcome == "payer_action" and order["status"] == "CREATED":
+            order["status"], order["update_time"] = "PAYER_ACTION_REQUIRED", iso_now()
+            for link in order["links"]:
+                link["rel"] = "payer-action" if link["rel"] == "approve" else link["rel"]
+            return order
         if outcome:
             self.outcomes[order_id] = outcome
         if order["status"] != "APPROVED":
@@ -236,6 +244,8 @@ class PayPalState:
             raise PayPalError(422, "ACTION_DOES_NOT_MATCH_INTENT")
         if order["status"] == "COMPLETED":
             raise PayPalError(422, "ORDER_ALREADY_CAPTURED" if intent == "CAPTURE" else "ORDER_ALREADY_AUTHORIZED")
+        if order["status"] == "PAYER_ACTION_REQUIRED":
+            raise PayPalError(422, "PAYER_ACTION_REQUIRED")
         if order["status"] != "APPROVED":
             suffix = " or provide a valid `payment_source` in the request." if intent == "CAPTURE" else "."
             raise PayPalError(422, "ORDER_NOT_APPROVED", _NOT_APPROVED + suffix)

@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from . import stripe_disputes, stripe_state
 from .forms import FormError, decode_form
+from .stripe_3ds import authentication_routes
 from .stripe_objects import ApiError, event_object, new_id
 
 __all__ = ["StripeSandbox"]
@@ -136,6 +137,7 @@ class StripeSandbox:
             ("GET", "/v1/disputes/{id}", self.disputes.get_dispute),
         ]
         routes = [Route(path, self._api(handler), methods=[method]) for method, path, handler in api]
+        routes += authentication_routes(state)  # the 3-D Secure challenge page
         routes += [
             Route("/_control/faults", self._control_faults, methods=["GET", "POST", "DELETE"]),
             Route("/_control/webhooks", self._control_webhooks, methods=["GET", "POST"]),
@@ -187,7 +189,10 @@ class StripeSandbox:
             return Response(stored.body, stored.status, headers=headers, media_type="application/json")
         path_params = {k: str(v) for k, v in request.path_params.items()}
         version = request.headers.get("stripe-version") or stripe_sdk.api_version
-        ctx = stripe_state.Ctx(params, path_params, request_id, idem, method, path, version)
+        base = (
+            f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"  # where we are mounted
+        )
+        ctx = stripe_state.Ctx(params, path_params, request_id, idem, method, path, version, base)
         try:
             status, payload = handler(ctx)
             replayable = True

@@ -126,6 +126,10 @@ def test_demo_pays_an_order_and_prints_its_timeline(tmp_path: Path) -> None:
     # Stock was reserved when the order was placed and taken out when the label was bought: 10 - 2 = 8.
     assert "stock of TSHIRT-BLK-M after shipping: stocked 8, reserved 0, available 8" in result.stdout
     assert "fulfillment_status: delivered" in result.stdout
+    # The SCA payment: requires_action with a redirect, the challenge completed, the order captured.
+    assert "status requires_action, next_action redirect_to_url" in result.stdout
+    assert "/_sandbox/stripe/3ds/pi_" in result.stdout and "payment.requires_action" in result.stdout
+    assert "SCA payment ended captured" in result.stdout
 
 
 def test_unknown_sandbox_name_is_refused(tmp_path: Path) -> None:
