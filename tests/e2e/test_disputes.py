@@ -79,9 +79,9 @@ def test_a_disputed_stripe_payment_is_shown_everywhere_and_closing_it_lost_is_re
         home = html.unescape(console.get("/admin/").raise_for_status().text)
         section = home.split('id="open-disputes"', 1)[1].split("</section>", 1)[0]
         assert f'href="/admin/orders/{order["id"]}"' in section and event["provider_ref"] in section
-        assert "20.00 USD" in section and "fraudulent" in section
+        assert "$20.00" in section and "fraudulent" in section
         page = html.unescape(console.get(f"/admin/orders/{order['id']}").raise_for_status().text)
-        assert f'id="dispute-{event["dispute_id"]}"' in page and "Disputed: 20.00 USD" in page
+        assert f'id="dispute-{event["dispute_id"]}"' in page and "Disputed: $20.00" in page
         assert 'class="kind-dispute"' in page
 
     closed = _close(hub, event["provider_ref"], "lost")
