@@ -307,8 +307,7 @@ class InboxWriter:
         inserted = set(new)
         seen: set[tuple[str, str]] = set()
         for index, item in enumerate(batch):
-            if index in failed:
-                log.error("inbox_row_not_stored", provider=item.row.provider, error=repr(failed[index]))
+            if index in failed:  # the caller logs it (the route: webhook_not_stored) and answers 503
                 self._answer(item, False, failed[index])
                 continue
             key = (item.row.provider, item.row.event_id)
@@ -345,8 +344,8 @@ class InboxWriter:
             return list(await self._insert_sqlalchemy(batch)), {}
         except _DATABASE_UNAVAILABLE:
             raise  # the database, not a row: row by row would fail (or time out) once per row
-        except Exception:
-            if len(batch) == 1:
+        except Exception as exc:
+            if len(batch) == 1 or getattr(exc, "connection_invalidated", False):
                 raise
         new: list[tuple[str, str]] = []
         failed: dict[int, BaseException] = {}
