@@ -59,7 +59,7 @@ POISONS = {
         "event type must not contain control characters",
     ),
     "number_aggregate": (
-        lambda: _stripe({"id": 12345, "object": "payment_intent", "status": "succeeded"}),
+        lambda: _stripe({"id": 987654321, "object": "payment_intent", "status": "succeeded"}),
         "aggregate key must be a non-empty string",
     ),
 }
@@ -131,11 +131,18 @@ def _rejected_metric(hub: RunningHub, provider: str) -> float:
 
 
 @pytest.mark.parametrize("poison", sorted(POISONS))
-def test_the_fast_path_and_the_asgi_path_answer_a_poison_the_same(poison_hub: RunningHub, poison: str) -> None:
-    """A Content-Length body (fast protocol) and a chunked one (ASGI): the same 400 and body."""
+def test_the_fast_path_and_the_asgi_path_answer_a_poison_the_same(
+    poison_hub: RunningHub, poison: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A Content-Length body (fast protocol) and a chunked one (ASGI): the same 400 and body, logged
+    twice as webhook_rejected with the field named and nothing of the body."""
     provider, raw, headers = POISONS[poison][0]()
+    capfd.readouterr()
     fast = httpx.post(f"{poison_hub.base_url}/webhooks/{provider}", content=raw, headers=headers)
     status, body = _chunked(poison_hub, provider, raw, headers)
     assert fast.status_code == 400 and body["error"]["code"] == "malformed_event"
     assert (status, body) == (fast.status_code, fast.json())
     assert _count(poison_hub, provider) == 0
+    logged = [line for line in capfd.readouterr().out.splitlines() if "webhook_rejected" in line]
+    assert len(logged) == 2 and all(POISONS[poison][1] in line for line in logged), logged
+    assert not any(secret in line for line in logged for secret in ("nested", "x" * 50, "changed", "987654321"))
