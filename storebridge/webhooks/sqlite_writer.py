@@ -12,9 +12,9 @@ order: `(True, [(provider, event_id), ...])` with the rows that were new, `(True
 {row index: "what went wrong"})` when some rows of the batch could not be stored (the others
 were), or `(False, "what went wrong")` when none was. The hub streams batches without waiting;
 the child commits every batch that has arrived while it was busy in one transaction (group
-commit on this side of the pipe). The child
-holds no state but its connection; it exits when the socket closes, so it never outlives
-the hub. Only this module and the stdlib are imported in the child.
+commit on this side of the pipe). The child holds no state but its connection; it exits when
+the socket closes, so it never outlives the hub. Only this module and the stdlib are imported
+in the child.
 """
 
 from __future__ import annotations
