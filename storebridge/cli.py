@@ -98,10 +98,10 @@ def serve(
 
     settings = _settings()
     _logging(settings)
-    _migrate_or_exit(settings)
     public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    with _config_errors():
+    with _config_errors():  # before migrating: a refused configuration leaves the database alone
         hub = bootstrap(settings, public_url=public)
+    _migrate_or_exit(settings)
     _announce_generated_token(hub)
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")

@@ -58,11 +58,12 @@ def ship_to_delivered(
     return bool(delivered)
 
 
-def save_mailbox(base: str, email: str, kinds: int, out: Console, folder: Path, timeout: float) -> int:
-    """Wait for `kinds` e-mails to `email` in the SendGrid sandbox's mailbox; save each as HTML."""
+def save_mailbox(client: httpx.Client, email: str, kinds: int, out: Console, folder: Path, timeout: float) -> int:
+    """Wait for `kinds` e-mails to `email` in the SendGrid sandbox's mailbox; save each as HTML.
+    `client` carries the API token: the mailbox is not open to anyone who can reach the hub."""
 
     def messages() -> list[dict[str, Any]]:
-        found = httpx.get(f"{base}/_sandbox/sendgrid/messages", params={"to": email}, timeout=30).json()["messages"]
+        found = client.get("/_sandbox/sendgrid/messages", params={"to": email}).raise_for_status().json()["messages"]
         return found if len(found) >= kinds else []
 
     found = _wait(messages, timeout) or []

@@ -97,7 +97,7 @@ def run_demo(
             delivered = ship_to_delivered(client, base, order["id"], out, folder, timeout)
         if "sendgrid" in hub.sandboxes:
             expected = 2 if delivered else 1  # order confirmation, then the shipping notice
-            mails = save_mailbox(base, DEMO_ORDER["email"], expected, out, folder, timeout)
+            mails = save_mailbox(client, DEMO_ORDER["email"], expected, out, folder, timeout)
         state = client.get(f"/orders/{order['id']}").raise_for_status().json()
         if stock:
             for item in DEMO_ORDER["items"]:
@@ -136,6 +136,9 @@ def run_check(settings: Settings, out: Console) -> int:
     table = Table(title="storebridge check")
     for column in ("component", "mode", "ok", "detail"):
         table.add_column(column)
+    # Built first (nothing connects yet): a refused configuration, e.g. production without a provider's
+    # credentials, is reported before the database is looked at.
+    hub, app, port = _embedded_hub(settings, migrate=False, run_worker=False)
     table.add_row("settings", "", "yes", "all variables valid")
     ok = True
 
@@ -162,7 +165,6 @@ def run_check(settings: Settings, out: Console) -> int:
         table.add_row("database", "", "no", f"{type(exc).__name__}: {exc} (check STOREBRIDGE_DATABASE_URL)")
         out.print(table)
         return 1
-    hub, app, port = _embedded_hub(settings, migrate=False, run_worker=False)
     with serve_in_thread(app, port), httpx.Client(timeout=60) as client:
         result = client.get(
             f"http://127.0.0.1:{port}/integrations",

@@ -155,8 +155,8 @@ def test_forged_or_stale_inventory_webhooks_are_refused(inv_hub: RunningHub) -> 
 def test_the_sandbox_sends_signed_updates_the_hub_applies(inv_hub: RunningHub) -> None:
     """The mounted sandbox's control endpoint sets a level and sends a signed inventory.updated to the hub."""
     sandbox = cast(InventorySandbox, inv_hub.hub.sandboxes["inventory"])
-    answer = httpx.post(
-        f"{inv_hub.base_url}/_sandbox/inventory/_control/levels",
+    answer = inv_hub.client.post(  # the API token: test controls are not open to anyone
+        "/_sandbox/inventory/_control/levels",
         json={"sku": "ERP-1", "quantity": 17, "location_id": "default"},
     )
     assert answer.json()["webhook_status"] == 200, answer.text

@@ -15,7 +15,7 @@ from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 def _pay_behind_our_back(hub: RunningHub, provider_ref: str) -> None:
     """The buyer confirms in the browser (Stripe.js), and Stripe's webhooks do not reach us."""
     sandbox = f"{hub.base_url}/_sandbox/stripe"
-    httpx.post(f"{sandbox}/_control/webhooks", json={"enabled": False}).raise_for_status()
+    hub.client.post("/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
     httpx.post(
         f"{sandbox}/v1/payment_intents/{provider_ref}/confirm",
         data={"payment_method": "pm_card_visa"},
@@ -58,7 +58,7 @@ def _charge_behind_our_back(hub: RunningHub, payments: int) -> set[str]:
     """Payments made at Stripe while its webhooks do not reach us; the ids of the events they made."""
     sandbox = f"{hub.base_url}/_sandbox/stripe"
     auth = {"Authorization": f"Bearer {SANDBOX_STRIPE_KEY}"}
-    httpx.post(f"{sandbox}/_control/webhooks", json={"enabled": False}).raise_for_status()
+    hub.client.post("/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
     before = {e["id"] for e in httpx.get(f"{sandbox}/v1/events", params={"limit": 100}, headers=auth).json()["data"]}
     for _ in range(payments):
         httpx.post(
