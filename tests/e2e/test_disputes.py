@@ -45,8 +45,8 @@ def _disputed(hub: RunningHub) -> tuple[dict[str, Any], dict[str, Any], dict[str
 
 
 def _close(hub: RunningHub, provider_ref: str, outcome: str) -> dict[str, Any]:
-    url = f"{hub.base_url}/_sandbox/stripe/_control/disputes/{provider_ref}/close"
-    response = httpx.post(url, json={"outcome": outcome}, timeout=10)
+    url = f"/_sandbox/stripe/_control/disputes/{provider_ref}/close"
+    response = hub.client.post(url, json={"outcome": outcome})  # control routes need the API token
     assert response.status_code == 200, response.text
     return dict(response.json())
 
