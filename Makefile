@@ -5,19 +5,22 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test demo bench bench-process lint typecheck install install-dev clean
+.PHONY: serve test demo bench bench-process lint typecheck install install-dev lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "storebridge needs Python >= 3.11; set PYTHON=python3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Dependencies come from the hashed lock files (exactly those versions), then storebridge itself.
+$(VENV)/.installed: pyproject.toml requirements/main.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/main.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.lock $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed
@@ -45,6 +48,13 @@ bench: $(VENV)/.installed-dev
 # Needs PostgreSQL (STOREBRIDGE_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
 bench-process: $(VENV)/.installed-dev
 	$(BIN)/python bench/process.py
+
+# Refresh the lock files within pyproject.toml's ranges (after changing a dependency, or to upgrade).
+LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) $(UPGRADE) -o requirements/main.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) $(UPGRADE) -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache storebridge.egg-info

@@ -1,8 +1,9 @@
 """Wiring: the one place that reads settings, builds adapters and connects the parts.
 
 Core code (services, inbox, worker) knows only interfaces; this module picks the enabled
-adapters from settings, points providers without credentials at their sandbox emulators,
-and returns a Hub that the HTTP app, the worker command and library users share.
+adapters from settings, points providers without credentials at their sandbox emulators
+(in development; with STOREBRIDGE_ENV=production that is a ConfigError naming the missing
+variables), and returns a Hub that the HTTP app, the worker command and library users share.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 from fastapi import APIRouter
 from starlette.types import ASGIApp
 
-from storebridge.capabilities import Wiring, install_capabilities
+from storebridge.capabilities import MissingCredentials, Wiring, install_capabilities, refuse_sandboxes_in_production
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.events.bus import EventBus
@@ -168,13 +169,20 @@ class Hub:
         return results
 
 
-def _stripe(settings: Settings, public_url: str, hub_parts: dict[str, Any], calls: CallLog) -> None:
+def _stripe(
+    settings: Settings, public_url: str, hub_parts: dict[str, Any], calls: CallLog, missing: list[MissingCredentials]
+) -> None:
     from storebridge.payments.stripe import StripeProvider, identify_stripe_event
 
     cfg = settings.stripe
     integration = Integration("stripe", "payments", cfg.enabled, "disabled")
     hub_parts["integrations"]["stripe"] = integration
     if not cfg.enabled:
+        return
+    if cfg.sandbox and settings.production:  # never the emulator in production (see Wiring.may_use_sandbox)
+        missing.append(
+            MissingCredentials("stripe", ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"), "STRIPE_ENABLED=false")
+        )
         return
     webhook_secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else "whsec_" + secrets.token_hex(24)
     integration.webhook_url = f"{public_url}/webhooks/stripe"
@@ -224,7 +232,8 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
     }
     calls = CallLog()
     stats = WebhookStats()
-    _stripe(settings, url, parts, calls)
+    missing: list[MissingCredentials] = []
+    _stripe(settings, url, parts, calls, missing)
     for custom in settings.custom_webhooks:
         parts["webhook_sources"][custom.name] = custom_source(custom)
         parts["webhook_handlers"][custom.name] = custom_handler(custom)
@@ -242,10 +251,12 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         parts["payment_providers"],
         parts["webhook_sources"],
         parts["webhook_handlers"],
+        missing_credentials=missing,
     )
     # Adapters built by the capabilities (on ExternalIntegration) record their calls into this hub's log.
     with recording_calls(calls):
         install_capabilities(wiring)
+    refuse_sandboxes_in_production(settings, missing, parts["sandboxes"])
     retry_base, retry_cap = settings.retry_base_seconds, settings.retry_max_seconds
     processor = InboxProcessor(
         db,

@@ -18,6 +18,7 @@ from fastapi import APIRouter
 
 from storebridge.config import Settings
 from storebridge.db import Database
+from storebridge.errors import ConfigError
 from storebridge.events.bus import EventBus
 from storebridge.integration import HealthStatus
 from storebridge.orders.stock import StockHold
@@ -29,7 +30,7 @@ from storebridge.worker import Job
 if TYPE_CHECKING:
     from storebridge.bootstrap import Integration, Sandbox
 
-__all__ = ["Wiring", "CAPABILITIES", "install_capabilities"]
+__all__ = ["Wiring", "CAPABILITIES", "install_capabilities", "MissingCredentials", "refuse_sandboxes_in_production"]
 
 # Modules with an `install(wiring)` function, installed in this order.
 CAPABILITIES: tuple[str, ...] = (
@@ -38,6 +39,19 @@ CAPABILITIES: tuple[str, ...] = (
     "storebridge.notifications.wiring",
     "storebridge.inventory.wiring",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MissingCredentials:
+    """An enabled provider without credentials where it may not fall back to its sandbox (production)."""
+
+    provider: str
+    variables: tuple[str, ...]  # what a real configuration of it sets
+    switch_off: str  # how to run without it instead, e.g. "STRIPE_ENABLED=false"
+
+    def __str__(self) -> str:
+        names = ", ".join(self.variables[:-1]) + " and " + self.variables[-1] if len(self.variables) > 1 else ""
+        return f"{self.provider} (set {names or self.variables[0]}, or {self.switch_off})"
 
 
 @dataclass
@@ -59,6 +73,37 @@ class Wiring:
     health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
     # The hold placing and paying an order take on its stock (the inventory capability's service).
     stock: StockHold | None = None
+    # Providers refused their sandbox (production); bootstrap refuses to start when any is listed.
+    missing_credentials: list[MissingCredentials] = field(default_factory=list)
+
+    def may_use_sandbox(self, provider: str, variables: tuple[str, ...], switch_off: str) -> bool:
+        """Asked where a provider without credentials would fall back to its sandbox: yes in development;
+        in production no, and the provider is listed as missing `variables` (its install then stops)."""
+        if not self.settings.production:
+            return True
+        self.missing_credentials.append(MissingCredentials(provider, variables, switch_off))
+        return False
+
+
+def refuse_sandboxes_in_production(
+    settings: Settings, missing: list[MissingCredentials], sandboxes: dict[str, Sandbox]
+) -> None:
+    """In production, a provider without credentials is a start-up error naming what to set, never a
+    quiet fall back to an emulator."""
+    if not settings.production:
+        return
+    if missing:
+        raise ConfigError(
+            "STOREBRIDGE_ENV=production and enabled providers have no credentials: "
+            + "; ".join(str(m) for m in missing)
+            + ". Production never falls back to the built-in sandboxes: set the variables, turn the provider "
+            "off, or run with STOREBRIDGE_ENV=development to use the sandboxes"
+        )
+    if sandboxes:  # a capability that built an emulator without asking may_use_sandbox
+        raise ConfigError(
+            f"STOREBRIDGE_ENV=production but sandboxes were configured for {', '.join(sorted(sandboxes))}: "
+            "set their credentials, or run with STOREBRIDGE_ENV=development"
+        )
 
 
 def install_capabilities(wiring: Wiring, modules: tuple[str, ...] = CAPABILITIES) -> None:

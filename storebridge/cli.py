@@ -98,10 +98,10 @@ def serve(
 
     settings = _settings()
     _logging(settings)
-    _migrate_or_exit(settings)
     public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    with _config_errors():
+    with _config_errors():  # before migrating: a refused configuration leaves the database alone
         hub = bootstrap(settings, public_url=public)
+    _migrate_or_exit(settings)
     _announce_generated_token(hub)
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
@@ -182,7 +182,8 @@ def demo(
     output: Path = typer.Option(Path("storebridge-demo"), help="folder for the PDF label and the e-mails"),
     provider: str = typer.Option("stripe", help="payment provider: stripe or paypal (both sandboxed)"),
 ) -> None:
-    """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline."""
+    """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline; then pay a
+    second order with a 3-D Secure card (pm_card_threeDSecure2Required) through the sandbox's challenge page."""
     from storebridge.cli_tasks import run_demo
 
     with tempfile.TemporaryDirectory() as tmp:

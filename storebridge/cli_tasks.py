@@ -14,6 +14,7 @@ from rich.table import Table
 from storebridge.config import Settings
 from storebridge.embedded import free_port, serve_in_thread
 from storebridge.events.bus import Event
+from storebridge.money import format_amount
 
 __all__ = ["run_demo", "run_check", "DEMO_ORDER"]
 
@@ -47,8 +48,9 @@ def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tup
 def run_demo(
     settings: Settings, out: Console, *, timeout: float = 30.0, folder: Path | None = None, provider: str = "stripe"
 ) -> int:
-    """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail."""
-    from storebridge.cli_demo_steps import save_mailbox, ship_to_delivered
+    """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail; then
+    pay a second order with a 3-D Secure card through the sandbox's challenge page."""
+    from storebridge.cli_demo_steps import save_mailbox, sca_payment, ship_to_delivered
 
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,7 @@ def run_demo(
             for item in DEMO_ORDER["items"]:
                 client.put(f"/inventory/{item['sku']}/levels/default", json={"stocked": 10}).raise_for_status()
         order = client.post("/orders", json=DEMO_ORDER).raise_for_status().json()
-        out.print(f"placed order [bold]{order['id']}[/]: {order['total']} minor units of {order['currency']}")
+        out.print(f"placed order [bold]{order['id']}[/]: {format_amount(order['total'], order['currency'])}")
         body = (
             {"provider": provider, "payment_method": "pm_card_visa"} if provider == "stripe" else {"provider": provider}
         )
@@ -95,7 +97,7 @@ def run_demo(
             delivered = ship_to_delivered(client, base, order["id"], out, folder, timeout)
         if "sendgrid" in hub.sandboxes:
             expected = 2 if delivered else 1  # order confirmation, then the shipping notice
-            mails = save_mailbox(base, DEMO_ORDER["email"], expected, out, folder, timeout)
+            mails = save_mailbox(client, DEMO_ORDER["email"], expected, out, folder, timeout)
         state = client.get(f"/orders/{order['id']}").raise_for_status().json()
         if stock:
             for item in DEMO_ORDER["items"]:
@@ -104,6 +106,14 @@ def run_demo(
                     f"stock of {item['sku']} after shipping: stocked {level['stocked']}, "
                     f"reserved {level['reserved']}, available {level['available']} (was 10)"
                 )
+        sca = None
+        if "stripe" in hub.sandboxes:  # a second order, paid with a card that needs 3-D Secure
+            sca = sca_payment(client, {**DEMO_ORDER, "items": DEMO_ORDER["items"][1:]}, out, timeout)
+            deadline = time.monotonic() + timeout  # the subscriber hears payment.requires_action too
+            while sca and not any(e.type == "payment.requires_action" for e in received):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
     table = Table(title=f"order {order['id']} timeline")
     for column in ("time", "kind", "what", "details"):
         table.add_column(column)
@@ -116,7 +126,7 @@ def run_demo(
     out.print(f"payment_status: [bold]{state.get('payment_status')}[/]")
     shipped = delivered is not False
     mailed = mails is None or mails >= (2 if delivered else 1)
-    return 0 if captured and shipped and mailed else 1
+    return 0 if captured and shipped and mailed and sca is not False else 1
 
 
 def run_check(settings: Settings, out: Console) -> int:
@@ -126,6 +136,9 @@ def run_check(settings: Settings, out: Console) -> int:
     table = Table(title="storebridge check")
     for column in ("component", "mode", "ok", "detail"):
         table.add_column(column)
+    # Built first (nothing connects yet): a refused configuration, e.g. production without a provider's
+    # credentials, is reported before the database is looked at.
+    hub, app, port = _embedded_hub(settings, migrate=False, run_worker=False)
     table.add_row("settings", "", "yes", "all variables valid")
     ok = True
 
@@ -152,7 +165,6 @@ def run_check(settings: Settings, out: Console) -> int:
         table.add_row("database", "", "no", f"{type(exc).__name__}: {exc} (check STOREBRIDGE_DATABASE_URL)")
         out.print(table)
         return 1
-    hub, app, port = _embedded_hub(settings, migrate=False, run_worker=False)
     with serve_in_thread(app, port), httpx.Client(timeout=60) as client:
         result = client.get(
             f"http://127.0.0.1:{port}/integrations",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +79,8 @@ class StripeSettings(_Base):
 
 
 class Settings(_Base):
+    # production: every enabled provider needs real credentials (no sandbox fallback) and /_sandbox is not served.
+    env: Literal["development", "production"] = Field("development", validation_alias="STOREBRIDGE_ENV")
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="STOREBRIDGE_DATABASE_URL")
     redis_url: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_REDIS_URL")
     # Redis Streams fan-out (used when STOREBRIDGE_REDIS_URL is set).
@@ -179,6 +181,11 @@ class Settings(_Base):
         if not v.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return v
+
+    @property
+    def production(self) -> bool:
+        """STOREBRIDGE_ENV=production: no provider may fall back to its sandbox, none is mounted."""
+        return self.env == "production"
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from babel import Locale, UnknownLocaleError
+from babel.numbers import parse_pattern
+
 __all__ = [
     "CURRENCY_EXPONENTS",
     "MAX_AMOUNT",
@@ -12,6 +15,8 @@ __all__ = [
     "exponent",
     "to_minor",
     "to_decimal_string",
+    "to_units",
+    "format_amount",
     "check_amount",
     "MoneyError",
 ]
@@ -25,20 +30,27 @@ MAX_QUANTITY = 1_000_000
 # A decimal string is digits with an optional fraction: no sign, exponent, padding or separators.
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
-# ISO 4217 minor-unit exponents. Currencies not listed use 2.
+# ISO 4217 minor-unit exponents, as in List One (SIX, published 2026-01-01; a copy is in
+# tests/provider_specs/iso4217/, and tests/unit/test_provider_currency.py holds this table to it).
+# Deliberate differences from List One: ANG, BGN and ZWL are kept although SIX has withdrawn them
+# (XCG, EUR and ZWG replaced them) so orders stored in them still read and display; codes whose
+# minor unit is "N.A." (gold, SDRs, XTS, XXX) are not money an order can be priced in.
 _ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
 _THREE = "BHD IQD JOD KWD LYD OMR TND"
+_FOUR = "CLF UYW"  # Unidad de Fomento, Unidad Previsional: fund codes with four decimals
 _TWO = (
-    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF "
-    "CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF "
-    "IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR "
-    "MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD "
-    "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW ZWL"
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF "
+    "CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD "
+    "HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT "
+    "MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR "
+    "SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU "
+    "UZS VED VES WST XAD XCD XCG YER ZAR ZMW ZWG ZWL"
 )
 CURRENCY_EXPONENTS: dict[str, int] = {
     **{c: 0 for c in _ZERO.split()},
     **{c: 2 for c in _TWO.split()},
     **{c: 3 for c in _THREE.split()},
+    **{c: 4 for c in _FOUR.split()},
 }
 
 
@@ -76,7 +88,8 @@ def to_minor(value: int | str | Decimal, currency: str) -> int:
 
 
 def to_decimal_string(amount: int, currency: str) -> str:
-    """Minor units as the decimal string providers such as PayPal expect (1999 USD -> "19.99")."""
+    """Minor units as an ISO decimal string (1999 USD -> "19.99", 1500 KWD -> "1.500"). Not for a
+    provider's wire format: each adapter converts with its own module (payments/paypal_currency.py)."""
     exp = exponent(currency)
     return f"{Decimal(amount).scaleb(-exp):.{exp}f}"
 
@@ -87,3 +100,38 @@ def check_amount(amount: int, *, allow_zero: bool = True) -> int:
     if not low <= amount <= MAX_AMOUNT:
         raise MoneyError(f"must be between {low} and {MAX_AMOUNT:,} minor units")
     return amount
+
+
+def to_units(amount: int, currency: str) -> Decimal:
+    """Minor units as the currency's real units, with exactly its ISO digits (1999 USD -> 19.99,
+    2000 JPY -> 2000, 1500 KWD -> 1.500)."""
+    exp = exponent(currency)
+    return Decimal(amount).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
+
+
+# CLDR currency spacing: a letter symbol next to a digit gets a space ("KWD 1.500", not "KWD1.500").
+_LETTER_THEN_DIGIT = re.compile(r"([A-Za-z])(\d)")
+_DIGIT_THEN_LETTER = re.compile(r"(\d)([A-Za-z])")
+
+
+def format_amount(amount: int, currency: str, locale: str = "en") -> str:
+    """The one way storebridge shows an amount (e-mails, console, CLI, logs): exact, in the
+    currency's ISO 4217 digits, with the locale's symbol and grouping ("HUF 1,999.99",
+    "KWD 1.500", "¥2,000"). Babel's own default rounds to CLDR's cash digits (HUF 1,999.99
+    shows as HUF 2,000), so the pattern's fraction digits are set to the ISO exponent here.
+    An unknown currency is shown as minor units rather than failing."""
+    code = currency.upper()
+    try:
+        exp = exponent(code)
+    except MoneyError:
+        return f"{amount} {code} (minor units)"
+    try:
+        loc = Locale.parse(locale)
+    except (UnknownLocaleError, ValueError):
+        loc = Locale.parse("en")
+    standard = loc.currency_formats["standard"]
+    pattern = parse_pattern(standard.pattern)
+    pattern.frac_prec = (exp, exp)
+    text = pattern.apply(to_units(amount, code), loc, currency=code, currency_digits=False)
+    text = _LETTER_THEN_DIGIT.sub(r"\1 \2", text)
+    return _DIGIT_THEN_LETTER.sub(r"\1 \2", text)

@@ -76,12 +76,14 @@ async def home(
 ) -> Response:
     hub = console.hub
     dead = await console.queries.dead_letters()
+    disputes = await console.queries.open_disputes()
     start, series = await console.queries.webhook_chart(sorted(hub.webhook_sources))
     return console.render(
         request,
         "home.html",
         session=session,
         dead=dead,
+        disputes=disputes,
         integrations=list(hub.integrations.values()),
         panels=panels(start, series),
         chart_width=WIDTH,

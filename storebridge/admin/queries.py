@@ -15,6 +15,8 @@ from storebridge.errors import NotFound
 from storebridge.events.model import OutboxEvent
 from storebridge.events.outbound_model import WebhookDelivery, WebhookEndpoint
 from storebridge.orders.model import Order
+from storebridge.payments.disputes import CLOSED_STATUSES
+from storebridge.payments.model import Dispute
 from storebridge.webhooks.model import WebhookEvent
 
 __all__ = ["AdminQueries", "DeadLetters", "ProviderSeries", "HOUR"]
@@ -54,6 +56,17 @@ class ProviderSeries:
 class AdminQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def open_disputes(self, *, limit: int = 50) -> list[Dispute]:
+        """Disputes still open, the soonest evidence deadline first (those without one last)."""
+        query = (
+            select(Dispute)
+            .where(Dispute.status.not_in(CLOSED_STATUSES))
+            .order_by(Dispute.evidence_due_by.is_(None), Dispute.evidence_due_by, Dispute.created_at)
+            .limit(limit)
+        )
+        async with self.db.read() as session:
+            return list((await session.scalars(query)).all())
 
     async def dead_letters(self) -> DeadLetters:
         async with self.db.read() as session:

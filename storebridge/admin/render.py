@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from storebridge.money import exponent
+from storebridge.money import format_amount
 
 __all__ = ["make_environment", "fmt_time", "fmt_ago", "fmt_money", "pretty_body"]
 
@@ -44,17 +44,10 @@ def _span(seconds: float) -> str:
 
 
 def fmt_money(amount: int | None, currency: str | None) -> str:
+    """An amount for the console: exact, in the currency's ISO digits (money.format_amount)."""
     if amount is None or not currency:
         return "—"
-    try:
-        digits = exponent(currency)
-    except Exception:  # noqa: BLE001 - an unknown currency is shown in minor units, not an error page
-        return f"{amount} {currency} (minor units)"
-    if digits == 0:
-        return f"{amount} {currency.upper()}"
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10**digits)
-    return f"{sign}{whole}.{frac:0{digits}d} {currency.upper()}"
+    return format_amount(amount, currency)
 
 
 def pretty_body(raw: bytes) -> tuple[str, bool]:

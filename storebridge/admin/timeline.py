@@ -1,6 +1,6 @@
 """An order's story for the console: every record that touched it, in time order.
 
-Payments and refunds, events (the outbox), provider webhooks, shipments with their label and
+Payments, refunds and disputes, events (the outbox), provider webhooks, shipments with their label and
 tracking updates, e-mails, and stock reservations; plus the stock levels of the order's SKUs now.
 """
 
@@ -11,27 +11,29 @@ from typing import Any
 
 from sqlalchemy import select
 
-from storebridge.admin.render import fmt_money
+from storebridge.admin.render import fmt_money, fmt_time
 from storebridge.db import Database
 from storebridge.errors import NotFound
 from storebridge.events.model import OutboxEvent
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
 from storebridge.notifications.model import Notification
 from storebridge.orders.model import Order
-from storebridge.payments.model import Payment, Refund
+from storebridge.orders.service import summarize_event
+from storebridge.payments.disputes import is_open
+from storebridge.payments.model import Dispute, Payment, Refund
 from storebridge.shipping.model import Shipment, ShipmentLabel, TrackingEvent
 from storebridge.webhooks.model import WebhookEvent
 
 __all__ = ["Entry", "OrderStory", "order_story"]
 
 # Kinds in the order they are shown when two entries share a timestamp.
-_KIND_RANK = {"payment": 0, "refund": 1, "reservation": 2, "shipment": 3, "label": 4, "tracking": 5}
+_KIND_RANK = {"payment": 0, "refund": 1, "dispute": 1, "reservation": 2, "shipment": 3, "label": 4, "tracking": 5}
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     at: float
-    kind: str  # event | webhook | payment | refund | shipment | label | tracking | email | reservation
+    kind: str  # event | webhook | payment | refund | dispute | shipment | label | tracking | email | reservation
     title: str
     detail: str = ""
     status: str | None = None
@@ -45,6 +47,13 @@ class OrderStory:
     payments: list[Payment]
     entries: list[Entry]
     stock: list[dict[str, Any]] = field(default_factory=list)
+    disputes: list[Dispute] = field(default_factory=list)
+
+    @property
+    def open_disputes(self) -> list[Dispute]:
+        """Disputes still open, the soonest evidence deadline first."""
+        live = [d for d in self.disputes if is_open(d.status)]
+        return sorted(live, key=lambda d: (d.evidence_due_by is None, d.evidence_due_by or 0.0, d.created_at))
 
 
 async def order_story(db: Database, order_id: str) -> OrderStory:
@@ -58,6 +67,7 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
 
         payments = await rows(select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at))
         refunds = await rows(select(Refund).where(Refund.payment_id.in_([p.id for p in payments])))
+        disputes = await rows(select(Dispute).where(Dispute.order_id == order_id).order_by(Dispute.created_at))
         events = await rows(select(OutboxEvent).where(OutboxEvent.order_id == order_id))
         hooks = await rows(select(WebhookEvent).where(WebhookEvent.order_id == order_id))
         shipments = await rows(select(Shipment).where(Shipment.order_id == order_id))
@@ -96,8 +106,15 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
                 ref=r.id,
             )
         )
+    for d in disputes:
+        due = f"; evidence due by {fmt_time(d.evidence_due_by)}" if d.evidence_due_by is not None else ""
+        detail = f"{fmt_money(d.amount, d.currency)}, {d.reason or 'no reason given'}{due}"
+        detail += f"; {d.provider} {d.provider_ref}"
+        entries.append(Entry(d.created_at, "dispute", "Dispute", detail, d.status, ref=d.id))
     for e in events:
-        entries.append(Entry(e.created_at, "event", e.type, _summarize(e.payload), None, f"/admin/events/{e.id}", e.id))
+        entries.append(
+            Entry(e.created_at, "event", e.type, summarize_event(e.payload), None, f"/admin/events/{e.id}", e.id)
+        )
     for h in hooks:
         title = f"{h.provider} webhook {h.event_type}"
         detail = f"{h.event_id}; {h.attempts} attempt(s)" + (f"; last error: {h.last_error}" if h.last_error else "")
@@ -120,9 +137,4 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
         detail = f"{h2.quantity} x {h2.sku} at {h2.location_id}"
         entries.append(Entry(h2.created_at, "reservation", "Stock reserved", detail, h2.status, ref=h2.id))
     entries.sort(key=lambda e: (e.at, _KIND_RANK.get(e.kind, 9), e.ref or ""))
-    return OrderStory(order, payments, entries, levels)
-
-
-def _summarize(payload: dict[str, Any]) -> str:
-    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total", "tracking_number")
-    return " ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, ""))
+    return OrderStory(order, payments, entries, levels, disputes)

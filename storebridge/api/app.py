@@ -17,6 +17,7 @@ from storebridge.api import orders, subscriptions, system, webhooks
 from storebridge.api.deps import require_token
 from storebridge.api.errors import ContainErrors, install_error_handlers
 from storebridge.api.guards import RejectNulCharacters
+from storebridge.api.sandbox_guard import SandboxGuard
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
 from storebridge.webhooks.routes import (
@@ -116,8 +117,12 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
         app.include_router(router, dependencies=[Depends(require_token)])
     # The operator console: its own session sign-in (never the bearer token), pages and CSRF-checked forms.
     app.router.routes.append(Mount("/admin", app=create_console(hub), name="admin"))
-    for name, sandbox in hub.sandboxes.items():
-        app.router.routes.append(Mount(f"/_sandbox/{name}", app=sandbox.app, name=f"sandbox-{name}"))
+    # The emulators, never in production (bootstrap refuses to build one there); their test controls
+    # and the mailbox need the API token (SandboxGuard), their provider APIs take the test keys.
+    if not hub.settings.production:
+        for name, sandbox in hub.sandboxes.items():
+            guarded = SandboxGuard(sandbox.app, lambda: hub.api_token)
+            app.router.routes.append(Mount(f"/_sandbox/{name}", app=guarded, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)
 
 

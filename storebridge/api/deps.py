@@ -9,7 +9,7 @@ from fastapi.exceptions import HTTPException
 
 from storebridge.bootstrap import Hub
 
-__all__ = ["get_hub", "require_token"]
+__all__ = ["get_hub", "require_token", "token_refusal"]
 
 
 def get_hub(request: Request) -> Hub:
@@ -17,16 +17,19 @@ def get_hub(request: Request) -> Hub:
     return hub
 
 
-async def require_token(request: Request) -> None:
-    """Every route but webhooks, health and the sandbox needs `Authorization: Bearer <token>`."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    expected = get_hub(request).api_token
+def token_refusal(authorization: str, expected: str) -> str | None:
+    """Why an `Authorization` header does not carry the API token (None when it does): the one check
+    behind the API and the sandboxes' test controls."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            401,
-            "missing bearer token: send Authorization: Bearer <STOREBRIDGE_API_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return "missing bearer token: send Authorization: Bearer <STOREBRIDGE_API_TOKEN>"
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(401, "invalid API token", headers={"WWW-Authenticate": "Bearer"})
+        return "invalid API token"
+    return None
+
+
+async def require_token(request: Request) -> None:
+    """Every route but webhooks, health and the emulated provider APIs needs `Authorization: Bearer <token>`."""
+    refusal = token_refusal(request.headers.get("authorization", ""), get_hub(request).api_token)
+    if refusal is not None:
+        raise HTTPException(401, refusal, headers={"WWW-Authenticate": "Bearer"})

@@ -49,7 +49,8 @@ async def list_orders(
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
     order, payments, refunds = await hub.orders.get(order_id)
-    return order_out(order, payments, refunds, await hub.orders.timeline(order_id))
+    disputes = await hub.payments.disputes([p.id for p in payments])
+    return order_out(order, payments, refunds, await hub.orders.timeline(order_id), disputes)
 
 
 @router.post("/orders/{order_id}/payments", status_code=201)
@@ -60,15 +61,16 @@ async def create_payment(order_id: str, body: PaymentIn, hub: Hub = Depends(get_
 
 @router.get("/payments/{payment_id}")
 async def get_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
-    return payment_out(await hub.payments.get(payment_id))
+    payment = await hub.payments.get(payment_id)
+    return payment_out(payment, (await hub.payments.disputes([payment.id])).get(payment.id, []))
 
 
 @router.post("/payments/{payment_id}/confirm")
 async def confirm_payment(
     payment_id: str, body: ConfirmIn | None = None, hub: Hub = Depends(get_hub)
 ) -> dict[str, Any]:
-    method = body.payment_method if body else None
-    return payment_out(await hub.payments.confirm(ConfirmPayment(payment_id, method)))
+    body = body or ConfirmIn()
+    return payment_out(await hub.payments.confirm(ConfirmPayment(payment_id, body.payment_method, body.return_url)))
 
 
 @router.post("/payments/{payment_id}/capture")

@@ -17,7 +17,8 @@ from pydantic import (
 
 from storebridge.money import MAX_AMOUNT, MAX_QUANTITY, MoneyError, check_amount, exponent, to_minor
 from storebridge.orders.model import Order
-from storebridge.payments.model import Payment, Refund
+from storebridge.payments.model import Dispute, Payment, Refund
+from storebridge.payments.state import next_action
 
 __all__ = [
     "FieldError",
@@ -30,6 +31,7 @@ __all__ = [
     "RefundIn",
     "order_out",
     "payment_out",
+    "dispute_out",
     "refund_out",
 ]
 
@@ -144,6 +146,13 @@ class PaymentIn(_Body):
 
 class ConfirmIn(_Body):
     payment_method: str | None = Field(None, max_length=120)
+    return_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="where the buyer's browser returns after authenticating (3-D Secure); without it, Stripe "
+        "answers next_action use_stripe_sdk for Stripe.js to run the challenge in the page",
+    )
 
 
 class CaptureIn(_Body):
@@ -155,8 +164,28 @@ class RefundIn(_Body):
     reason: str | None = Field(None, max_length=120)
 
 
-def payment_out(p: Payment) -> dict[str, Any]:
+def dispute_out(d: Dispute) -> dict[str, Any]:
     return {
+        "id": d.id,
+        "payment_id": d.payment_id,
+        "order_id": d.order_id,
+        "provider": d.provider,
+        "provider_ref": d.provider_ref,
+        "amount": d.amount,
+        "currency": d.currency,
+        "reason": d.reason,
+        "status": d.status,
+        "evidence_due_by": d.evidence_due_by,
+        "funds_withdrawn": d.funds_withdrawn,
+        "funds_reinstated": d.funds_reinstated,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
+
+
+def payment_out(p: Payment, disputes: list[Dispute] | None = None) -> dict[str, Any]:
+    """The payment; with `disputes` given (GET /payments/{id}, GET /orders/{id}) also its disputes."""
+    out: dict[str, Any] = {
         "id": p.id,
         "order_id": p.order_id,
         "provider": p.provider,
@@ -168,14 +197,19 @@ def payment_out(p: Payment) -> dict[str, Any]:
         "amount_authorized": p.amount_authorized,
         "amount_captured": p.amount_captured,
         "amount_refunded": p.amount_refunded,
+        "amount_disputed": p.amount_disputed,
         "failure_code": p.failure_code,
         "failure_message": p.failure_message,
         "provider_status": p.provider_status,
         "client_secret": p.client_secret,
         "action_url": p.action_url,
+        "next_action": next_action(p),
         "created_at": p.created_at,
         "updated_at": p.updated_at,
     }
+    if disputes is not None:
+        out["disputes"] = [dispute_out(d) for d in disputes]
+    return out
 
 
 def refund_out(r: Refund) -> dict[str, Any]:
@@ -195,6 +229,7 @@ def order_out(
     payments: list[Payment] | None = None,
     refunds: list[Refund] | None = None,
     timeline: list[dict[str, Any]] | None = None,
+    disputes: dict[str, list[Dispute]] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": o.id,
@@ -221,7 +256,7 @@ def order_out(
         ],
     }
     if payments is not None:
-        out["payments"] = [payment_out(p) for p in payments]
+        out["payments"] = [payment_out(p, None if disputes is None else disputes.get(p.id, [])) for p in payments]
     if refunds is not None:
         out["refunds"] = [refund_out(r) for r in refunds]
     if timeline is not None:

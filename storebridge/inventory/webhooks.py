@@ -4,7 +4,6 @@ plain HMAC if configured), stored in the inbox, then applied: it sets `stocked` 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,12 +12,28 @@ from storebridge.errors import WebhookRejected
 from storebridge.inventory.stock import set_stocked
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import WebhookHandler
-from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object
+from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object, signed_body_id
 
-__all__ = ["inventory_source", "identify_inventory_event", "inventory_webhook_handler"]
+__all__ = [
+    "identify_inventory_event",
+    "identify_plain_inventory_event",
+    "inventory_source",
+    "inventory_webhook_handler",
+]
 
 
 def identify_inventory_event(raw: bytes, headers: Mapping[str, str]) -> Identified:
+    """Standard Webhooks: the event id is the signed `webhook-id` header."""
+    return _identify(raw, headers.get("webhook-id"))
+
+
+def identify_plain_inventory_event(raw: bytes, headers: Mapping[str, str]) -> Identified:
+    """The plain scheme signs the body alone: the event id comes from the body (its `id`, else its
+    SHA-256), never from an unsigned header, so a replayed body is a duplicate whatever its headers."""
+    return _identify(raw, None)
+
+
+def _identify(raw: bytes, signed_id: str | None) -> Identified:
     body = parse_json_object(raw)
     event_type = body.get("type") or body.get("event")
     data = body.get("data")
@@ -28,11 +43,10 @@ def identify_inventory_event(raw: bytes, headers: Mapping[str, str]) -> Identifi
         quantity = data.get("quantity")
         if not isinstance(data.get("sku"), str) or not isinstance(quantity, int) or isinstance(quantity, bool):
             raise WebhookRejected("inventory.updated needs data.sku (string) and data.quantity", code="malformed_event")
-    event_id = headers.get("webhook-id") or body.get("id") or hashlib.sha256(raw).hexdigest()
     created = body.get("timestamp")
     sku = data.get("sku")
     return Identified(
-        str(event_id)[:255],
+        signed_id or signed_body_id(body, raw),
         event_type,
         float(created) if isinstance(created, int | float) and not isinstance(created, bool) else None,
         f"inventory:{sku}" if isinstance(sku, str) else None,
@@ -40,7 +54,8 @@ def identify_inventory_event(raw: bytes, headers: Mapping[str, str]) -> Identifi
 
 
 def inventory_source(scheme: str, secrets: tuple[str, ...], tolerance: int) -> WebhookSource:
-    return WebhookSource("inventory", scheme, secrets, identify_inventory_event, tolerance)
+    identify = identify_plain_inventory_event if scheme == "plain" else identify_inventory_event
+    return WebhookSource("inventory", scheme, secrets, identify, tolerance)
 
 
 def inventory_webhook_handler(default_location: str) -> WebhookHandler:

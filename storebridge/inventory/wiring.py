@@ -28,6 +28,9 @@ def install(wiring: Wiring) -> None:
     wiring.integrations["inventory"] = integration
     if not cfg.enabled:
         return
+    variables = ("INVENTORY_API_KEY", "INVENTORY_BASE_URL", "INVENTORY_WEBHOOK_SECRET")
+    if cfg.sandbox and not wiring.may_use_sandbox("inventory", variables, "INVENTORY_ENABLED=false"):
+        return
     integration.webhook_url = f"{wiring.public_url}/webhooks/inventory"
     if cfg.webhook_secret is not None:
         webhook_secret = cfg.webhook_secret.get_secret_value()

@@ -1,24 +1,22 @@
 """Rendering: Jinja2 HTML and text templates (overridable from a folder), money formatted with Babel.
 
-Amounts are integer minor units; they are formatted in the order's currency with its ISO 4217
-exponent (2000 JPY is ¥2,000; 1999 USD is $19.99; 1500 KWD is KWD 1.500), never divided by 100.
+Amounts are integer minor units; they are shown with `storebridge.money.format_amount`, exact in
+the currency's ISO 4217 digits (2000 JPY is ¥2,000; 199999 HUF is HUF 1,999.99; 1500 KWD is
+KWD 1.500), never divided by 100 and never rounded to CLDR's display digits.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from babel.numbers import format_currency
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from storebridge.money import exponent
+from storebridge.money import format_amount, to_units
 from storebridge.notifications.commands import ORDER_CONFIRMATION, REFUND_NOTICE, SHIPPING_NOTIFICATION
 
-__all__ = ["RenderedMail", "Renderer", "format_money", "to_units", "DEFAULT_TEMPLATES"]
+__all__ = ["RenderedMail", "Renderer", "DEFAULT_TEMPLATES"]
 
 DEFAULT_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -27,23 +25,6 @@ SUBJECTS = {
     SHIPPING_NOTIFICATION: "Your order {{ order.id }} has shipped",
     REFUND_NOTICE: "Refund for order {{ order.id }}",
 }
-
-# CLDR currency spacing: a letter symbol next to a digit gets a space ("KWD 1.500", not "KWD1.500").
-_LETTER_THEN_DIGIT = re.compile(r"([A-Za-z])(\d)")
-_DIGIT_THEN_LETTER = re.compile(r"(\d)([A-Za-z])")
-
-
-def to_units(amount: int, currency: str) -> Decimal:
-    """Minor units as the currency's real units (1999 USD -> 19.99, 2000 JPY -> 2000, 1500 KWD -> 1.500)."""
-    exp = exponent(currency)
-    return Decimal(amount).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
-
-
-def format_money(amount: int, currency: str, locale: str = "en") -> str:
-    """A human amount in the order's currency and the given locale."""
-    text = format_currency(to_units(amount, currency), currency.upper(), locale=locale)
-    text = _LETTER_THEN_DIGIT.sub(r"\1 \2", text)
-    return _DIGIT_THEN_LETTER.sub(r"\1 \2", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +50,7 @@ class Renderer:
         currency = str(order["currency"])
 
         def money(amount: int) -> str:
-            return format_money(int(amount), currency, self.locale)
+            return format_amount(int(amount), currency, self.locale)
 
         items = [
             {**item, "unit_price_display": money(item["unit_price"]), "total_display": money(item["total"])}

@@ -57,6 +57,9 @@ def install(wiring: Wiring) -> None:
         from storebridge.notifications.sendgrid import SendGridClient
         from storebridge.notifications.sendgrid_verify import load_public_key, sendgrid_source
 
+        switch_off = "NOTIFICATIONS_PROVIDER=smtp with SMTP_HOST, or SENDGRID_ENABLED=false"
+        if cfg.sandbox and not wiring.may_use_sandbox("sendgrid", ("SENDGRID_API_KEY",), switch_off):
+            return
         integration.webhook_url = f"{wiring.public_url}/webhooks/sendgrid"
         public_key = cfg.webhook_public_key.get_secret_value() if cfg.webhook_public_key else None
         if cfg.sandbox:

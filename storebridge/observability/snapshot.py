@@ -47,7 +47,7 @@ async def read_snapshot(db: Database) -> Snapshot:
             .group_by(WebhookEvent.status)
         )
         inbox = {str(status): int(n) for status, n in inbox_rows.all()}
-        # A received row's next_attempt_at is when it was stored (or replayed): min() is one index probe.
+        # A received row's next_attempt_at is when it was stored: min() is one index probe.
         oldest_received = await session.scalar(
             select(func.min(WebhookEvent.next_attempt_at)).where(WebhookEvent.status == "received")
         )

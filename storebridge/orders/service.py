@@ -11,13 +11,14 @@ from storebridge.errors import NotFound
 from storebridge.events.bus import record_event
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
+from storebridge.money import format_amount
 from storebridge.orders.commands import ORDER_PLACED, PlaceOrder
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
-from storebridge.payments.model import Payment, Refund
+from storebridge.payments.model import Dispute, Payment, Refund
 from storebridge.webhooks.model import WebhookEvent
 
-__all__ = ["OrderService"]
+__all__ = ["OrderService", "summarize_event"]
 
 
 class OrderService:
@@ -109,6 +110,7 @@ class OrderService:
         async with self.db.read() as session:
             events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == order_id))).all()
             hooks = (await session.scalars(select(WebhookEvent).where(WebhookEvent.order_id == order_id))).all()
+            disputes = (await session.scalars(select(Dispute).where(Dispute.order_id == order_id))).all()
         entries = [
             {
                 "at": e.created_at,
@@ -116,7 +118,7 @@ class OrderService:
                 "type": e.type,
                 "id": e.id,
                 "ref": e.aggregate_id,
-                "summary": _summarize(e.payload),
+                "summary": summarize_event(e.payload),
             }
             for e in events
         ]
@@ -131,9 +133,33 @@ class OrderService:
             }
             for h in hooks
         ]
+        entries += [
+            {
+                "at": d.created_at,
+                "kind": "dispute",
+                "type": f"{d.provider}:dispute",
+                "id": d.id,
+                "ref": d.provider_ref,
+                "summary": f"status={d.status} amount={d.amount} currency={d.currency} reason={d.reason}"
+                + (f" evidence_due_by={d.evidence_due_by}" if d.evidence_due_by is not None else ""),
+            }
+            for d in disputes
+        ]
         return sorted(entries, key=lambda e: (e["at"], e["id"]))
 
 
-def _summarize(payload: dict[str, Any]) -> str:
-    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total")
-    return " ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, ""))
+_AMOUNTS = frozenset({"amount_captured", "amount_refunded", "delta", "total"})
+
+
+def summarize_event(payload: dict[str, Any]) -> str:
+    """One line for a timeline (API, console, demo): amounts exact in the event's currency."""
+    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total", "tracking_number")
+    currency = payload.get("currency")
+
+    def shown(key: str) -> str:
+        value = payload[key]
+        if key in _AMOUNTS and isinstance(value, int) and isinstance(currency, str):
+            return format_amount(value, currency)
+        return str(value)
+
+    return " ".join(f"{k}={shown(k)}" for k in keys if payload.get(k) not in (None, ""))

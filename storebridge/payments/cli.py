@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from storebridge.hub_client import fail, hub_client
+from storebridge.money import format_amount
 from storebridge.terminal import make_console
 
 __all__ = ["payments_app"]
@@ -21,9 +22,11 @@ def show(payment_id: str, hub_url: str = HUB) -> None:
     if answer.status_code >= 400:
         raise fail(f"payment {payment_id}: {answer.json()['error']['message']}")
     p = answer.json()
+    captured, refunded = (format_amount(p[k], p["currency"]) for k in ("amount_captured", "amount_refunded"))
     make_console().print(
         f"{p['id']} {p['provider']} {p['provider_ref']}: [bold]{p['status']}[/] "
-        f"captured {p['amount_captured']} refunded {p['amount_refunded']} {p['currency']}"
+        f"captured {captured} refunded {refunded}",
+        highlight=False,
     )
 
 
@@ -41,7 +44,7 @@ def refund(
     if answer.status_code >= 400:
         raise fail(f"refund refused ({answer.status_code}): {answer.json()['error']['message']}")
     result = answer.json()
+    shown = format_amount(result["refund"]["amount"], result["payment"]["currency"])
     make_console().print(
-        f"refunded {result['refund']['amount']} ({result['refund']['status']}); "
-        f"payment is now [bold]{result['payment']['status']}[/]"
+        f"refunded {shown} ({result['refund']['status']}); payment is now [bold]{result['payment']['status']}[/]"
     )

@@ -10,18 +10,26 @@ __all__ = [
     "CapturePayment",
     "RefundPayment",
     "CancelPayment",
+    "PAYMENT_DISPUTED",
+    "PAYMENT_DISPUTE_UPDATED",
+    "PAYMENT_DISPUTE_CLOSED",
     "PAYMENT_AUTHORIZED",
     "PAYMENT_CAPTURED",
     "PAYMENT_REFUNDED",
     "PAYMENT_FAILED",
     "PAYMENT_CANCELED",
+    "PAYMENT_REQUIRES_ACTION",
 ]
 
+PAYMENT_DISPUTED = "payment.disputed"  # a dispute was opened on the payment (first seen)
+PAYMENT_DISPUTE_UPDATED = "payment.dispute_updated"  # its status, amount, deadline or funds changed
+PAYMENT_DISPUTE_CLOSED = "payment.dispute_closed"  # won or lost
 PAYMENT_AUTHORIZED = "payment.authorized"
 PAYMENT_CAPTURED = "payment.captured"
 PAYMENT_REFUNDED = "payment.refunded"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_CANCELED = "payment.canceled"
+PAYMENT_REQUIRES_ACTION = "payment.requires_action"  # the buyer must authenticate (3-D Secure) or approve
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,7 @@ class CreatePayment:
 class ConfirmPayment:
     payment_id: str
     payment_method: str | None = None
+    return_url: str | None = None  # where the buyer returns after authenticating (3-D Secure)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,12 @@ derived from them."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storebridge.db import Base, Int64, now
 
-__all__ = ["Payment", "Refund", "derive_status", "LIVE_STATUSES"]
+__all__ = ["Payment", "Refund", "Dispute", "derive_status", "LIVE_STATUSES"]
 
 # A live payment holds its order: while one is live, the order cannot be paid again.
 LIVE_STATUSES = frozenset({"pending", "requires_action", "authorized", "captured", "partially_refunded"})
@@ -35,6 +35,8 @@ class Payment(Base):
     amount_authorized: Mapped[int] = mapped_column(Int64, default=0)
     amount_captured: Mapped[int] = mapped_column(Int64, default=0)
     amount_refunded: Mapped[int] = mapped_column(Int64, default=0)
+    # What its disputes put at stake: open and lost disputes count, won ones do not (payments/disputes.py).
+    amount_disputed: Mapped[int] = mapped_column(Int64, default=0, server_default="0")
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled: Mapped[bool] = mapped_column(Boolean, default=False)
     failure_code: Mapped[str | None] = mapped_column(String(120), nullable=True)
@@ -46,6 +48,29 @@ class Payment(Base):
     # The order id while this payment is live (LIVE_STATUSES), NULL once it failed, was canceled or
     # fully refunded; unique, so a second live payment for the order is refused by the database.
     live_order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
+
+
+class Dispute(Base):
+    """A chargeback or inquiry on a payment, one row per provider dispute; see payments/disputes.py."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    provider_ref: Mapped[str] = mapped_column(String(120))
+    amount: Mapped[int] = mapped_column(Int64)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    status: Mapped[str] = mapped_column(String(40), index=True)
+    evidence_due_by: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # One-way flags, like Payment.failed: the provider took the disputed funds / gave them back.
+    funds_withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    funds_reinstated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
 
@@ -62,8 +87,9 @@ class Refund(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-def derive_status(p: Payment) -> str:
-    """The payment's status as a pure function of its amounts and flags."""
+def derive_status(p: Payment, *, awaiting_action: bool = False) -> str:
+    """The payment's status as a pure function of its amounts and flags; `awaiting_action` (the buyer must
+    authenticate or approve) turns a payment with nothing else to show from pending into requires_action."""
     if p.amount_captured > 0:
         if p.amount_refunded >= p.amount_captured:
             return "refunded"
@@ -76,4 +102,4 @@ def derive_status(p: Payment) -> str:
         return "authorized"
     if p.failed:
         return "failed"
-    return "pending"
+    return "requires_action" if awaiting_action else "pending"

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from storebridge.errors import IntegrationError, PaymentDeclined, WebhookRejected
+from storebridge.errors import IntegrationError, PaymentDeclined, ProviderRejected, WebhookRejected
 from storebridge.integration import HealthStatus
-from storebridge.money import MoneyError, to_decimal_string, to_minor
+from storebridge.money import MoneyError
 from storebridge.payments.paypal_client import PayPalClient
+from storebridge.payments.paypal_currency import from_paypal, paypal_amount_problem, to_paypal
+from storebridge.payments.paypal_disputes import dispute_from_paypal
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
 from storebridge.webhooks.sources import Identified, parse_json_object
 
@@ -34,7 +37,7 @@ def _minor(money: Any) -> int:
     if not isinstance(money, Mapping):
         return 0
     try:
-        return to_minor(str(money.get("value") or "0"), str(money.get("currency_code") or "USD"))
+        return from_paypal(str(money.get("value") or "0"), str(money.get("currency_code") or "USD"))
     except MoneyError:
         return 0
 
@@ -49,6 +52,21 @@ def _link(obj: Mapping[str, Any], *rels: str) -> str | None:
         if isinstance(link, Mapping) and link.get("rel") in rels:
             return str(link.get("href"))
     return None
+
+
+def _action_link(order: Mapping[str, Any], status: str) -> str | None:
+    """Where the buyer acts: the payer-action link (3-D Secure, or approval) of an order that requires it,
+    else the approve link of a new order."""
+    if status == "PAYER_ACTION_REQUIRED":
+        return _link(order, "payer-action") or _link(order, "approve")
+    return _link(order, "approve") if status == "CREATED" else None
+
+
+def _requires_action(status: str, failed: bool) -> bool | None:
+    """PAYER_ACTION_REQUIRED: True; approved or later, or failed: False; a new order (CREATED, SAVED): None."""
+    if status == "PAYER_ACTION_REQUIRED":
+        return True
+    return False if failed or status in ("APPROVED", "COMPLETED", "VOIDED") else None
 
 
 def payment_from_order(order: Mapping[str, Any]) -> ProviderPayment:
@@ -76,7 +94,8 @@ def payment_from_order(order: Mapping[str, Any]) -> ProviderPayment:
         canceled=voided and captured == 0,
         failure_code=(str(reason) if reason else "INSTRUMENT_DECLINED") if failed else None,
         failure_message="PayPal declined the capture" if failed else None,
-        action_url=_link(order, "approve", "payer-action") if status in ("CREATED", "PAYER_ACTION_REQUIRED") else None,
+        action_url=_action_link(order, status),
+        requires_action=_requires_action(status, failed),
         payment_id=unit.get("custom_id"),
         order_id=unit.get("reference_id"),
     )
@@ -130,6 +149,13 @@ class PayPalProvider:
     def mode(self) -> str:
         return "sandbox" if self.sandbox else self.client.mode
 
+    def _money(self, amount: int, currency: str) -> dict[str, str]:
+        """PayPal's money object; an amount PayPal cannot take is refused here, before any call."""
+        problem = paypal_amount_problem(amount, currency)
+        if problem is not None:
+            raise ProviderRejected(self.name, problem[1], code=problem[0])
+        return {"currency_code": currency.upper(), "value": to_paypal(amount, currency)}
+
     async def _order(self, order_id: str) -> dict[str, Any]:
         return (await self.client.call("GET", f"/v2/checkout/orders/{order_id}"))[1]
 
@@ -137,10 +163,7 @@ class PayPalProvider:
         unit: dict[str, Any] = {
             "reference_id": request.order_id,
             "custom_id": request.payment_id,
-            "amount": {
-                "currency_code": request.currency.upper(),
-                "value": to_decimal_string(request.amount, request.currency),
-            },
+            "amount": self._money(request.amount, request.currency),
         }
         if request.description:
             unit["description"] = request.description[:127]
@@ -151,9 +174,19 @@ class PayPalProvider:
         return payment_from_order(order)
 
     async def confirm(
-        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        payment_method: str | None,
+        attempt: int,
+        return_url: str | None = None,
     ) -> ProviderPayment:
-        """After the buyer approved: capture (intent CAPTURE) or authorize (intent AUTHORIZE) the order."""
+        """After the buyer approved: capture (intent CAPTURE) or authorize (intent AUTHORIZE) the order.
+
+        An order that still needs the payer (3-D Secure, approval) answers 422 PAYER_ACTION_REQUIRED: that is
+        requires_action with the order's payer-action link, not an error. `return_url` is not sent: PayPal
+        takes it when the order is created (payment_source.paypal.experience_context), not at capture."""
         current = await self._order(provider_ref)
         action = "authorize" if current.get("intent") == "AUTHORIZE" else "capture"
         try:
@@ -166,6 +199,8 @@ class PayPalProvider:
         except IntegrationError as exc:
             if DONE_ISSUES.intersection(exc.details):
                 return self._unless_declined(await self.retrieve(provider_ref))  # already done counts as success
+            if "PAYER_ACTION_REQUIRED" in exc.details:
+                return replace(await self.retrieve(provider_ref), requires_action=True)
             if "INSTRUMENT_DECLINED" in exc.details:
                 state = ProviderPayment(
                     provider_ref,
@@ -193,7 +228,9 @@ class PayPalProvider:
             )
         return state
 
-    async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment:
+    async def capture(
+        self, provider_ref: str, *, payment_id: str, amount: int | None, currency: str | None = None
+    ) -> ProviderPayment:
         """Capture the order's authorization (all of it, or `amount`) as the final capture."""
         order = await self._order(provider_ref)
         auths = (_unit(order).get("payments") or {}).get("authorizations") or []
@@ -202,8 +239,7 @@ class PayPalProvider:
             return payment_from_order(order)  # nothing left to capture: report where it stands
         body: dict[str, Any] = {"final_capture": True}
         if amount is not None:
-            currency = str(auth["amount"]["currency_code"])
-            body["amount"] = {"currency_code": currency, "value": to_decimal_string(amount, currency)}
+            body["amount"] = self._money(amount, str(auth["amount"]["currency_code"]))
         try:
             await self.client.call(
                 "POST",
@@ -217,7 +253,14 @@ class PayPalProvider:
         return await self.retrieve(provider_ref)
 
     async def refund(
-        self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        refund_id: str,
+        amount: int | None,
+        reason: str | None,
+        currency: str | None = None,
     ) -> ProviderRefund:
         order = await self._order(provider_ref)
         captures = (_unit(order).get("payments") or {}).get("captures") or []
@@ -228,8 +271,7 @@ class PayPalProvider:
             raise IntegrationError(self.name, f"order {provider_ref} has no completed capture to refund", status=422)
         body: dict[str, Any] = {"custom_id": payment_id, "invoice_id": refund_id}
         if amount is not None:
-            currency = str(capture["amount"]["currency_code"])
-            body["amount"] = {"currency_code": currency, "value": to_decimal_string(amount, currency)}
+            body["amount"] = self._money(amount, str(capture["amount"]["currency_code"]))
         if reason:
             body["note_to_payer"] = reason[:255]
         try:
@@ -290,6 +332,8 @@ class PayPalProvider:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise WebhookRejected("not a PayPal event: expected JSON with event_type and resource") from None
+        if event_type.startswith("CUSTOMER.DISPUTE."):
+            return PaymentUpdate(event_type, None, dispute_from_paypal(event_type, resource))
         return PaymentUpdate(event_type, payment_from_event(event_type, resource))
 
     def validate_config(self) -> list[str]:

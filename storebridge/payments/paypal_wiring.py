@@ -90,6 +90,9 @@ def install(wiring: Wiring) -> None:
     integration.webhook_url = f"{wiring.public_url}/webhooks/paypal"
     timeout = wiring.settings.http_timeout_seconds
     sandbox_prefixes: tuple[str, ...] = ()
+    variables = ("PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID")
+    if cfg.sandbox and not wiring.may_use_sandbox("paypal", variables, "PAYPAL_ENABLED=false"):
+        return
     if cfg.sandbox:
         from storebridge.sandbox.paypal import PayPalSandbox
 

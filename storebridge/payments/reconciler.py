@@ -21,10 +21,11 @@ import structlog
 from sqlalchemy import select
 
 from storebridge.db import Database, now
+from storebridge.errors import WebhookRejected
 from storebridge.events.model import Checkpoint
 from storebridge.payments.model import Payment
 from storebridge.payments.service import PaymentService
-from storebridge.webhooks.inbox import InboxRow, InboxWriter
+from storebridge.webhooks.inbox import InboxWriter, inbox_row
 from storebridge.webhooks.sources import Identified
 
 __all__ = ["Reconciler", "EventSource"]
@@ -105,7 +106,7 @@ class Reconciler:
                 (
                     await session.scalars(
                         select(Payment.id)
-                        .where(Payment.status.in_(("pending",)), Payment.provider_ref.is_not(None))
+                        .where(Payment.status.in_(("pending", "requires_action")), Payment.provider_ref.is_not(None))
                         .where(Payment.updated_at < cutoff)
                         .limit(100)
                     )
@@ -161,16 +162,12 @@ class Reconciler:
         new = 0
         for event in events:
             raw = json.dumps(event, separators=(",", ":")).encode()
-            ident: Identified = identify(raw, {})
-            row = InboxRow(
-                provider=provider,
-                event_id=ident.event_id,
-                event_type=ident.event_type,
-                headers={"x-storebridge-source": "reconciler"},
-                body=raw,
-                provider_created_at=ident.created_at,
-                aggregate_key=ident.aggregate_key,
-            )
+            try:
+                ident: Identified = identify(raw, {})
+                row = inbox_row(provider, ident, headers={"x-storebridge-source": "reconciler"}, body=raw)
+            except WebhookRejected as exc:  # the webhook route would answer it 400 too: skipped, said once
+                log.warning("reconcile_event_rejected", provider=provider, reason=exc.code, message=str(exc))
+                continue
             new += int(await self.inbox.add(row))
         return new
 

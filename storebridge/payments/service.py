@@ -19,7 +19,8 @@ from storebridge.ids import new_id
 from storebridge.orders.model import Order
 from storebridge.orders.stock import StockHold
 from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
-from storebridge.payments.model import Payment, Refund
+from storebridge.payments.disputes import apply_dispute, disputes_of
+from storebridge.payments.model import Dispute, Payment, Refund
 from storebridge.payments.provider import PaymentProvider, PaymentRequest, ProviderPayment
 from storebridge.payments.state import apply_provider_state, refresh_order_payment_status
 from storebridge.webhooks.model import WebhookEvent
@@ -53,6 +54,11 @@ class PaymentService:
     async def get(self, payment_id: str) -> Payment:
         async with self.db.read() as session:
             return await _load(session, payment_id)
+
+    async def disputes(self, payment_ids: list[str]) -> dict[str, list[Dispute]]:
+        """Each payment's disputes, oldest first."""
+        async with self.db.read() as session:
+            return await disputes_of(session, payment_ids)
 
     async def _apply(self, payment_id: str, state: ProviderPayment, request_id: str | None = None) -> Payment:
         async with self.db.write() as session:
@@ -139,7 +145,11 @@ class PaymentService:
         assert payment.provider_ref is not None
         try:
             state = await self.provider(payment.provider).confirm(
-                payment.provider_ref, payment_id=payment.id, payment_method=cmd.payment_method, attempt=attempt
+                payment.provider_ref,
+                payment_id=payment.id,
+                payment_method=cmd.payment_method,
+                attempt=attempt,
+                return_url=cmd.return_url,
             )
         except PaymentDeclined as exc:
             if isinstance(exc.payment_state, ProviderPayment):
@@ -162,7 +172,7 @@ class PaymentService:
             await self._hold_stock(session, order)
         assert payment.provider_ref is not None
         state = await self.provider(payment.provider).capture(
-            payment.provider_ref, payment_id=payment.id, amount=cmd.amount
+            payment.provider_ref, payment_id=payment.id, amount=cmd.amount, currency=payment.currency
         )
         return await self._apply(payment.id, state)
 
@@ -185,7 +195,12 @@ class PaymentService:
         assert payment.provider_ref is not None
         try:
             result = await self.provider(payment.provider).refund(
-                payment.provider_ref, payment_id=payment.id, refund_id=refund.id, amount=amount, reason=cmd.reason
+                payment.provider_ref,
+                payment_id=payment.id,
+                refund_id=refund.id,
+                amount=amount,
+                reason=cmd.reason,
+                currency=payment.currency,
             )
         except Exception:
             async with self.db.write() as session:
@@ -273,6 +288,9 @@ def payment_webhook_handler(provider: PaymentProvider) -> WebhookHandler:
 
     async def handle(row: WebhookEvent, session: AsyncSession) -> str | None:
         update = provider.parse_webhook(row.body, row.headers)
+        if update.dispute is not None:
+            disputed = await apply_dispute(session, provider.name, update.dispute, request_id=row.request_id)
+            return disputed.order_id
         state = update.payment
         if state is None:
             return None  # an event type we do not act on: processed, with no effect

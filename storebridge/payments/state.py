@@ -20,11 +20,12 @@ from storebridge.payments.commands import (
     PAYMENT_CAPTURED,
     PAYMENT_FAILED,
     PAYMENT_REFUNDED,
+    PAYMENT_REQUIRES_ACTION,
 )
 from storebridge.payments.model import LIVE_STATUSES, Payment, derive_status
 from storebridge.payments.provider import ProviderPayment
 
-__all__ = ["apply_provider_state", "refresh_order_payment_status", "payment_event_payload"]
+__all__ = ["apply_provider_state", "refresh_order_payment_status", "payment_event_payload", "next_action"]
 
 # How far along a payment is, to pick the one that speaks for the order.
 _RANK = {
@@ -32,11 +33,25 @@ _RANK = {
     "partially_refunded": 6,
     "captured": 5,
     "authorized": 4,
+    "requires_action": 3,
     "pending": 3,
     "failed": 2,
     "canceled": 1,
 }
-_ORDER_STATUS = {"pending": "awaiting", "failed": "failed", "canceled": "canceled"}
+_ORDER_STATUS = {"pending": "awaiting", "requires_action": "awaiting", "failed": "failed", "canceled": "canceled"}
+
+
+def next_action(p: Payment) -> dict[str, Any] | None:
+    """What the buyer must do next, in Stripe's shape, while the payment requires_action: follow the
+    provider's URL (`redirect_to_url`: a 3-D Secure page, PayPal's payer-action link), or hand the client
+    secret to Stripe.js (`use_stripe_sdk`), which runs the challenge in the page."""
+    if p.status != "requires_action":
+        return None
+    if p.action_url:
+        return {"type": "redirect_to_url", "redirect_to_url": {"url": p.action_url}}
+    if p.client_secret:
+        return {"type": "use_stripe_sdk", "use_stripe_sdk": {"client_secret": p.client_secret}}
+    return None
 
 
 def payment_event_payload(p: Payment, **extra: Any) -> dict[str, Any]:
@@ -60,7 +75,7 @@ def apply_provider_state(
 ) -> list[str]:
     """Merge `state` into `payment` and record an event for each amount that grew; return their types."""
     before_auth, before_cap, before_ref = payment.amount_authorized, payment.amount_captured, payment.amount_refunded
-    was_failed, was_canceled = payment.failed, payment.canceled
+    was_failed, was_canceled, was_status = payment.failed, payment.canceled, payment.status
     if payment.provider_ref is None and state.provider_ref:
         payment.provider_ref = state.provider_ref
     payment.amount_authorized = max(payment.amount_authorized, state.amount_authorized, state.amount_captured)
@@ -72,9 +87,15 @@ def apply_provider_state(
         payment.failure_message = state.failure_message or payment.failure_message
     payment.canceled = payment.canceled or state.canceled
     payment.client_secret = state.client_secret or payment.client_secret
-    payment.action_url = state.action_url or payment.action_url
+    if state.requires_action and state.client_secret:  # Stripe's current next_action: a redirect, or none
+        payment.action_url = state.action_url  # (use_stripe_sdk), so an earlier confirmation's URL is not reused
+    else:
+        payment.action_url = state.action_url or payment.action_url
     payment.provider_status = state.provider_status
-    payment.status = derive_status(payment)
+    # A state that says nothing about a buyer's action (None) keeps what we knew: a stale snapshot arriving
+    # late must not flip requires_action back to pending (and record it twice).
+    awaiting = state.requires_action if state.requires_action is not None else was_status == "requires_action"
+    payment.status = derive_status(payment, awaiting_action=awaiting)
     if payment.status not in LIVE_STATUSES:
         payment.live_order_id = None  # failed, canceled or refunded: the order may be paid anew
 
@@ -91,6 +112,8 @@ def apply_provider_state(
         )
     if payment.canceled and not was_canceled:
         emitted.append((PAYMENT_CANCELED, {}))
+    if payment.status == "requires_action" and was_status != "requires_action":
+        emitted.append((PAYMENT_REQUIRES_ACTION, {"next_action": next_action(payment)}))
     for event_type, extra in emitted:
         record_event(
             session,

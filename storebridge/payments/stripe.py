@@ -26,11 +26,12 @@ from storebridge.integration import HealthStatus
 from storebridge.observability.calls import CallLog
 from storebridge.observability.http import short_error
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
+from storebridge.payments.stripe_currency import from_stripe, stripe_amount_problem, to_stripe
+from storebridge.payments.stripe_disputes import dispute_from_stripe
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = [
     "StripeProvider",
-    "charge_problem",
     "payment_from_intent",
     "payment_from_charge",
     "identify_stripe_event",
@@ -40,50 +41,47 @@ _Answer = TypeVar("_Answer", bound=tuple[Any, int, Any])  # (content, HTTP statu
 
 _API_VERSION = "2024-06-20"
 
-# Stripe's documented limits (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts), in the
-# amounts Stripe's API takes: at most eight digits, and a minimum charge per settlement currency.
-MAX_CHARGE = 99_999_999
-_MIN_CHARGE = {
-    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50, "CZK": 1500, "DKK": 250,
-    "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50, "MXN": 1000, "MYR": 200, "NOK": 300,
-    "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300, "SGD": 50, "THB": 1000,
-}  # fmt: skip
-
-
-def charge_problem(amount: int, currency: str) -> tuple[str, str] | None:
-    """(Stripe's error code, message) when Stripe would refuse to charge `amount`, else None."""
-    minimum = _MIN_CHARGE.get(currency.upper(), 1)
-    if amount < minimum:
-        return "amount_too_small", f"Stripe charges at least {minimum} (minor units) in {currency.upper()}"
-    if amount > MAX_CHARGE:
-        return "amount_too_large", f"Stripe charges at most {MAX_CHARGE:,} (minor units) in one payment"
-    return None
-
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
+def _iso(obj: Mapping[str, Any], key: str) -> int:
+    """An amount field of a Stripe object, converted from Stripe's units by the object's currency."""
+    return from_stripe(int(obj.get(key) or 0), str(obj.get("currency") or "usd"))
+
+
+def _requires_action(status: str, failed: bool) -> bool | None:
+    """requires_action (3-D Secure pending): True; any status past it, or a failure: False; before it: None."""
+    if status in ("requires_action", "requires_source_action"):  # the second is the pre-2019 API's name
+        return True
+    if failed or status in ("processing", "requires_capture", "succeeded", "canceled"):
+        return False
+    return None
+
+
 def payment_from_intent(pi: Mapping[str, Any]) -> ProviderPayment:
     status = str(pi.get("status") or "")
-    captured = int(pi.get("amount_received") or 0)
-    capturable = int(pi.get("amount_capturable") or 0)
+    captured = _iso(pi, "amount_received")
+    capturable = _iso(pi, "amount_capturable")
     authorized = captured + capturable if status in ("requires_capture", "succeeded") else 0
     error = pi.get("last_payment_error") or None
     metadata = pi.get("metadata") or {}
     next_action = pi.get("next_action") or {}
     redirect = (next_action.get("redirect_to_url") or {}).get("url") if isinstance(next_action, Mapping) else None
+    failed = error is not None and status == "requires_payment_method"
     return ProviderPayment(
         provider_ref=str(pi["id"]),
         provider_status=status,
         amount_authorized=authorized,
         amount_captured=captured,
-        failed=error is not None and status == "requires_payment_method",
+        failed=failed,
         canceled=status == "canceled",
         failure_code=(error.get("decline_code") or error.get("code")) if error else None,
         failure_message=error.get("message") if error else None,
         client_secret=pi.get("client_secret"),
         action_url=redirect,
+        requires_action=_requires_action(status, failed),
         payment_id=metadata.get("payment_id"),
         order_id=metadata.get("order_id"),
     )
@@ -94,13 +92,13 @@ def payment_from_charge(charge: Mapping[str, Any]) -> ProviderPayment | None:
     if not intent:
         return None
     metadata = charge.get("metadata") or {}
-    captured = int(charge.get("amount_captured") or 0)
+    captured = _iso(charge, "amount_captured")
     return ProviderPayment(
         provider_ref=str(intent),
         provider_status="succeeded" if charge.get("captured") else str(charge.get("status") or ""),
         amount_authorized=captured,
         amount_captured=captured,
-        amount_refunded=int(charge.get("amount_refunded") or 0),
+        amount_refunded=_iso(charge, "amount_refunded"),
         payment_id=metadata.get("payment_id"),
         order_id=metadata.get("order_id"),
     )
@@ -203,11 +201,9 @@ class StripeProvider:
     # -- payment provider interface -------------------------------------------------------
 
     async def initiate(self, request: PaymentRequest) -> ProviderPayment:
-        problem = charge_problem(request.amount, request.currency)
-        if problem is not None:  # refused here: Stripe would answer 400 to the same request
-            raise ProviderRejected(self.name, problem[1], code=problem[0])
+        self._check_amount(request.amount, request.currency, charge=True)
         params: dict[str, Any] = {
-            "amount": request.amount,
+            "amount": to_stripe(request.amount, request.currency),
             "currency": request.currency.lower(),
             "capture_method": request.capture_method,
             "metadata": {"order_id": request.order_id, "payment_id": request.payment_id},
@@ -226,6 +222,18 @@ class StripeProvider:
         )
         return payment_from_intent(_as_dict(pi))
 
+    def _check_amount(self, amount: int, currency: str, *, charge: bool) -> None:
+        """Refuse, before any call, an amount Stripe cannot take exactly or at all (it would answer 400)."""
+        problem = stripe_amount_problem(amount, currency, charge=charge)
+        if problem is not None:
+            raise ProviderRejected(self.name, problem[1], code=problem[0])
+
+    async def _currency_of(self, provider_ref: str, currency: str | None) -> str:
+        if currency is not None:
+            return currency
+        pi = await self._call(self._client.v1.payment_intents.retrieve_async, provider_ref)
+        return str(_as_dict(pi)["currency"])
+
     async def _intent_op(
         self, fn: Any, provider_ref: str, params: dict[str, Any], key: str, done: Callable[[ProviderPayment], bool]
     ) -> ProviderPayment:
@@ -241,17 +249,34 @@ class StripeProvider:
         return payment_from_intent(_as_dict(pi))
 
     async def confirm(
-        self, provider_ref: str, *, payment_id: str, payment_method: str | None, attempt: int
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        payment_method: str | None,
+        attempt: int,
+        return_url: str | None = None,
     ) -> ProviderPayment:
+        """Confirm the PaymentIntent. A card that needs 3-D Secure answers requires_action: with `return_url`
+        its next_action is redirect_to_url (the buyer's browser goes to the bank's page, then back to
+        return_url), without it use_stripe_sdk (Stripe.js runs the challenge with the client secret)."""
         params: dict[str, Any] = {"payment_method": payment_method} if payment_method else {}
+        if return_url:
+            params["return_url"] = return_url
         key = f"storebridge:{payment_id}:confirm:{attempt}"
         # Already confirmed (e.g. by the buyer's browser): report where it stands.
         return await self._intent_op(
             self._client.v1.payment_intents.confirm_async, provider_ref, params, key, lambda _: True
         )
 
-    async def capture(self, provider_ref: str, *, payment_id: str, amount: int | None) -> ProviderPayment:
-        params: dict[str, Any] = {"amount_to_capture": amount} if amount is not None else {}
+    async def capture(
+        self, provider_ref: str, *, payment_id: str, amount: int | None, currency: str | None = None
+    ) -> ProviderPayment:
+        params: dict[str, Any] = {}
+        if amount is not None:
+            currency = await self._currency_of(provider_ref, currency)
+            self._check_amount(amount, currency, charge=False)
+            params["amount_to_capture"] = to_stripe(amount, currency)
         return await self._intent_op(
             self._client.v1.payment_intents.capture_async,
             provider_ref,
@@ -261,14 +286,23 @@ class StripeProvider:
         )
 
     async def refund(
-        self, provider_ref: str, *, payment_id: str, refund_id: str, amount: int | None, reason: str | None
+        self,
+        provider_ref: str,
+        *,
+        payment_id: str,
+        refund_id: str,
+        amount: int | None,
+        reason: str | None,
+        currency: str | None = None,
     ) -> ProviderRefund:
         params: dict[str, Any] = {
             "payment_intent": provider_ref,
             "metadata": {"payment_id": payment_id, "refund_id": refund_id},
         }
         if amount is not None:
-            params["amount"] = amount
+            currency = await self._currency_of(provider_ref, currency)
+            self._check_amount(amount, currency, charge=False)
+            params["amount"] = to_stripe(amount, currency)
         if reason in ("duplicate", "fraudulent", "requested_by_customer"):
             params["reason"] = reason
         try:
@@ -282,7 +316,7 @@ class StripeProvider:
                 return ProviderRefund(provider_ref="", amount=0, status="already_refunded")
             raise
         data = _as_dict(refund)
-        return ProviderRefund(provider_ref=str(data["id"]), amount=int(data["amount"]), status=str(data["status"]))
+        return ProviderRefund(provider_ref=str(data["id"]), amount=_iso(data, "amount"), status=str(data["status"]))
 
     async def cancel(self, provider_ref: str, *, payment_id: str) -> ProviderPayment:
         return await self._intent_op(
@@ -319,6 +353,8 @@ class StripeProvider:
             return PaymentUpdate(event_type, payment_from_intent(obj))
         if event_type in ("charge.succeeded", "charge.captured", "charge.refunded", "charge.refund.updated"):
             return PaymentUpdate(event_type, payment_from_charge(obj))
+        if event_type.startswith("charge.dispute."):
+            return PaymentUpdate(event_type, None, dispute_from_stripe(event_type, obj))
         return PaymentUpdate(event_type, None)
 
     def validate_config(self) -> list[str]:

@@ -2,9 +2,11 @@
 storebridge's PayPal client talks to over HTTP, mounted at `/_sandbox/paypal` or served alone.
 
 `GET|POST /approve/{order_id}` plays the buyer clicking Pay (`?outcome=decline|pending` decides what the
-capture does). Webhooks go to `webhook_url`, signed SHA256withRSA with the sandbox's own key; its
-self-signed certificate is served at `/certs/{cert_id}`. Control endpoints under `/_control`:
-`POST /_control/tokens/expire`, `GET /_control/stats`, `POST /_control/deliveries/wait`.
+capture does; `?outcome=payer_action` leaves the order in PAYER_ACTION_REQUIRED, as a card that needs 3-D
+Secure does, until the buyer opens its payer-action link). Webhooks go to `webhook_url`, signed
+SHA256withRSA with the sandbox's own key; its self-signed certificate is served at `/certs/{cert_id}`.
+Control endpoints under `/_control`: `POST /_control/tokens/expire`, `GET /_control/stats`,
+`POST /_control/deliveries/wait`.
 """
 
 from __future__ import annotations

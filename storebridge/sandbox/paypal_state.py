@@ -39,6 +39,7 @@ DESCRIPTIONS = {
         "Order was created with an intent to 'CAPTURE'. Please use v2/checkout/orders/order_id/capture to complete "
         "the transaction or alternately Create an order with an intent of 'AUTHORIZE'."
     ),
+    "PAYER_ACTION_REQUIRED": "Transaction cannot complete successfully, instruct the buyer to return to PayPal.",
     "ORDER_ALREADY_CAPTURED": "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
     "ORDER_ALREADY_AUTHORIZED": (
         "Order already authorized.If 'intent=AUTHORIZE' only one authorization per order is allowed."
@@ -55,10 +56,25 @@ DESCRIPTIONS = {
     "CAPTURE_FULLY_REFUNDED": "The capture has already been fully refunded",
     "REFUND_CAPTURE_CURRENCY_MISMATCH": "Refund must be in the same currency as the capture",
     "REFUND_NOT_ALLOWED": "Capture cannot be refunded.",
+    "INVALID_CURRENCY_CODE": (
+        "Currency code is invalid or is not currently supported. Please refer "
+        "https://developer.paypal.com/api/rest/reference/currency-codes/ for list of supported currency codes."
+    ),
+    "DECIMALS_NOT_SUPPORTED": (
+        "Currency does not support decimals. Please refer to "
+        "https://developer.paypal.com/docs/api/reference/currency-codes/ for more information."
+    ),
+    "DECIMAL_PRECISION": "If the currency supports decimals, only two decimal place precision is supported.",
     "REFUND_AMOUNT_EXCEEDED": (
         "The refund amount must be less than or equal to the capture amount that has not yet been refunded."
     ),
 }
+# PayPal's currency codes page: the currencies its REST APIs take, and those that take no decimals.
+# Written here from the docs, apart from the adapter's table, so the two can disagree and be caught.
+CURRENCIES = frozenset(
+    "AUD BRL CAD CNY CZK DKK EUR HKD HUF ILS JPY MYR MXN TWD NZD NOK PHP PLN GBP SGD SEK CHF THB USD".split()  # noqa: SIM905
+)
+WHOLE_ONLY = frozenset({"HUF", "JPY", "TWD"})
 _NOT_APPROVED = (
     "Payer has not yet approved the Order for payment. Please redirect the payer to the 'rel':'approve' url "
     "returned as part of the HATEOAS links within the Create Order call"
@@ -128,7 +144,9 @@ class PayPalState:
         return order
 
     @staticmethod
-    def _money(value: Any, what: str) -> tuple[Decimal, str]:
+    def _money(value: Any, what: str, decimals_issue: str = "DECIMALS_NOT_SUPPORTED") -> tuple[Decimal, str]:
+        """The amount and currency of a money object, refused as PayPal refuses it. Payments v2 names a
+        decimal HUF/JPY/TWD value DECIMALS_NOT_SUPPORTED; Orders v2 lists only DECIMAL_PRECISION."""
         if not isinstance(value, dict) or not isinstance(value.get("currency_code"), str):
             raise PayPalError(400, "MISSING_REQUIRED_PARAMETER", "", field_=f"/{what}")
         try:
@@ -137,7 +155,14 @@ class PayPalState:
             raise PayPalError(400, "INVALID_PARAMETER_VALUE", "") from None
         if not amount.is_finite() or amount <= 0:
             raise PayPalError(422, "CANNOT_BE_ZERO_OR_NEGATIVE", "")
-        return amount, value["currency_code"]
+        currency, decimals = value["currency_code"], str(value.get("value")).partition(".")[2]
+        if currency not in CURRENCIES:
+            raise PayPalError(422, "INVALID_CURRENCY_CODE", "", field_=f"/{what}/currency_code")
+        if currency in WHOLE_ONLY and "." in str(value.get("value")):  # even "1000.00" is refused
+            raise PayPalError(422, decimals_issue, "", field_=f"/{what}/value")
+        if len(decimals) > 2:
+            raise PayPalError(422, "DECIMAL_PRECISION", "", field_=f"/{what}/value")
+        return amount, currency
 
     @staticmethod
     def _fmt(amount: Decimal, like: str) -> str:
@@ -162,7 +187,7 @@ class PayPalState:
             raise PayPalError(
                 400, "MISSING_REQUIRED_PARAMETER", "purchase_units is required.", field_="/purchase_units"
             )
-        self._money(units[0].get("amount"), "purchase_units/0/amount")
+        self._money(units[0].get("amount"), "purchase_units/0/amount", "DECIMAL_PRECISION")
         order_id, now = new_id(), iso_now()
         unit = copy.deepcopy(units[0])
         unit.setdefault("reference_id", "default")
@@ -190,10 +215,17 @@ class PayPalState:
         return 200, copy.deepcopy(self._order(ctx.path_params["id"]))
 
     def approve(self, order_id: str, outcome: str | None) -> dict[str, Any]:
-        """The buyer logs in and clicks Pay; `outcome` decides what a later capture does."""
+        """The buyer logs in and clicks Pay; `outcome` decides what a later capture does (`payer_action`: the
+        card needs 3-D Secure, so the order waits in PAYER_ACTION_REQUIRED for the buyer to come back through
+        its payer-action link, which is this page again)."""
         order = self._order(order_id)
         if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED", "APPROVED"):
             raise PayPalError(422, "ORDER_NOT_APPROVABLE", f"Order is {order['status']}.")
+        if outcome == "payer_action" and order["status"] == "CREATED":
+            order["status"], order["update_time"] = "PAYER_ACTION_REQUIRED", iso_now()
+            for link in order["links"]:
+                link["rel"] = "payer-action" if link["rel"] == "approve" else link["rel"]
+            return order
         if outcome:
             self.outcomes[order_id] = outcome
         if order["status"] != "APPROVED":
@@ -212,6 +244,8 @@ class PayPalState:
             raise PayPalError(422, "ACTION_DOES_NOT_MATCH_INTENT")
         if order["status"] == "COMPLETED":
             raise PayPalError(422, "ORDER_ALREADY_CAPTURED" if intent == "CAPTURE" else "ORDER_ALREADY_AUTHORIZED")
+        if order["status"] == "PAYER_ACTION_REQUIRED":
+            raise PayPalError(422, "PAYER_ACTION_REQUIRED")
         if order["status"] != "APPROVED":
             suffix = " or provide a valid `payment_source` in the request." if intent == "CAPTURE" else "."
             raise PayPalError(422, "ORDER_NOT_APPROVED", _NOT_APPROVED + suffix)

@@ -27,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import stripe_state
+from . import stripe_disputes, stripe_state
 from .forms import FormError, decode_form
+from .stripe_3ds import authentication_routes
 from .stripe_objects import ApiError, event_object, new_id
 
 __all__ = ["StripeSandbox"]
@@ -101,7 +102,9 @@ class StripeSandbox:
         self.api_key = api_key
         self.delivery_retry_delays = delivery_retry_delays
         self.webhooks_enabled = True
-        self.state = stripe_state.StripeState(self._emit)
+        self.disputes = stripe_disputes.StripeDisputes(self._emit)  # watches events: pm_card_createDispute
+        self.state = stripe_state.StripeState(self.disputes.emit)
+        self.disputes.attach(self.state)
         self._app: Starlette | None = None
         self._idempotency: dict[tuple[str, str], _Stored] = {}
         self._faults: list[_Fault] = []
@@ -131,13 +134,16 @@ class StripeSandbox:
             ("GET", "/v1/balance", state.get_balance),
             ("GET", "/v1/events", state.list_events),
             ("GET", "/v1/events/{id}", state.get_event),
+            ("GET", "/v1/disputes/{id}", self.disputes.get_dispute),
         ]
         routes = [Route(path, self._api(handler), methods=[method]) for method, path, handler in api]
+        routes += authentication_routes(state)  # the 3-D Secure challenge page
         routes += [
             Route("/_control/faults", self._control_faults, methods=["GET", "POST", "DELETE"]),
             Route("/_control/webhooks", self._control_webhooks, methods=["GET", "POST"]),
             Route("/_control/deliveries", self._control_deliveries, methods=["GET"]),
             Route("/_control/deliveries/wait", self._control_wait, methods=["POST"]),
+            *self.disputes.routes(),
             Route("/{path:path}", self._api(state.unknown_url), methods=_ALL_METHODS),
         ]
 
@@ -183,7 +189,10 @@ class StripeSandbox:
             return Response(stored.body, stored.status, headers=headers, media_type="application/json")
         path_params = {k: str(v) for k, v in request.path_params.items()}
         version = request.headers.get("stripe-version") or stripe_sdk.api_version
-        ctx = stripe_state.Ctx(params, path_params, request_id, idem, method, path, version)
+        base = (
+            f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"  # where we are mounted
+        )
+        ctx = stripe_state.Ctx(params, path_params, request_id, idem, method, path, version, base)
         try:
             status, payload = handler(ctx)
             replayable = True

@@ -21,6 +21,7 @@ __all__ = [
     "error_body",
     "event_object",
     "new_id",
+    "next_action_object",
     "payment_intent_object",
     "payment_method_object",
     "refund_object",
@@ -44,6 +45,7 @@ class TestCard:
     last4: str
     decline_code: str | None = None
     decline_message: str = "Your card was declined."
+    three_d_secure: bool = False  # confirming asks the buyer to authenticate (requires_action)
     exp_month: int = 12
     exp_year: int = 2034
 
@@ -52,10 +54,20 @@ TEST_CARDS: MappingProxyType[str, TestCard] = MappingProxyType(
     {
         "pm_card_visa": TestCard("visa", "4242"),
         "pm_card_mastercard": TestCard("mastercard", "4444"),
+        "pm_card_createDispute": TestCard("visa", "0259"),  # succeeds, then disputed (sandbox/stripe_disputes.py)
         "pm_card_chargeDeclined": TestCard("visa", "0002", "generic_decline"),
         "pm_card_chargeDeclinedInsufficientFunds": TestCard(
             "visa", "9995", "insufficient_funds", "Your card has insufficient funds."
         ),
+        # 3-D Secure: these need the buyer to authenticate on every payment. The card numbers are accepted in
+        # place of a PaymentMethod id (a sandbox convenience: Stripe itself wants a PaymentMethod).
+        "pm_card_threeDSecure2Required": TestCard("visa", "3220", three_d_secure=True),
+        "pm_card_threeDSecureRequired": TestCard("visa", "3063", three_d_secure=True),
+        "pm_card_authenticationRequired": TestCard("visa", "3184", three_d_secure=True),
+        "4000000000003220": TestCard("visa", "3220", three_d_secure=True),
+        "4000000000003063": TestCard("visa", "3063", three_d_secure=True),
+        "4000002760003184": TestCard("visa", "3184", three_d_secure=True),
+        "4000002500003155": TestCard("visa", "3155", three_d_secure=True),
     }
 )
 
@@ -158,6 +170,15 @@ def payment_intent_object(pi_id: str, created: int, **fields: Any) -> dict[str, 
     }
     pi.update(fields)
     return pi
+
+
+def next_action_object(page_url: str, return_url: str | None) -> dict[str, Any]:
+    """A PaymentIntent's next_action for 3-D Secure: redirect_to_url when the confirmation gave a return_url,
+    else use_stripe_sdk (the data Stripe.js reads to run the challenge in the page)."""
+    if return_url:
+        return {"type": "redirect_to_url", "redirect_to_url": {"return_url": return_url, "url": page_url}}
+    sdk = {"type": "three_d_secure_redirect", "source": new_id("src"), "stripe_js": page_url}
+    return {"type": "use_stripe_sdk", "use_stripe_sdk": sdk}
 
 
 def payment_method_object(pm_id: str, card: TestCard) -> dict[str, Any]:

@@ -22,12 +22,13 @@ from .stripe_objects import (
     charge_object,
     error_body,
     new_id,
+    next_action_object,
     payment_intent_object,
     payment_method_object,
     refund_object,
 )
 
-__all__ = ["Ctx", "Emit", "Handler", "StripeState"]
+__all__ = ["Challenge", "Ctx", "Emit", "Handler", "StripeState"]
 
 
 @dataclass
@@ -40,6 +41,17 @@ class Ctx:
     idempotency_key: str | None
     method: str
     path: str
+    api_version: str
+    base_url: str = ""  # where the sandbox is reached, for the URLs it hands out (the 3-D Secure page)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A PaymentIntent waiting for its buyer to authenticate (3-D Secure; see stripe_3ds.py)."""
+
+    payment_method: str
+    card: TestCard
+    return_url: str | None
     api_version: str
 
 
@@ -82,18 +94,23 @@ class StripeState:
         self.events: list[dict[str, Any]] = []
         self.events_by_id: dict[str, dict[str, Any]] = {}
         self._event_index: dict[str, int] = {}
+        self.challenges: dict[str, Challenge] = {}  # PaymentIntent id -> its pending 3-D Secure challenge
 
     # ---------------------------------------------------------------- helpers
     def _event(self, type_: str, obj: dict[str, Any], ctx: Ctx) -> None:
         key = obj["id"]
         if obj["object"] == "charge":
             key = obj["payment_intent"] or key
-        elif obj["object"] == "refund":
+        elif obj["object"] in ("refund", "dispute"):
             key = obj["payment_intent"] or obj["charge"]
         event = self._emit(type_, obj, key, ctx)
         self._event_index[event["id"]] = len(self.events)
         self.events.append(event)
         self.events_by_id[event["id"]] = event
+
+    def emit_event(self, type_: str, obj: dict[str, Any], ctx: Ctx) -> None:
+        """Record and deliver an event about `obj` (for the 3-D Secure page, outside the API handlers)."""
+        self._event(type_, obj, ctx)
 
     @staticmethod
     def _lookup(store: dict[str, dict[str, Any]], object_id: str, kind: str, param: str) -> dict[str, Any]:
@@ -206,11 +223,38 @@ class StripeState:
             )
         card = self._card(payment_method)
         capture_method = str_param(p, "capture_method", _CAPTURE_METHODS) or pi["capture_method"]
-        manual = capture_method == "manual"
         pi["capture_method"] = capture_method
+        self.challenges.pop(pi["id"], None)  # a new confirmation replaces an unanswered challenge
+        if card.three_d_secure:  # the buyer must authenticate first: see stripe_3ds.py
+            return_url = str_param(p, "return_url")
+            action = next_action_object(f"{ctx.base_url}/3ds/{pi['id']}", return_url)
+            pi.update(
+                status="requires_action", payment_method=payment_method, next_action=action, last_payment_error=None
+            )
+            self.challenges[pi["id"]] = Challenge(payment_method, card, return_url, ctx.api_version)
+            self._event("payment_intent.requires_action", pi, ctx)
+            return 200, self._expand(pi, p)
+        self.charge(pi, payment_method, card, ctx)
+        return 200, self._expand(pi, p)
+
+    def charge(
+        self,
+        pi: dict[str, Any],
+        payment_method: str,
+        card: TestCard,
+        ctx: Ctx,
+        *,
+        three_d_secure: dict[str, Any] | None = None,
+    ) -> None:
+        """Charge the card (after any authentication): the PaymentIntent succeeds or waits in requires_capture;
+        a declining card fails it and raises the 402 Stripe answers."""
+        p = ctx.params
+        manual = pi["capture_method"] == "manual"
         charge = charge_object(new_id("ch"), pi, payment_method, card, int(time.time()), captured=not manual)
+        if three_d_secure is not None:
+            charge["payment_method_details"]["card"]["three_d_secure"] = three_d_secure
         self.charges[charge["id"]] = charge
-        pi["latest_charge"] = charge["id"]
+        pi.update(latest_charge=charge["id"], next_action=None)
         if card.decline_code is not None:
             extra = {
                 "decline_code": card.decline_code,
@@ -240,7 +284,6 @@ class StripeState:
         else:
             pi.update(status="succeeded", amount_received=pi["amount"])
             self._event("payment_intent.succeeded", pi, ctx)
-        return 200, self._expand(pi, p)
 
     def capture_payment_intent(self, ctx: Ctx) -> tuple[int, dict[str, Any]]:
         pi = self._pi(ctx)

@@ -33,6 +33,9 @@ def install(wiring: Wiring) -> None:
     token = cfg.webhook_token.get_secret_value() if cfg.webhook_token else secrets.token_urlsafe(24)
     hmac_secret = cfg.webhook_hmac_secret.get_secret_value() if cfg.webhook_hmac_secret else None
     integration.webhook_url = f"{wiring.public_url}/webhooks/shippo"  # + ?token=<SHIPPO_WEBHOOK_TOKEN>
+    variables = ("SHIPPO_API_KEY", "SHIPPO_WEBHOOK_TOKEN")
+    if cfg.sandbox and not wiring.may_use_sandbox("shippo", variables, "SHIPPO_ENABLED=false"):
+        return
     if cfg.sandbox:
         from storebridge.sandbox.shippo import ShippoSandbox
 

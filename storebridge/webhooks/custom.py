@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from storebridge.errors import ConfigError, WebhookRejected
 from storebridge.events.bus import record_event
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import WebhookHandler
-from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object
+from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object, signed_body_id
 
 __all__ = ["CustomProvider", "parse_custom_providers", "custom_source", "custom_handler", "RESERVED_NAMES"]
 
@@ -90,11 +89,8 @@ def _identify(scheme: str) -> Any:
         event_type = body.get("type") or body.get("event")
         if not isinstance(event_type, str) or not event_type:
             raise WebhookRejected("the event needs a string 'type' (or 'event')", code="malformed_event")
-        body_id = body.get("id")
-        if scheme == "standard":
-            event_id = str(headers.get("webhook-id") or "")
-        else:
-            event_id = body_id if isinstance(body_id, str) and body_id else hashlib.sha256(raw).hexdigest()
+        # Standard Webhooks sign webhook-id; the plain scheme signs the body alone.
+        event_id = str(headers.get("webhook-id") or "") if scheme == "standard" else signed_body_id(body, raw)
         created = body.get("timestamp") or body.get("created")
         data = body.get("data")
         aggregate = None

@@ -13,6 +13,7 @@ other writer: SQLAlchemy's statement building cost ~17 ms per 64-row batch (meas
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,16 @@ import orjson
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storebridge.db import Database, now
+from storebridge.errors import WebhookRejected
 from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
-from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
+from storebridge.webhooks.sources import Identified
+from storebridge.webhooks.sqlite_writer import SqliteWriterProcess, Written
 
-__all__ = ["InboxRow", "InboxStopped", "InboxWriter", "OnStored"]
+__all__ = ["InboxRow", "InboxStopped", "InboxWriter", "OnStored", "inbox_row"]
 
 log = structlog.get_logger("storebridge.inbox")
 
@@ -44,6 +48,65 @@ class InboxRow:
     aggregate_key: str | None = None
     request_id: str | None = None
     id: str = field(default_factory=lambda: new_id("whk"))
+
+
+def _length(column: str) -> int:
+    length = getattr(WebhookEvent.__table__.c[column].type, "length", None)
+    assert isinstance(length, int)
+    return length
+
+
+# What a provider's identify function may hand the inbox: the columns' own sizes, no control
+# characters (PostgreSQL refuses NUL in text; logs and the console would show the rest) and no lone
+# surrogates (neither database can encode them), and a time a float column and a datetime can hold.
+_TEXT_FIELDS = (
+    ("event_id", "event id", _length("event_id")),
+    ("event_type", "event type", _length("event_type")),
+    ("aggregate_key", "aggregate key", _length("aggregate_key")),
+)
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def _malformed(message: str) -> WebhookRejected:
+    return WebhookRejected(message, code="malformed_event")
+
+
+def inbox_row(
+    provider: str, ident: Identified, *, headers: dict[str, str], body: bytes, request_id: str | None = None
+) -> InboxRow:
+    """The inbox row for an identified event, or WebhookRejected (400 `malformed_event`, naming the
+    field) if a field could not be stored: checked here, before the row joins anyone else's commit.
+
+    The one check every way in shares (the webhook route, its fast path, the reconciler)."""
+    for attribute, name, limit in _TEXT_FIELDS:
+        value = getattr(ident, attribute)
+        if value is None and attribute == "aggregate_key":
+            continue
+        if type(value) is not str or not value or len(value) > limit:
+            raise _malformed(f"{name} must be a non-empty string of at most {limit} characters")
+        # isascii/isprintable first: the common id needs no regex.
+        if not (value.isascii() and value.isprintable()) and _UNSTORABLE.search(value):
+            raise _malformed(f"{name} must not contain control characters or unpaired surrogates")
+    created = ident.created_at
+    if created is not None:
+        if type(created) not in (float, int) or not 0 <= created <= _LATEST:
+            raise _malformed("created_at must be a unix time between 1970 and 9999")
+        created = float(created)
+    return InboxRow(
+        provider=provider,
+        event_id=ident.event_id,
+        event_type=ident.event_type,
+        headers=headers,
+        body=body,
+        provider_created_at=created,
+        aggregate_key=ident.aggregate_key,
+        request_id=request_id,
+    )
+
+
+# Errors that say the database is unreachable or failing, whatever the rows: not retried row by row.
+_DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
 
 
 # Told once whether the row was new (True) or a duplicate (False), or the error that kept it out.
@@ -233,15 +296,20 @@ class InboxWriter:
         for item in batch:
             self._answer(item, False, exc)
 
-    async def _settle(self, batch: list[_Pending], write: Awaitable[Any]) -> None:
-        """Tell each waiting request whether its row was new, once the commit that holds it is done."""
+    async def _settle(self, batch: list[_Pending], write: Awaitable[Written]) -> None:
+        """Tell each waiting request whether its row was new, once the commit that holds it is done
+        (or the error that kept that row out)."""
         try:
-            inserted = set(await write)
+            new, failed = await write
         except Exception as exc:  # noqa: BLE001 - every waiting request learns it was not stored
             self._fail(batch, exc)
             return
+        inserted = set(new)
         seen: set[tuple[str, str]] = set()
-        for item in batch:
+        for index, item in enumerate(batch):
+            if index in failed:  # the caller logs it (the route: webhook_not_stored) and answers 503
+                self._answer(item, False, failed[index])
+                continue
             key = (item.row.provider, item.row.event_id)
             is_new = key in inserted and key not in seen
             seen.add(key)
@@ -269,7 +337,26 @@ class InboxWriter:
             for p in batch
         ]
 
-    async def _write_sqlalchemy(self, batch: list[_Pending]) -> set[tuple[str, str]]:
+    async def _write_sqlalchemy(self, batch: list[_Pending]) -> Written:
+        """One multi-row INSERT; if it fails because of a row (a value the database refuses), each
+        row in a transaction of its own, so that row fails alone and the others are stored."""
+        try:
+            return list(await self._insert_sqlalchemy(batch)), {}
+        except _DATABASE_UNAVAILABLE:
+            raise  # the database, not a row: row by row would fail (or time out) once per row
+        except Exception as exc:
+            if len(batch) == 1 or getattr(exc, "connection_invalidated", False):
+                raise
+        new: list[tuple[str, str]] = []
+        failed: dict[int, BaseException] = {}
+        for index, item in enumerate(batch):
+            try:
+                new.extend(await self._insert_sqlalchemy([item]))
+            except Exception as exc:  # noqa: BLE001 - this row alone is answered 503
+                failed[index] = exc
+        return new, failed
+
+    async def _insert_sqlalchemy(self, batch: list[_Pending]) -> set[tuple[str, str]]:
         t = now()
         values = [
             {

@@ -60,6 +60,9 @@ class ProcessPolicy:
     # Rows applied per transaction. During a webhook burst the worker claims only a few rows at a time
     # (Worker.BURST_BATCH), which is what bounds how long ingest waits for the SQLite write lock.
     chunk_size: int = 100
+    # Fresh work first: first attempts fill a claim ahead of retries; this share of it is kept for due
+    # retries, so a steady stream of new webhooks cannot starve them either.
+    retry_share: float = 0.1
 
 
 class InboxProcessor:
@@ -151,19 +154,23 @@ class InboxProcessor:
                 select(WebhookEvent)
                 .where(WebhookEvent.status == status, WebhookEvent.next_attempt_at <= t, unblocked, *extra)
                 .order_by(WebhookEvent.next_attempt_at)
-                .limit(limit)
             )
 
-        lease_lost = (
-            select(WebhookEvent)
-            .where(WebhookEvent.status == "processing", WebhookEvent.locked_until < t, unblocked)
-            .limit(limit)
-        )
-        queries: list[Select[WebhookEvent]] = [waiting("received", *fresh), waiting("retrying"), lease_lost]
+        # Two lanes. First attempts (status received, oldest first, on ix_webhook_events_due) fill the
+        # claim; retries and rows whose lease ran out take the room left, and at least the reserved
+        # share. A retry storm then delays a new webhook by at most the batch already in hand.
+        first_lane = waiting("received", *fresh)
+        retry_lane: list[Select[WebhookEvent]] = [
+            waiting("retrying"),
+            select(WebhookEvent).where(WebhookEvent.status == "processing", WebhookEvent.locked_until < t, unblocked),
+        ]
+        reserved = min(limit, int(limit * self.policy.retry_share))
         lease = t + self.policy.lease_seconds
 
-        def first(rows: list[WebhookEvent]) -> list[WebhookEvent]:
-            return sorted(rows, key=lambda r: r.next_attempt_at)[:limit]
+        def pick(first: list[WebhookEvent], again: list[WebhookEvent]) -> list[WebhookEvent]:
+            again = sorted(again, key=lambda r: r.next_attempt_at)
+            first = first[: limit - min(reserved, len(again))]
+            return first + again[: limit - len(first)]
 
         async def mark(session: AsyncSession, candidates: list[WebhookEvent]) -> list[WebhookEvent]:
             """Lease the candidates that are still due; the rows claimed."""
@@ -176,20 +183,26 @@ class InboxProcessor:
             claimed = set((await session.scalars(claim)).all())
             return [r for r in candidates if r.id in claimed]
 
+        async def search(session: AsyncSession, lock: bool) -> list[WebhookEvent]:
+            def run(q: Select[WebhookEvent], n: int) -> Any:
+                return session.scalars(q.limit(n).with_for_update(skip_locked=True) if lock else q.limit(n))
+
+            first = list((await run(first_lane, limit)).all())
+            room = max(limit - len(first), reserved)
+            again = [r for q in retry_lane for r in (await run(q, room)).all()] if room else []
+            return pick(first, again)
+
         if self.db.is_sqlite:
             # In a read transaction the search does not hold SQLite's one write lock (webhooks keep
             # being stored meanwhile); the short claim below takes only the rows still due.
             async with self.db.read() as session:
-                candidates = first([r for q in queries for r in (await session.scalars(q)).all()])
+                candidates = await search(session, lock=False)
             if not candidates:
                 return [], lease
             async with self.db.write() as session:
                 return await mark(session, candidates), lease
         async with self.db.write() as session:
-            found: list[WebhookEvent] = []
-            for q in queries:
-                found += (await session.scalars(q.with_for_update(skip_locked=True))).all()
-            rows = first(found)
+            rows = await search(session, lock=True)
             return (await mark(session, rows) if rows else []), lease
 
     async def process_once(self, limit: int | None = None) -> int:
@@ -201,10 +214,13 @@ class InboxProcessor:
         rows (and so holds the write lock for shorter chunks) while webhooks arrive in a burst."""
         rows, lease = await self._claim(min(limit or self.policy.batch_size, self.policy.batch_size))
         step = min(self.policy.chunk_size, limit or self.policy.chunk_size)
-        for start in range(0, len(rows), step):
+        # First attempts are applied first, in chunks of their own (the fast path), then the retries.
+        first = [r for r in rows if not r.attempts]
+        again = [r for r in rows if r.attempts]
+        chunks = [part[start : start + step] for part in (first, again) for start in range(0, len(part), step)]
+        for chunk in chunks:
             # Chunks bound how long the SQLite write lock is held, so webhook ingest (which waits for
             # the same lock to commit) is never stuck behind a whole batch.
-            chunk = rows[start : start + step]
             try:
                 # A chunk holding a retry is likely to fail again: isolate its rows from the start
                 # rather than running it twice.

@@ -103,14 +103,17 @@ class InboxQueries:
             return row, list(attempts)
 
     async def replay(self, webhook_ids: list[str]) -> int:
-        """Queue stored webhooks to be processed again now, with a fresh attempt budget."""
+        """Queue stored webhooks to be processed again now, with a fresh attempt budget.
+
+        They go in the retry lane (status retrying): replaying thousands of dead rows must not queue
+        ahead of webhooks arriving meanwhile, which the worker claims first."""
         if not webhook_ids:
             return 0
         async with self.db.write() as session:
             result = await session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(webhook_ids), WebhookEvent.status != "processing")
-                .values(status="received", attempts=0, next_attempt_at=now(), locked_until=None)
+                .values(status="retrying", attempts=0, next_attempt_at=now(), locked_until=None)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -23,7 +23,7 @@ import structlog
 from starlette.types import Receive, Scope, Send
 
 from storebridge.errors import WebhookRejected
-from storebridge.webhooks.inbox import InboxRow
+from storebridge.webhooks.inbox import InboxRow, inbox_row
 from storebridge.webhooks.sources import WebhookSource
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ def too_large(hub: Hub, name: str) -> Reply:
 
 def rejected(hub: Hub, name: str, exc: WebhookRejected, request_id: str) -> Reply:
     hub.stats.rejected(name, exc.code)
-    log.info("webhook_rejected", provider=name, reason=exc.code, request_id=request_id)
+    # The message names what was wrong (a header, a field), never the body's content.
+    log.info("webhook_rejected", provider=name, reason=exc.code, message=str(exc), request_id=request_id)
     return _error(exc.status, exc.code, str(exc), request_id)
 
 
@@ -145,18 +146,10 @@ def checked_headers(headers: dict[str, str], query: str) -> dict[str, str]:
 def accept(
     source: WebhookSource, raw: bytes, headers: dict[str, str], checked: dict[str, str], request_id: str
 ) -> InboxRow:
-    """The inbox row for a verified body (raises WebhookRejected if it names no event)."""
-    ident = source.identify(raw, checked)
-    return InboxRow(
-        provider=source.name,
-        event_id=ident.event_id,
-        event_type=ident.event_type,
-        headers={k: v for k, v in headers.items() if k not in _NOT_STORED},
-        body=raw,
-        provider_created_at=ident.created_at,
-        aggregate_key=ident.aggregate_key,
-        request_id=request_id,
-    )
+    """The inbox row for a verified body (raises WebhookRejected if it names no event, or one that
+    could not be stored: such a webhook is answered 400 alone and never joins a group commit)."""
+    headers = {k: v for k, v in headers.items() if k not in _NOT_STORED}
+    return inbox_row(source.name, source.identify(raw, checked), headers=headers, body=raw, request_id=request_id)
 
 
 def stored(hub: Hub, row: InboxRow, is_new: bool) -> Reply:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ import orjson
 from storebridge.errors import WebhookRejected
 from storebridge.webhooks.verify import verify_any
 
-__all__ = ["Identified", "WebhookSource", "parse_json_object"]
+__all__ = ["Identified", "WebhookSource", "parse_json_object", "signed_body_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,15 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise WebhookRejected("body must be a JSON object", code="malformed_json")
     return data
+
+
+def signed_body_id(body: dict[str, Any], raw: bytes) -> str:
+    """The event id for a scheme that signs the body alone (the guide's plain HMAC): the body's own
+    `id` if it is a non-empty string, else the SHA-256 of the raw bytes. Never a header, which the
+    signature does not cover: a captured body resent under a new id would be stored (and applied)
+    again. The inbox refuses an id that is too long or holds control characters (400)."""
+    body_id = body.get("id")
+    return body_id if isinstance(body_id, str) and body_id else hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

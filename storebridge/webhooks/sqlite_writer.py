@@ -8,11 +8,13 @@ the rows (measured in BENCHMARKS.md).
 
 The protocol over a socketpair is tiny: a 4-byte big-endian length, then a `marshal`led
 payload. Request: a list of row tuples in `COLUMNS` order. Answer, one per request and in
-order: `(True, [(provider, event_id), ...])` with the rows that were new, or `(False, "what
-went wrong")`. The hub streams batches without waiting; the child commits every batch that
-has arrived while it was busy in one transaction (group commit on this side of the pipe). The child
-holds no state but its connection; it exits when the socket closes, so it never outlives
-the hub. Only this module and the stdlib are imported in the child.
+order: `(True, [(provider, event_id), ...])` with the rows that were new, `(True, new,
+{row index: "what went wrong"})` when some rows of the batch could not be stored (the others
+were), or `(False, "what went wrong")` when none was. The hub streams batches without waiting;
+the child commits every batch that has arrived while it was busy in one transaction (group
+commit on this side of the pipe). The child holds no state but its connection; it exits when
+the socket closes, so it never outlives the hub. Only this module and the stdlib are imported
+in the child.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from typing import Any
 
 __all__ = [
     "COLUMNS",
+    "Written",
     "PRAGMAS",
     "WAL_RESTART_ROWS",
     "SqliteWriterProcess",
+    "RowNotStored",
     "WriterCrashed",
     "commit_frames",
     "insert_rows",
@@ -72,6 +76,15 @@ _INSERT = (
 )
 
 
+# A batch's outcome: the (provider, event_id) of the rows that were new, and the rows (by index in
+# the batch) that could not be stored, each with its error.
+Written = tuple[list[tuple[str, str]], dict[int, BaseException]]
+
+
+class RowNotStored(RuntimeError):
+    """This row could not be stored (the writer said why); the other rows of its batch were."""
+
+
 class WriterCrashed(RuntimeError):
     """The writer process died or answered garbage; the batch may or may not be stored."""
 
@@ -102,15 +115,20 @@ def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> set[tu
     return inserted
 
 
-def commit_frames(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+def commit_frames(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
     """Store several batches in one transaction (group commit); one answer per batch, in order.
 
-    A key new in this transaction is reported new to the first batch that carries it only."""
+    A key new in this transaction is reported new to the first batch that carries it only. If the
+    group fails because of a row (a value that cannot be bound or stored), each row is stored in a
+    transaction of its own, so that row fails alone and every other row is stored and answered."""
     try:
         inserted = insert_rows(conn, [row for frame in frames for row in frame])
-    except Exception as exc:  # noqa: BLE001 - reported to the hub, which answers 503
+    except sqlite3.OperationalError as exc:  # the database, not a row: locked, full, I/O
+        # Row by row would only wait busy_timeout once per row for the same answer.
         return [(False, f"{type(exc).__name__}: {exc}")] * len(frames)
-    answers: list[tuple[bool, Any]] = []
+    except Exception:  # noqa: BLE001 - a row that cannot be stored: each row alone
+        return _row_by_row(conn, frames)
+    answers: list[tuple[Any, ...]] = []
     for frame in frames:
         new = []
         for row in frame:
@@ -119,6 +137,22 @@ def commit_frames(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]])
                 inserted.discard(key)
                 new.append(key)
         answers.append((True, new))
+    return answers
+
+
+def _row_by_row(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """Each row in its own transaction. A batch's answer is `(True, new)`, or `(True, new, failed)`
+    with `failed` mapping the index of each row that could not be stored to what went wrong."""
+    answers: list[tuple[Any, ...]] = []
+    for frame in frames:
+        new: list[tuple[str, str]] = []
+        failed: dict[int, str] = {}
+        for index, row in enumerate(frame):
+            try:
+                new.extend(insert_rows(conn, [row]))
+            except Exception as exc:  # noqa: BLE001 - this row alone is answered 503
+                failed[index] = f"{type(exc).__name__}: {exc}"
+        answers.append((True, new, failed) if failed else (True, new))
     return answers
 
 
@@ -249,7 +283,7 @@ class SqliteWriterProcess:
         self.wal_restart_rows = wal_restart_rows
         self._proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._answers: deque[asyncio.Future[list[tuple[str, str]]]] = deque()
+        self._answers: deque[asyncio.Future[Written]] = deque()
         self._reading: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
@@ -271,10 +305,10 @@ class SqliteWriterProcess:
         try:
             while True:
                 size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
-                ok, result = marshal.loads(await reader.readexactly(size))
+                ok, result, *failed = marshal.loads(await reader.readexactly(size))
                 answer = self._answers.popleft()
-                if ok:
-                    answer.set_result(result)  # marshal keeps the (provider, event_id) tuples
+                if ok:  # marshal keeps the (provider, event_id) tuples
+                    answer.set_result((result, {i: RowNotStored(e) for i, e in failed[0].items()} if failed else {}))
                 else:
                     answer.set_exception(sqlite3.OperationalError(result))
         except (OSError, asyncio.IncompleteReadError, ValueError, EOFError, TypeError, IndexError) as exc:
@@ -289,13 +323,14 @@ class SqliteWriterProcess:
             self._writer.close()
             self._writer = None  # the next submit starts a fresh process
 
-    async def submit(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[list[tuple[str, str]]]:
-        """Send a batch; the future gives the (provider, event_id) of the rows that were new."""
+    async def submit(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[Written]:
+        """Send a batch; the future gives the (provider, event_id) of the rows that were new, and
+        the rows that could not be stored."""
         if self._writer is None or self._proc is None or self._proc.returncode is not None:
             await self.stop()
             await self._start()
         assert self._writer is not None
-        answer: asyncio.Future[list[tuple[str, str]]] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         self._answers.append(answer)
         payload = marshal.dumps(rows)
         self._writer.write(_HEADER.pack(len(payload)) + payload)

@@ -10,7 +10,8 @@ expected signature). Comparisons are constant-time.
             over "{id}.{ts}.{body}", secret `whsec_<base64>`.
 - plain:    the guide's scheme: hex HMAC-SHA256 of the raw body in `x-webhook-signature`. Weaker:
             it carries no timestamp, so a captured request can be replayed; dedupe on the event id
-            is its only replay defence.
+            is its only replay defence, so that id must come from the body (sources.signed_body_id),
+            never from a header it does not sign.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from tests.support.hub import RunningHub, make_settings, running_hub
 
 pytestmark = [
     pytest.mark.fuzz,
+    # ~35 s per database on an idle machine, several times that beside the rest of the suite under xdist.
+    pytest.mark.timeout(900),
     # The hub runs in this process, and its threads use `random`: Hypothesis would blame the strategies.
     pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies"),
 ]

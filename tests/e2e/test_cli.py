@@ -155,6 +155,10 @@ def test_demo_pays_an_order_and_prints_its_timeline(tmp_path: Path) -> None:
     # Stock was reserved when the order was placed and taken out when the label was bought: 10 - 2 = 8.
     assert "stock of TSHIRT-BLK-M after shipping: stocked 8, reserved 0, available 8" in result.stdout
     assert "fulfillment_status: delivered" in result.stdout
+    # The SCA payment: requires_action with a redirect, the challenge completed, the order captured.
+    assert "status requires_action, next_action redirect_to_url" in result.stdout
+    assert "/_sandbox/stripe/3ds/pi_" in result.stdout and "payment.requires_action" in result.stdout
+    assert "SCA payment ended captured" in result.stdout
 
 
 def test_unknown_sandbox_name_is_refused(tmp_path: Path) -> None:
@@ -305,11 +309,11 @@ def test_paypal_payment_paid_then_refunded_from_the_cli(
     assert part.returncode == 0, part.stdout + part.stderr
     assert "partially_refunded" in part.stdout
     rest = _run(["payments", "refund", payment["id"], "--hub-url", base], env)
-    assert rest.returncode == 0 and "refunded 600" in rest.stdout, rest.stdout + rest.stderr
+    assert rest.returncode == 0 and "refunded €6.00" in rest.stdout, rest.stdout + rest.stderr
     again = _run(["payments", "refund", payment["id"], "--hub-url", base], env)
     assert again.returncode == 1 and "nothing left to refund" in again.stderr
     shown = _run(["payments", "show", payment["id"], "--hub-url", base], env)
-    assert "refunded" in shown.stdout and "captured 1000 refunded 1000 EUR" in shown.stdout
+    assert "refunded" in shown.stdout and "captured €10.00 refunded €10.00" in shown.stdout
 
 
 def test_a_standalone_worker_serves_its_own_metrics(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ payment and shipment, and `POST /webhooks/inventory` signed with the reference `
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -16,6 +18,7 @@ from standardwebhooks import Webhook
 from storebridge.events.bus import record_event
 from storebridge.inventory.service import InventoryService
 from storebridge.sandbox.inventory import InventorySandbox
+from storebridge.webhooks.verify import sign_plain
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 
 MODULE = "storebridge.inventory.wiring"
@@ -152,8 +155,8 @@ def test_forged_or_stale_inventory_webhooks_are_refused(inv_hub: RunningHub) -> 
 def test_the_sandbox_sends_signed_updates_the_hub_applies(inv_hub: RunningHub) -> None:
     """The mounted sandbox's control endpoint sets a level and sends a signed inventory.updated to the hub."""
     sandbox = cast(InventorySandbox, inv_hub.hub.sandboxes["inventory"])
-    answer = httpx.post(
-        f"{inv_hub.base_url}/_sandbox/inventory/_control/levels",
+    answer = inv_hub.client.post(  # the API token: test controls are not open to anyone
+        "/_sandbox/inventory/_control/levels",
         json={"sku": "ERP-1", "quantity": 17, "location_id": "default"},
     )
     assert answer.json()["webhook_status"] == 200, answer.text
@@ -187,3 +190,44 @@ def test_cli_sync_shows_progress_and_a_summary_then_pull_applies_differences(inv
     result = CliRunner().invoke(inventory_app, ["pull"], obj=obj)
     assert result.exit_code == 0 and "applied 1 difference(s)" in out.export_text()
     assert _item(inv_hub, "CLI-007")["stocked"] == 70
+
+
+@pytest.fixture
+def plain_inv_hub(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningHub]:
+    """A running hub whose inventory webhooks use the guide's plain HMAC (INVENTORY_WEBHOOK_SCHEME=plain)."""
+    monkeypatch.setenv("INVENTORY_WEBHOOK_SECRET", "plain-shared-secret")
+    monkeypatch.setenv("INVENTORY_WEBHOOK_SCHEME", "plain")
+    with running_hub(make_settings(db_url)) as running:
+        yield running
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["body-id", "body-hash"])
+def test_a_plain_scheme_body_replayed_under_a_new_webhook_id_is_a_duplicate(
+    plain_inv_hub: RunningHub, with_id: bool
+) -> None:
+    """The plain HMAC does not cover webhook-id: a captured body resent with a new one is a duplicate
+    (its id is the body's own, else its SHA-256) and does not roll stock back."""
+    url = f"{plain_inv_hub.base_url}/webhooks/inventory"
+
+    def send(quantity: int, timestamp: int, webhook_id: str, raw: bytes | None = None) -> tuple[bytes, Any]:
+        body = {**_update("REPLAY", quantity), "timestamp": timestamp, **({"id": f"inv_{quantity}"} if with_id else {})}
+        raw = raw or json.dumps(body).encode()
+        headers = {"x-webhook-signature": sign_plain(raw, secret="plain-shared-secret"), "webhook-id": webhook_id}
+        response = httpx.post(url, content=raw, headers=headers)
+        assert response.status_code == 200, response.text
+        return raw, response.json()
+
+    captured, first = send(10, 1_700_000_000, "msg_a")
+
+    def stocked() -> Any:
+        return plain_inv_hub.client.get("/inventory/REPLAY").json().get("stocked")
+
+    wait_for(lambda: stocked() == 10, what="the first update applied")
+    _, second = send(3, 1_700_000_060, "msg_b")
+    wait_for(lambda: stocked() == 3, what="the second update applied")
+    _, replay = send(10, 1_700_000_000, "msg_replayed", raw=captured)
+    assert replay["duplicate"] is True and replay["event_id"] == first["event_id"]
+    assert first["event_id"] == ("inv_10" if with_id else hashlib.sha256(captured).hexdigest())
+    time.sleep(1)  # give the worker time to apply anything it (wrongly) stored
+    assert stocked() == 3
+    assert second["duplicate"] is False

@@ -102,10 +102,9 @@ def test_a_webhook_with_a_bad_signature_is_counted_with_its_reason(hub: RunningH
 def test_a_retried_stripe_call_counts_the_failed_attempt_and_the_retry(sqlite_hub: RunningHub) -> None:
     """One injected 503 on creating a PaymentIntent: a 5xx attempt, one retry, then a 2xx, all recorded."""
     hub = sqlite_hub
-    faults = f"{hub.base_url}/_sandbox/stripe/_control/faults"
     before = scrape(hub)
     fault = {"path_prefix": "/v1/payment_intents", "status": 503, "count": 1, "method": "POST"}
-    httpx.post(faults, json=fault).raise_for_status()
+    hub.client.post("/_sandbox/stripe/_control/faults", json=fault).raise_for_status()
     hub.pay(hub.place_order()["id"])
     after = scrape(hub)
     labels = {"provider": "stripe", "method": "POST"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from tests.support.hub import RunningHub, wait_for
 
 
@@ -121,7 +119,7 @@ def test_cancel_a_payment_that_never_reached_the_provider(sqlite_hub: RunningHub
     from storebridge.payments.model import Payment
 
     # No webhooks from the sandbox: its payment_intent.created would (rightly) restore the reference.
-    httpx.post(f"{sqlite_hub.base_url}/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
+    sqlite_hub.client.post("/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
     order = sqlite_hub.place_order()
     payment = sqlite_hub.pay(order["id"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 def _pay_behind_our_back(hub: RunningHub, provider_ref: str) -> None:
     """The buyer confirms in the browser (Stripe.js), and Stripe's webhooks do not reach us."""
     sandbox = f"{hub.base_url}/_sandbox/stripe"
-    httpx.post(f"{sandbox}/_control/webhooks", json={"enabled": False}).raise_for_status()
+    hub.client.post("/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
     httpx.post(
         f"{sandbox}/v1/payment_intents/{provider_ref}/confirm",
         data={"payment_method": "pm_card_visa"},
@@ -57,7 +58,7 @@ def _charge_behind_our_back(hub: RunningHub, payments: int) -> set[str]:
     """Payments made at Stripe while its webhooks do not reach us; the ids of the events they made."""
     sandbox = f"{hub.base_url}/_sandbox/stripe"
     auth = {"Authorization": f"Bearer {SANDBOX_STRIPE_KEY}"}
-    httpx.post(f"{sandbox}/_control/webhooks", json={"enabled": False}).raise_for_status()
+    hub.client.post("/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
     before = {e["id"] for e in httpx.get(f"{sandbox}/v1/events", params={"limit": 100}, headers=auth).json()["data"]}
     for _ in range(payments):
         httpx.post(
@@ -104,3 +105,28 @@ def test_catch_up_reads_an_outage_of_many_pages_and_resumes_a_walk_cut_short(sql
 def _inbox_ids(hub: RunningHub) -> set[str]:
     rows = hub.client.get("/webhooks/events", params={"provider": "stripe", "limit": 1000}).json()["data"]
     return {r["event_id"] for r in rows}
+
+
+def test_catch_up_skips_a_malformed_event_and_feeds_the_rest(db_url: str) -> None:
+    """An event the webhook route would refuse (data.object.id an object) is skipped by catch-up, as
+    the route's 400 would; the events around it reach the inbox and the walk finishes."""
+    with running_hub(make_settings(db_url)) as hub:
+        reconciler = hub.hub.reconciler
+        hub.run(reconciler.run_once(force=True))
+        order = hub.place_order()
+        payment = hub.pay(order["id"])
+        state = hub.hub.sandboxes["stripe"].state  # type: ignore[attr-defined]
+        poison = copy.deepcopy(state.events[-1])
+        poison["id"] = "evt_poison_for_catch_up"
+        poison["data"]["object"] = {**poison["data"]["object"], "id": {"not": "an id"}}
+        state._event_index[poison["id"]] = len(state.events)
+        state.events.append(poison)
+        state.events_by_id[poison["id"]] = poison
+        _pay_behind_our_back(hub, payment["provider_ref"])
+        stripe = hub.hub.payment_providers["stripe"]
+        fed = hub.run(reconciler.catch_up(stripe))  # type: ignore[arg-type]
+        assert fed >= 1
+        wait_for(lambda: hub.order(order["id"])["payment_status"] == "captured", what="the order to be captured")
+        rows = hub.client.get("/webhooks/events", params={"provider": "stripe", "limit": 1000}).json()["data"]
+        assert "evt_poison_for_catch_up" not in {r["event_id"] for r in rows}
+        assert hub.run(reconciler.catch_up(stripe)) == 0  # type: ignore[arg-type]

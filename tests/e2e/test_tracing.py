@@ -90,7 +90,7 @@ def _json_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
 def _pay_by_webhook(hub: RunningHub) -> tuple[str, str, str]:
     """Order, PaymentIntent, buyer confirms at Stripe, Stripe's webhook delivered: (order id, event id, request id)."""
     sandbox = f"{hub.base_url}/_sandbox/stripe"
-    httpx.post(f"{sandbox}/_control/webhooks", json={"enabled": False}).raise_for_status()
+    hub.client.post("/_sandbox/stripe/_control/webhooks", json={"enabled": False}).raise_for_status()
     order = hub.place_order()
     payment = hub.pay(order["id"])
     stripe_auth = {"Authorization": f"Bearer {SANDBOX_STRIPE_KEY}"}

@@ -287,3 +287,78 @@ def test_upgrading_to_0008_keeps_stored_webhooks_in_per_aggregate_order(db_url: 
 
     assert asyncio.run(go()) == {"old": "pay_1", "new": "pay_1", "free": None}
     assert done == ["free"]  # "new" waits behind the retrying "old"
+
+
+async def _fail_once_stored(db: Database, n: int, *, prefix: str = "r") -> None:
+    """n stored webhooks of n aggregates that failed once and are due again a minute ago."""
+    await _store(db, [_row(f"{prefix}{i:03d}", f"pay_{prefix}{i}", i) for i in range(n)])
+    async with db.write() as s:
+        await s.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.event_id.startswith(prefix))
+            .values(status="retrying", attempts=1, next_attempt_at=now() - 60, ordering_key=WebhookEvent.aggregate_key)
+        )
+
+
+def test_first_attempts_are_claimed_ahead_of_due_retries(db_url: str) -> None:
+    """50 retries due for a minute, then one new webhook: the next claim of 10 takes the new one first
+    (applied before any retry) and fills the rest with retries."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        if row.event_id.startswith("r"):
+            raise RuntimeError("still failing")
+        return None
+
+    async def work(db: Database) -> int:
+        await _fail_once_stored(db, 50)
+        await _store(db, [_row("new", "pay_new", 1000)])
+        return await InboxProcessor(db, {"test": handler}, ProcessPolicy(batch_size=10)).process_once()
+
+    assert _with_db(db_url, work) == 10
+    assert done[0] == "new" and len([e for e in done if e.startswith("r")]) == 9
+
+
+def test_due_retries_keep_a_share_of_each_claim_behind_new_webhooks(db_url: str) -> None:
+    """New webhooks fill a claim first, but the reserved share (a tenth) goes to due retries: a steady
+    stream of new webhooks does not starve them; without due retries new ones take the whole claim."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        return None
+
+    async def work(db: Database) -> None:
+        await _fail_once_stored(db, 5)
+        await _store(db, [_row(f"n{i:03d}", f"pay_n{i}", 1000 + i) for i in range(30)])
+        processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(batch_size=10, retry_share=0.2))
+        assert await processor.process_once() == 10
+        assert sorted(done) == [f"n{i:03d}" for i in range(8)] + ["r000", "r001"]
+        done.clear()
+        assert await processor.process_once() == 10
+        assert sorted(done) == [f"n{i:03d}" for i in range(8, 16)] + ["r002", "r003"]
+        done.clear()
+        assert await processor.process_once() == 10
+        assert sorted(done) == [f"n{i:03d}" for i in range(16, 25)] + ["r004"]
+
+    _with_db(db_url, work)
+
+
+def test_a_new_webhook_still_waits_behind_its_own_aggregates_retry(db_url: str) -> None:
+    """Fresh-first does not break per-aggregate order: a new event of an aggregate whose older event is
+    due for retry is not claimed ahead of it; the retry goes first, the new one in the next claim."""
+    done: list[str] = []
+
+    async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
+        done.append(row.event_id)
+        return None
+
+    async def work(db: Database) -> list[int]:
+        await _fail_once_stored(db, 1)  # r000 of pay_r0, provider time 0
+        await _store(db, [_row("later", "pay_r0", 5), _row("other", "pay_other", 6)])
+        processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(batch_size=10))
+        return [await processor.process_once(), await processor.process_once(), await processor.process_once()]
+
+    assert _with_db(db_url, work) == [2, 1, 0]
+    assert done == ["other", "r000", "later"]

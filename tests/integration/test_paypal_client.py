@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from storebridge.errors import IntegrationError, PaymentDeclined
+from storebridge.errors import IntegrationError, PaymentDeclined, ProviderRejected
 from storebridge.integration import RetryPolicy
 from storebridge.payments.paypal import PayPalProvider
 from storebridge.payments.paypal_client import PayPalClient
@@ -210,3 +210,106 @@ def test_health_check_fetches_a_token(sandbox: tuple[PayPalSandbox, str]) -> Non
         return (await p.health_check()).ok
 
     assert _run(sandbox[1], work)
+
+
+def _sent_values(emulator: PayPalSandbox, path_end: str) -> list[str]:
+    """The `amount.value` strings the adapter sent to paths ending in `path_end`."""
+    out = []
+    for ex in emulator.exchanges:
+        if ex.method == "POST" and ex.path.endswith(path_end) and isinstance(ex.request, dict):
+            amount = (ex.request.get("purchase_units") or [ex.request])[0].get("amount")
+            if amount:
+                out.append(amount["value"])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "value", "refund", "refund_value"),
+    [
+        ("HUF", 100_000, "1000", 50_000, "500"),  # HUF 1,000.00: PayPal takes no HUF decimals
+        ("TWD", 25_000, "250", 10_000, "100"),
+        ("JPY", 2_000, "2000", 500, "500"),
+        ("EUR", 1_999, "19.99", 999, "9.99"),
+    ],
+)
+def test_amounts_cross_the_paypal_edge_in_paypal_format(
+    sandbox: tuple[PayPalSandbox, str], currency: str, amount: int, value: str, refund: int, refund_value: str
+) -> None:
+    """HUF 100000 minor units is sent as "1000", not "1000.00"; what PayPal answers reads back as ISO minor units."""
+
+    async def work(p: PayPalProvider) -> tuple[int, int, int]:
+        request = PaymentRequest("pay_cur", "ord_cur", amount, currency, "automatic")
+        created = await p.initiate(request)
+        await _approve(created.action_url)
+        captured = await p.confirm(created.provider_ref, payment_id="pay_cur", payment_method=None, attempt=1)
+        part = await p.refund(
+            created.provider_ref, payment_id="pay_cur", refund_id="ref_cur", amount=refund, reason=None
+        )
+        final = await p.retrieve(created.provider_ref)
+        return captured.amount_captured, part.amount, final.amount_refunded
+
+    assert _run(sandbox[1], work) == (amount, refund, refund)
+    assert _sent_values(sandbox[0], "/v2/checkout/orders") == [value]
+    assert _sent_values(sandbox[0], "/refund") == [refund_value]
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "code"),
+    [
+        ("HUF", 199_999, "amount_not_representable"),  # HUF 1,999.99: no decimals at PayPal
+        ("TWD", 150, "amount_not_representable"),
+        ("MGA", 500_000, "currency_not_supported"),
+        ("KWD", 1_500, "currency_not_supported"),
+    ],
+)
+def test_an_amount_paypal_cannot_take_is_refused_before_any_call(
+    sandbox: tuple[PayPalSandbox, str], currency: str, amount: int, code: str
+) -> None:
+    """ProviderRejected naming the rule and the currency; PayPal is not called at all (not even for a token)."""
+
+    async def work(p: PayPalProvider) -> None:
+        await p.initiate(PaymentRequest("pay_no", "ord_no", amount, currency, "automatic"))
+
+    with pytest.raises(ProviderRejected) as info:
+        _run(sandbox[1], work)
+    assert info.value.code == code and currency in info.value.message
+    assert sandbox[0].exchanges == []
+
+
+@pytest.mark.parametrize(
+    ("path", "money", "issue"),
+    [
+        ("/v2/checkout/orders", {"currency_code": "HUF", "value": "1000.00"}, "DECIMAL_PRECISION"),
+        ("/v2/checkout/orders", {"currency_code": "MGA", "value": "5000.00"}, "INVALID_CURRENCY_CODE"),
+        ("/v2/checkout/orders", {"currency_code": "USD", "value": "1.005"}, "DECIMAL_PRECISION"),
+    ],
+)
+def test_the_sandbox_refuses_amounts_as_paypal_does(
+    sandbox: tuple[PayPalSandbox, str], path: str, money: dict[str, str], issue: str
+) -> None:
+    """Sent raw, a decimal HUF value or an unsupported currency is PayPal's 422 with the spec's issue name."""
+
+    async def work(p: PayPalProvider) -> None:
+        body = {"intent": "CAPTURE", "purchase_units": [{"amount": money}]}
+        await p.client.call("POST", path, body=body, request_id="raw-1")
+
+    with pytest.raises(ProviderRejected) as info:
+        _run(sandbox[1], work)
+    assert info.value.status == 422 and info.value.code == "UNPROCESSABLE_ENTITY" and issue in info.value.details
+
+
+def test_the_sandbox_refuses_a_decimal_huf_refund(sandbox: tuple[PayPalSandbox, str]) -> None:
+    """Payments v2: a refund of "10.50" HUF is 422 DECIMALS_NOT_SUPPORTED."""
+
+    async def work(p: PayPalProvider) -> None:
+        created = await p.initiate(PaymentRequest("pay_huf", "ord_huf", 100_000, "HUF", "automatic"))
+        await _approve(created.action_url)
+        await p.confirm(created.provider_ref, payment_id="pay_huf", payment_method=None, attempt=1)
+        order = await p._order(created.provider_ref)
+        capture = order["purchase_units"][0]["payments"]["captures"][0]
+        body = {"amount": {"currency_code": "HUF", "value": "10.50"}}
+        await p.client.call("POST", f"/v2/payments/captures/{capture['id']}/refund", body=body, request_id="raw-2")
+
+    with pytest.raises(ProviderRejected) as info:
+        _run(sandbox[1], work)
+    assert info.value.status == 422 and "DECIMALS_NOT_SUPPORTED" in info.value.details

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from storebridge.db import Database
 from storebridge.migrate import upgrade
+from storebridge.webhooks import sqlite_writer
 from storebridge.webhooks.inbox import InboxRow, InboxStopped, InboxWriter
+from storebridge.webhooks.model import WebhookEvent
 
 
 def _row(event_id: str) -> InboxRow:
@@ -219,3 +223,53 @@ def test_stopping_answers_every_waiting_webhook_at_once(sqlite_url: str) -> None
     answers = asyncio.run(go())
     assert len(answers) == 6 and all(isinstance(a, InboxStopped) for a in answers), answers
     assert _stored(sqlite_url) == []
+
+
+def test_a_row_that_cannot_be_bound_fails_alone_and_its_group_is_stored(db_url: str) -> None:
+    """A group holding one row whose aggregate key is an object (past the route's check): that row's
+    add() raises, every other row of the group is stored and answered, on SQLite and PostgreSQL."""
+    bad = dataclasses.replace(_row("poison"), aggregate_key={"not": "a string"})  # type: ignore[arg-type]
+
+    async def go() -> tuple[list[BaseException | bool], list[str]]:
+        db, writer = await _writer(db_url)
+        try:
+            rows = [_row(f"g{i:02d}") for i in range(10)] + [bad] + [_row(f"h{i:02d}") for i in range(10)]
+            outcomes = await asyncio.gather(*(writer.add(r) for r in rows), return_exceptions=True)
+            async with db.read() as s:
+                stored = list(await s.scalars(select(WebhookEvent.event_id).order_by(WebhookEvent.event_id)))
+            return list(outcomes), stored
+        finally:
+            await writer.stop()
+            await db.dispose()
+
+    outcomes, stored = asyncio.run(go())
+    assert isinstance(outcomes[10], Exception), outcomes[10]
+    assert outcomes[:10] + outcomes[11:] == [True] * 20
+    assert stored == [f"g{i:02d}" for i in range(10)] + [f"h{i:02d}" for i in range(10)]
+
+
+def test_commit_frames_answers_each_batch_when_one_row_cannot_be_bound(sqlite_url: str) -> None:
+    """The writer process's group commit with an unbindable row: that row is reported failed by its
+    index, its batch-mates and the other batch are stored, a repeated key is new once."""
+
+    async def migrate() -> None:
+        db = Database(sqlite_url)
+        await upgrade(db)
+        await db.dispose()
+
+    asyncio.run(migrate())
+    path = make_url(sqlite_url).database
+    assert path
+
+    def row(event_id: str, aggregate: object = None) -> tuple[object, ...]:
+        return (f"whk_{event_id}", "test", event_id, "t", "{}", b"{}", 1.0, None, aggregate, 1.0, None)
+
+    conn = sqlite_writer.connect(path)
+    try:
+        answers = sqlite_writer.commit_frames(conn, [[row("a"), row("bad", {"not": "bindable"}), row("a")], [row("b")]])
+    finally:
+        conn.close()
+    assert [a[:2] for a in answers] == [(True, [("test", "a")]), (True, [("test", "b")])]
+    assert list(answers[0][2]) == [1] and "ProgrammingError" in answers[0][2][1]
+    assert len(answers[1]) == 2, "a batch with no failed row gets the usual answer"
+    assert _stored(sqlite_url) == ["a", "b"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -65,3 +66,15 @@ def test_the_sandbox_signs_what_the_source_verifies_in_both_schemes() -> None:
     raw, headers = plain.signed_update("A-1", 3, "default")
     assert headers["x-webhook-signature"] == sign_plain(raw, secret="shared")
     inventory_source("plain", ("shared",), 300).verify(raw, headers)
+
+
+def test_the_plain_scheme_takes_the_event_id_from_the_signed_body_never_a_header() -> None:
+    """Plain HMAC covers the body alone: its `id`, else its SHA-256; a webhook-id header changes nothing."""
+    source = inventory_source("plain", ("shared",), 300)
+    with_id = json.dumps({**BODY, "id": "inv_7"}).encode()
+    assert source.identify(with_id, {"webhook-id": "msg_new"}).event_id == "inv_7"
+    without = json.dumps(BODY).encode()
+    assert source.identify(without, {"webhook-id": "msg_new"}).event_id == hashlib.sha256(without).hexdigest()
+    assert inventory_source("standard", (SECRET,), 300).identify(with_id, {"webhook-id": "msg_new"}).event_id == (
+        "msg_new"
+    )

@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storebridge.money import exponent
-from storebridge.notifications.render import Renderer, format_money, to_units
+from storebridge.money import exponent, to_units
+from storebridge.money import format_amount as format_money
+from storebridge.notifications.render import Renderer
 
 ORDER: dict[str, Any] = {
     "id": "ord_1",
@@ -29,6 +30,13 @@ def test_the_issue_examples() -> None:
     assert format_money(2000, "JPY") == "¥2,000"
     assert format_money(1999, "USD") == "$19.99"
     assert format_money(1500, "KWD") == "KWD 1.500"
+
+
+def test_amounts_are_exact_not_rounded_to_cldr_display_digits() -> None:
+    """HUF 1,999.99 is not rounded to HUF 2,000, nor IQD 1.500 to IQD 2 (CLDR's display digits)."""
+    assert format_money(199999, "HUF") == "HUF 1,999.99"
+    assert format_money(1500, "IQD") == "IQD 1.500"
+    assert format_money(199999, "HUF", "hu") == "1\xa0999,99\xa0Ft"
 
 
 def test_other_locales_follow_babel() -> None:
