@@ -107,7 +107,7 @@ def serve(
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
     out.print(f"storebridge listening on {public}  (GET /healthz)")
     asgi = create_app(hub, migrate=False, run_worker=worker)
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, http=asgi.http_protocol())
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, **asgi.server_options())
 
 
 @app.command(name="worker")

@@ -7,6 +7,7 @@ start-up with a message that names the variable and says what to do; secrets are
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any, Literal, TypeVar
 
@@ -115,6 +116,13 @@ class Settings(_Base):
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_HTTP_TIMEOUT")
     allow_private_webhook_targets: bool = Field(False, validation_alias="STOREBRIDGE_ALLOW_PRIVATE_WEBHOOK_TARGETS")
     outbound_timeout_seconds: float = Field(15.0, gt=0, validation_alias="STOREBRIDGE_OUTBOUND_TIMEOUT")
+    # The hub's HTTP server (storebridge.webhooks.http_limits): slow or idle clients are cut off.
+    http_header_timeout_seconds: float = Field(20.0, gt=0, validation_alias="STOREBRIDGE_HTTP_HEADER_TIMEOUT")
+    http_body_timeout_seconds: float = Field(20.0, gt=0, validation_alias="STOREBRIDGE_HTTP_BODY_TIMEOUT")
+    http_max_header_bytes: int = Field(64 * 1024, ge=1024, validation_alias="STOREBRIDGE_HTTP_MAX_HEADER_BYTES")
+    http_max_connections: int = Field(2048, ge=1, validation_alias="STOREBRIDGE_HTTP_MAX_CONNECTIONS")
+    # Forwarded headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from these peers.
+    trusted_proxies: str = Field("", validation_alias="STOREBRIDGE_TRUSTED_PROXIES")
     stripe: StripeSettings = Field(default_factory=StripeSettings)
 
     @field_validator("log_level")
@@ -131,6 +139,26 @@ class Settings(_Base):
         if v != v.strip() or any(c.isspace() for c in v):
             raise ValueError("must be a Redis key name without spaces")
         return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, v: str) -> str:
+        entries = [entry.strip() for entry in v.split(",") if entry.strip()]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network: list the reverse proxies' addresses, "
+                    "comma-separated (e.g. 10.0.0.5,10.1.0.0/16), or '*' for any peer"
+                ) from None
+        return ",".join(entries)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return self.trusted_proxies.split(",") if self.trusted_proxies else []
 
     @field_validator("log_format")
     @classmethod

@@ -22,13 +22,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def serve_in_thread(
-    app: Any, port: int | None = None, *, lifespan: Literal["auto", "on", "off"] = "auto", timeout: float = 30.0
+    app: Any,
+    port: int | None = None,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "auto",
+    timeout: float = 30.0,
+    **uvicorn_options: Any,
 ) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 until the block ends; yields its base URL."""
+    """Serve `app` on 127.0.0.1 until the block ends; yields its base URL. `uvicorn_options` are
+    passed to uvicorn.Config over the app's own (tests shorten uvicorn's keep-alive timeout)."""
     port = port or free_port()
-    # The hub's app brings its own HTTP protocol (webhooks answered without an ASGI task).
-    http = app.http_protocol() if hasattr(app, "http_protocol") else "auto"
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, http=http)
+    # The hub's app brings its own server options (its HTTP protocol with timeouts and caps, the
+    # proxies whose forwarded headers it believes); other apps get uvicorn's defaults.
+    options: dict[str, Any] = app.server_options() if hasattr(app, "server_options") else {}
+    options.update(uvicorn_options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

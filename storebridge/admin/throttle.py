@@ -4,8 +4,12 @@ guessed at machine speed.
 After `limit` wrong tokens within `window` seconds, that address may not try again (with any
 token) until the oldest of them is `window` seconds old. A right token clears its count. State is
 per process, like session revocation; the number of addresses kept is bounded, so a flood of
-addresses cannot grow it without limit. Behind a reverse proxy every client shares the proxy's
-address, so the limit then applies to all of them together (fail-safe: nobody can guess faster).
+addresses cannot grow it without limit.
+
+The address is the connection's peer: `storebridge serve` believes `X-Forwarded-For` only from the
+proxies in STOREBRIDGE_TRUSTED_PROXIES (none by default), so a client cannot name a fresh address
+to reset its count. Behind a reverse proxy that is not listed, every client shares the proxy's
+address and the limit applies to all of them together (fail-safe: nobody can guess faster).
 """
 
 from __future__ import annotations

@@ -48,6 +48,18 @@ class StorebridgeApp:
         ASGI task (storebridge.webhooks.fast_http)."""
         return webhook_http_protocol(self.hub)
 
+    def server_options(self) -> dict[str, Any]:
+        """What uvicorn needs to serve this app as the hub: its HTTP protocol (webhooks answered without
+        an ASGI task; timeouts and caps on every connection) and forwarded headers believed only from
+        STOREBRIDGE_TRUSTED_PROXIES (uvicorn otherwise believes them from 127.0.0.1, so anyone on the
+        host could pick the client address the console's sign-in throttle counts)."""
+        proxies = self.hub.settings.trusted_proxy_list
+        return {
+            "http": self.http_protocol(),
+            "proxy_headers": bool(proxies),
+            "forwarded_allow_ips": ",".join(proxies) if proxies else None,
+        }
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         provider = webhook_provider_of(scope)
         if provider is None:

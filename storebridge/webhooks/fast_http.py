@@ -9,14 +9,21 @@ socket by the writer's commit callback: no task, no coroutine, no ASGI message p
 
 Only the common case takes this way: `POST /webhooks/<provider>` over HTTP/1.1 with a
 Content-Length within the cap, no `Expect: 100-continue`, no transfer coding, a configured
-provider whose signature check is a pure function, and no earlier request still unanswered on the
-connection. Everything else (404s, 413s, chunked bodies, PayPal's certificate fetch, pipelined
-requests, every other route) goes through the ordinary ASGI path, which runs the same steps
-(storebridge.webhooks.routes).
+provider whose signature check is a pure function, no upgrade asked for, and no earlier request
+still unanswered on the connection. Everything else (404s, 413s, chunked bodies, `Connection:
+Upgrade`, PayPal's certificate fetch, pipelined requests, every other route) goes through uvicorn's
+own handling and the ordinary ASGI path, which runs the same steps (storebridge.webhooks.routes).
+
+The class extends storebridge.webhooks.http_limits.LimitedHttpProtocol (timeouts and caps for
+every request), which also keeps uvicorn's keep-alive timer from being armed while the parser is
+still running: a webhook answered inside a parser callback arms it only once the parser returns.
+Both rely on uvicorn internals; when the installed uvicorn lacks one (`contract_gaps`), the hub
+serves with uvicorn's plain protocol and says so once at start-up.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -71,19 +78,43 @@ class _Webhook:
         self.disconnected = False
 
 
+@functools.cache
+def _plain_protocol_once(gaps: tuple[str, ...]) -> None:
+    log.warning(
+        "fast_http_disabled",
+        reason="the installed uvicorn lacks internals the hub's HTTP protocol relies on",
+        missing=list(gaps),
+        effect="serving with uvicorn's plain protocol: no fast webhook path, no HTTP timeouts or limits",
+    )
+
+
 def webhook_http_protocol(hub: Hub) -> Any:
-    """A uvicorn `http=` protocol class bound to `hub`, or "auto" when httptools is not installed."""
+    """A uvicorn `http=` protocol class bound to `hub`, or "auto" (uvicorn's plain protocol) when
+    httptools is not installed or the installed uvicorn lacks an internal the class relies on."""
     try:
         import httptools
-        from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+        from storebridge.webhooks.http_limits import HttpLimits, LimitedHttpProtocol, contract_gaps
     except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
         return "auto"
+    if gaps := contract_gaps():
+        _plain_protocol_once(tuple(gaps))
+        return "auto"
+    settings = hub.settings
 
-    class WebhookHttpProtocol(HttpToolsProtocol):
-        def on_headers_complete(self) -> None:
+    class WebhookHttpProtocol(LimitedHttpProtocol):
+        limits = HttpLimits(
+            header_timeout=settings.http_header_timeout_seconds,
+            body_timeout=settings.http_body_timeout_seconds,
+            max_header_bytes=settings.http_max_header_bytes,
+            max_connections=settings.http_max_connections,
+        )
+
+        def on_head_admitted(self) -> None:
             webhook = self._webhook()
             if webhook is None:
-                super().on_headers_complete()
+                super().on_head_admitted()
             else:
                 self.cycle = webhook  # type: ignore[assignment]
 
@@ -93,6 +124,8 @@ def webhook_http_protocol(hub: Hub) -> Any:
             parser = self.parser
             if parser.get_method() != b"POST" or self.expect_100_continue or parser.get_http_version() != "1.1":
                 return None
+            if parser.should_upgrade():
+                return None  # uvicorn's upgrade handling needs its own request state (scope, cycle)
             url = httptools.parse_url(self.url)
             path = url.path.decode("latin-1")
             name = provider_of_path(path) if "%" not in path and not self.root_path else None
@@ -115,10 +148,10 @@ def webhook_http_protocol(hub: Hub) -> Any:
             else:
                 super().on_body(body)
 
-        def on_message_complete(self) -> None:
+        def on_message_read(self) -> None:
             webhook: Any = self.cycle
             if type(webhook) is not _Webhook:
-                super().on_message_complete()
+                super().on_message_read()
                 return
             # This runs inside the parser's callback: an exception here would become a 400.
             try:

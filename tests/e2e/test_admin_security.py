@@ -43,7 +43,8 @@ ACTIONS = [
 @pytest.fixture(scope="module")
 def console_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     path: Path = tmp_path_factory.mktemp("admin") / "storebridge.db"
-    with running_hub(make_settings(f"sqlite+aiosqlite:///{path}")) as running:
+    # As behind a TLS-terminating proxy on this host: forwarded headers are believed from loopback.
+    with running_hub(make_settings(f"sqlite+aiosqlite:///{path}", trusted_proxies="127.0.0.1")) as running:
         yield running
 
 
@@ -145,7 +146,7 @@ def test_the_session_cookie_is_httponly_samesite_strict_scoped_and_expiring(cons
     assert flags["path"] == "Path=/admin"
     assert int(flags["max-age"].split("=")[1]) > 0
     assert "secure" not in flags  # plain http on loopback: a browser would drop a Secure cookie
-    # Behind a TLS-terminating proxy on this host (uvicorn trusts X-Forwarded-Proto from loopback): Secure.
+    # Behind a TLS-terminating proxy on this host (STOREBRIDGE_TRUSTED_PROXIES=127.0.0.1): Secure.
     proxied = {"X-Forwarded-Proto": "https"}
     with httpx.Client(base_url=console_hub.base_url, headers=proxied) as client:
         form = client.get("/admin/login")
@@ -267,3 +268,38 @@ def test_wrong_tokens_are_limited_per_client_address(console_hub: RunningHub) ->
     assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 300
     assert "Too many wrong tokens from your address" in refused.text
     assert attempt("127.0.0.4", API_TOKEN).status_code == 303
+
+
+def _sign_in(hub: RunningHub, token: str, *, source: str = "127.0.0.1", forwarded_for: str | None = None) -> int:
+    """One console sign-in attempt from `source`, optionally claiming another client address."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=hub.base_url, transport=transport, headers=headers) as client:
+        form = client.get("/admin/login")
+        data = {"csrf": _csrf(form.text), "token": token, "next": "/admin/"}
+        return client.post("/admin/login", data=data).status_code
+
+
+def test_a_forwarded_for_header_does_not_reset_the_sign_in_count(tmp_path: Path) -> None:
+    """No trusted proxies (the default): after ten wrong tokens from 127.0.0.1, claiming another
+    address in X-Forwarded-For changes nothing; the throttle counts the real peer."""
+    with running_hub(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")) as hub:
+        for _ in range(10):
+            assert _sign_in(hub, "sbk_guess") == 401
+        assert _sign_in(hub, API_TOKEN, forwarded_for="198.51.100.7") == 429
+        assert _sign_in(hub, "sbk_guess", forwarded_for="198.51.100.8") == 429
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(tmp_path: Path) -> None:
+    """STOREBRIDGE_TRUSTED_PROXIES=127.0.0.1: the proxy's X-Forwarded-For names the client that is
+    counted, so one client's wrong tokens do not lock out another behind the same proxy; a peer not
+    listed (127.0.0.9) is counted by its own address whatever it claims."""
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", trusted_proxies="127.0.0.1")
+    with running_hub(settings) as hub:
+        for _ in range(10):
+            assert _sign_in(hub, "sbk_guess", forwarded_for="198.51.100.7") == 401
+        assert _sign_in(hub, API_TOKEN, forwarded_for="198.51.100.7") == 429
+        assert _sign_in(hub, API_TOKEN, forwarded_for="198.51.100.8") == 303
+        for n in range(10):
+            assert _sign_in(hub, "sbk_guess", source="127.0.0.9", forwarded_for=f"198.51.100.{20 + n}") == 401
+        assert _sign_in(hub, API_TOKEN, source="127.0.0.9", forwarded_for="198.51.100.99") == 429

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,10 +55,16 @@ def test_serve_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    with _serving(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def _serving(tmp_path: Path, **env: str) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     port = free_port()
     proc = subprocess.Popen(
         [*STOREBRIDGE, "serve", "--port", str(port)],
-        env=_env(tmp_path),
+        env=_env(tmp_path, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -83,6 +90,28 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_serve_cuts_off_an_idle_connection_after_its_head_timeout(tmp_path: Path) -> None:
+    """`storebridge serve` runs the hub's protocol with STOREBRIDGE_HTTP_HEADER_TIMEOUT: a connection
+    that sends nothing gets a 408 and is closed (0.5 s here, generous slack), and serving goes on."""
+    with _serving(tmp_path, STOREBRIDGE_HTTP_HEADER_TIMEOUT="0.5") as (base, _, _):
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            assert time.monotonic() - started < 0.5 + 3.0
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_serve_refuses_a_bad_http_limit_naming_the_variable(tmp_path: Path) -> None:
+    """STOREBRIDGE_HTTP_MAX_CONNECTIONS=0 is a start-up error naming the variable, not a traceback."""
+    result = _run(["serve", "--port", str(free_port())], _env(tmp_path, STOREBRIDGE_HTTP_MAX_CONNECTIONS="0"))
+    assert result.returncode == 2
+    assert "STOREBRIDGE_HTTP_MAX_CONNECTIONS" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_serve_migrates_prints_a_token_and_shows_stripe_in_sandbox(

@@ -3,13 +3,15 @@
 These tests speak HTTP/1.1 over a raw socket, so the connection handling a provider relies on is
 visible: keep-alive, pipelining (answers in request order, other routes queued behind a webhook),
 `Connection: close`, the requests that must take the ordinary ASGI path (chunked bodies,
-`Expect: 100-continue`, bodies over the cap), a client that hangs up before its answer, and a
-writer that dies with a webhook in flight.
+`Expect: 100-continue`, bodies over the cap, upgrades), a client that hangs up before its answer,
+a writer that dies with a webhook in flight, and uvicorn's keep-alive timer armed only once a
+connection is idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from urllib.parse import urlsplit
 
@@ -18,7 +20,7 @@ from sqlalchemy import func, select
 
 from storebridge.db import Database
 from storebridge.webhooks.model import WebhookEvent
-from tests.support.hub import RunningHub, wait_for
+from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 from tests.support.stripe_events import event, intent, signed_headers
 
 Response = tuple[int, dict[str, str], bytes]
@@ -222,3 +224,61 @@ def test_a_parser_bug_is_a_json_500_on_both_ways_in(sqlite_hub: RunningHub, way:
     assert b'"code":"internal_error"' in body
     assert b"Traceback" not in body and b"parser bug" not in body
     assert _stored(sqlite_hub) == 0
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the hub sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("upgrade", ["websocket", "h2c"])
+def test_a_webhook_asking_for_an_upgrade_is_answered_by_uvicorn_not_crashed_on(
+    sqlite_hub: RunningHub, upgrade: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`Connection: Upgrade` is uvicorn's to handle (it needs the request state the fast path skips):
+    a plain 400 (uvicorn reads no body for an upgrade), no transport error, nothing stored, and the
+    hub serves on."""
+    with _connect(sqlite_hub) as sock:
+        sock.sendall(_webhook(f"evt_upgrade_{upgrade}", extra={"Connection": "Upgrade", "Upgrade": upgrade}))
+        if upgrade == "h2c":  # not upgraded: the answer comes on a connection left open
+            status, _, _ = _Reader(sock).response()
+        else:
+            answer = _read_all(sock)
+            assert answer.startswith(b"HTTP/1.1 "), answer  # not a connection dropped by a crash
+            status = int(answer.split()[1])
+    assert status == 400
+    assert _stored(sqlite_hub) == 0
+    with _connect(sqlite_hub) as sock:
+        sock.sendall(_webhook("evt_after_upgrade"))
+        assert _Reader(sock).response()[0] == 200
+    crashes = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not crashes, [r.getMessage() for r in crashes]  # e.g. "Fatal error on transport" (KeyError: 'method')
+
+
+def test_a_slow_commit_behind_a_rejected_pipelined_webhook_keeps_its_connection(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rejected webhook answered inside the parser does not arm uvicorn's keep-alive timer while
+    the next pipelined webhook is still being stored: its commit may outlast the keep-alive timeout
+    (0.5 s here, the commit held 1.5 s) and it is still answered on the same connection."""
+    from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
+
+    submit = SqliteWriterProcess.submit
+
+    async def slow(self: SqliteWriterProcess, rows: list[tuple[object, ...]]) -> object:
+        await asyncio.sleep(1.5)
+        return await submit(self, rows)  # type: ignore[arg-type]
+
+    with running_hub(make_settings(sqlite_url), timeout_keep_alive=0.5) as hub, _connect(hub) as sock:
+        reader = _Reader(sock)
+        monkeypatch.setattr(SqliteWriterProcess, "submit", slow)
+        forged = _webhook("evt_forged", extra={"Stripe-Signature": "t=1,v1=00"})
+        sock.sendall(forged + _webhook("evt_slow_commit"))
+        assert reader.response()[0] == 400
+        status, _, body = reader.response()
+        assert status == 200 and b'"event_id":"evt_slow_commit"' in body
+        # And uvicorn's keep-alive timeout still closes the connection once it is idle.
+        assert reader.file.read() == b""

@@ -92,14 +92,14 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def running_hub(settings: Settings) -> Iterator[RunningHub]:
+def running_hub(settings: Settings, **uvicorn_options: Any) -> Iterator[RunningHub]:
     port = free_port()
     hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
     running = RunningHub("", hub, httpx.Client())
     hub.bus.subscribe("test-recorder", "*", _recorder(running))
     app = create_app(hub)
     with (
-        serve_in_thread(app, port) as base,
+        serve_in_thread(app, port, **uvicorn_options) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
     ):
         running.base_url, running.client = base, client

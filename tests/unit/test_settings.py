@@ -86,3 +86,33 @@ def test_stripe_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     """STRIPE_ENABLED=false turns Stripe off."""
     monkeypatch.setenv("STRIPE_ENABLED", "false")
     assert not load_settings().stripe.enabled
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STOREBRIDGE_HTTP_HEADER_TIMEOUT", "0"),
+        ("STOREBRIDGE_HTTP_BODY_TIMEOUT", "soon"),
+        ("STOREBRIDGE_HTTP_MAX_HEADER_BYTES", "100"),
+        ("STOREBRIDGE_HTTP_MAX_CONNECTIONS", "0"),
+        ("STOREBRIDGE_TRUSTED_PROXIES", "10.0.0.5,proxy.internal"),
+    ],
+)
+def test_bad_http_limits_and_proxies_stop_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """The HTTP server's timeouts, caps and trusted proxies are checked at start-up."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert name in str(info.value)
+
+
+def test_http_limits_default_and_trusted_proxies_are_read_as_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults: 20 s for a head and between body reads, 64 KiB heads, 2048 connections, no proxy."""
+    settings = load_settings()
+    assert (settings.http_header_timeout_seconds, settings.http_body_timeout_seconds) == (20.0, 20.0)
+    assert (settings.http_max_header_bytes, settings.http_max_connections) == (64 * 1024, 2048)
+    assert settings.trusted_proxy_list == []
+    monkeypatch.setenv("STOREBRIDGE_TRUSTED_PROXIES", " 10.0.0.5, 10.1.0.0/16 ")
+    assert load_settings().trusted_proxy_list == ["10.0.0.5", "10.1.0.0/16"]
