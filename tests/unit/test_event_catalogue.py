@@ -1,0 +1,62 @@
+"""The event catalogue: each type declared once, in its capability, with a valid payload schema."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from storebridge.events.catalogue import EVENT_MODULES, Catalogue, EventType, load_catalogue
+from storebridge.payments.events import PAYMENT_CAPTURED, PaymentDeltaPayload
+from storebridge.webhooks.events import CUSTOM_WEBHOOK
+
+
+def test_every_capability_lists_every_type_it_declares() -> None:
+    """Each events module's EVENT_TYPES holds every EventType constant the module defines."""
+    for name in EVENT_MODULES:
+        module = importlib.import_module(name)
+        declared = {v for v in vars(module).values() if isinstance(v, EventType)}
+        assert declared == set(module.EVENT_TYPES), name
+
+
+def test_catalogue_holds_the_known_types_with_valid_schemas() -> None:
+    """The catalogue holds every type the hub records, each payload schema a valid JSON Schema object."""
+    catalogue = load_catalogue()
+    names = {t.name for t in catalogue}
+    assert {
+        "order.placed",
+        "order.overpaid",
+        "payment.captured",
+        "payment.requires_action",
+        "payment.disputed",
+        "shipment.label_purchased",
+        "shipment.updated",
+        "inventory.level_changed",
+        "notification.sent",
+        "webhook.*",
+    } <= names
+    assert len(catalogue) == 21
+    for t in catalogue:
+        schema = t.schema()
+        Draft202012Validator.check_schema(schema)
+        assert schema["type"] == "object" and schema["required"], t.name
+        assert t.description.endswith("."), t.name
+
+
+def test_a_type_is_declared_once() -> None:
+    """Declaring a name twice is refused."""
+    with pytest.raises(ValueError, match="declared twice"):
+        Catalogue([PAYMENT_CAPTURED, EventType("payment.captured", "Again.", PaymentDeltaPayload)])
+
+
+def test_families_find_their_members() -> None:
+    """webhook.acme.order.paid is found as a member of webhook.*; unknown types are not found."""
+    catalogue = load_catalogue()
+    member = CUSTOM_WEBHOOK.member("acme.order.paid")
+    assert member.name == "webhook.acme.order.paid"
+    assert catalogue.find(member.name) is CUSTOM_WEBHOOK
+    assert catalogue.find("payment.captured") is PAYMENT_CAPTURED
+    assert catalogue.find("payment.teleported") is None
+    with pytest.raises(ValueError):
+        PAYMENT_CAPTURED.member("x")
