@@ -122,6 +122,8 @@ def record_event(
 
     Without an explicit `request_id` it takes the one bound to the log context, if any: that of
     the API request (or webhook being applied) that caused the event."""
+    if not isinstance(type, EventType):
+        raise TypeError(f"record_event needs a declared EventType (storebridge.events.catalogue), not {type!r}")
     if request_id is None:
         bound = structlog.contextvars.get_contextvars().get("request_id")
         request_id = bound if isinstance(bound, str) else None

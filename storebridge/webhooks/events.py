@@ -23,7 +23,7 @@ class CustomWebhookPayload(BaseModel):
 
 CUSTOM_WEBHOOK = EventType(
     "webhook.*",
-    "A custom provider's verified webhook, published as webhook.<provider>.<type>.",
+    "A custom provider's verified webhook, published as `webhook.<provider>.<type>`.",
     CustomWebhookPayload,
 )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from storebridge.events.catalogue import EVENT_MODULES, Catalogue, EventType, load_catalogue
+from storebridge.events.catalogue_doc import render_markdown
 from storebridge.payments.events import PAYMENT_CAPTURED, PaymentDeltaPayload
 from storebridge.webhooks.events import CUSTOM_WEBHOOK
 
@@ -60,3 +62,13 @@ def test_families_find_their_members() -> None:
     assert catalogue.find("payment.teleported") is None
     with pytest.raises(ValueError):
         PAYMENT_CAPTURED.member("x")
+
+
+def test_the_events_page_is_in_step_with_the_catalogue() -> None:
+    """docs/events.md is what `python -m storebridge.events.catalogue_doc` writes today."""
+    page = Path(__file__).parents[2] / "docs" / "events.md"
+    assert page.read_text(encoding="utf-8") == render_markdown(load_catalogue()), (
+        "docs/events.md is stale: python -m storebridge.events.catalogue_doc > docs/events.md"
+    )
+    for t in load_catalogue():
+        assert f"## `{t.name}`" in page.read_text(encoding="utf-8")
