@@ -91,8 +91,9 @@ def _problems(catalogue: Catalogue, event_type: str, payload: Any) -> list[str]:
 
 
 def _run_the_flows(hub: RunningHub) -> None:
-    """Orders, payments (captured, refunded, manual and canceled, declined, 3-D Secure, disputed, overpaid),
-    stock, a shipment to delivered, mail sent, delivered and bounced, and a custom provider's webhook."""
+    """Orders, Stripe payments (captured, refunded, manual and canceled, declined, 3-D Secure, disputed,
+    overpaid), a PayPal payment captured and refunded, stock, a shipment to delivered, mail sent,
+    delivered and bounced, and a custom provider's webhook."""
     c = hub.client
     c.put("/inventory/SKU-1/levels/default", json={"stocked": 50}).raise_for_status()
     # Paid, partly refunded, shipped and delivered; the confirmation and the notices are mailed.
@@ -135,6 +136,12 @@ def _run_the_flows(hub: RunningHub) -> None:
     opened = wait_for(lambda: hub.events_of("payment.disputed", payment_id=contested["id"]), what="payment.disputed")
     ref = opened[0].payload["provider_ref"]
     c.post(f"/_sandbox/stripe/_control/disputes/{ref}/close", json={"outcome": "lost"}).raise_for_status()
+    # PayPal: the buyer approves on the sandbox's page, the hub captures, then refunds it all.
+    via_paypal = hub.place_order()
+    pp = c.post(f"/orders/{via_paypal['id']}/payments", json={"provider": "paypal"}).raise_for_status().json()
+    httpx.get(pp["action_url"], timeout=10).raise_for_status()
+    wait_for(lambda: _confirm(hub, pp["id"]).json().get("status") == "captured", what="the PayPal capture")
+    c.post(f"/payments/{pp['id']}/refunds", json={}).raise_for_status()
     # A custom provider's webhook.
     body = json.dumps({"type": "stock.changed", "data": {"sku": "A-1"}}).encode()
     when = datetime.now(UTC)
@@ -164,6 +171,7 @@ def test_every_event_of_the_real_flows_matches_its_declared_schema(
         rows = _outbox(hub)
         seen = {r.type for r in rows}
         done = wanted <= seen and any(t.startswith("webhook.acme.") for t in seen)
+        done = done and any(r.type == "payment.refunded" and r.payload["provider"] == "paypal" for r in rows)
         done = done and all(r.dispatched_at is not None for r in rows)
         return rows if done and len(sink.received()) >= len(rows) and len(hub.events) >= len(rows) else None
 
@@ -183,6 +191,8 @@ def test_every_event_of_the_real_flows_matches_its_declared_schema(
         assert Webhook(secret).verify(sink.bodies[n], sink.headers[n])
         problems += _problems(catalogue, delivery["type"], delivery["data"])
     assert problems == []
+    providers = {r.payload["provider"] for r in rows if r.type.startswith("payment.")}
+    assert providers == {"stripe", "paypal"}
     assert {d["id"] for d in deliveries} == {r.id for r in rows}
     assert {e.id for e in hub.events} >= {r.id for r in rows}
 
