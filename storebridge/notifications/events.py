@@ -28,7 +28,7 @@ class NotificationPayload(BaseModel):
     notification_id: str
     order_id: str
     kind: Literal["order_confirmation", "shipping_notification", "refund_notice"]
-    status: str = Field(description="pending, sent, failed, delivered, bounced or dropped")
+    status: Literal["pending", "sent", "failed", "delivered", "bounced", "dropped"]
     provider: str = Field(description="sendgrid or smtp")
     provider_message_id: str | None
     attempts: int

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from storebridge.events.catalogue import EventType
 
 __all__ = [
+    "FulfillmentStatus",
     "ShipmentPayload",
     "ShipmentCreatedPayload",
     "LabelPurchasedPayload",
@@ -19,6 +22,10 @@ __all__ = [
 ]
 
 
+# storebridge.shipping.model.FULFILLMENT_STATUSES (a unit test keeps the two in step).
+FulfillmentStatus = Literal["not_fulfilled", "label_purchased", "in_transit", "delivered", "returned", "failed"]
+
+
 class ShipmentPayload(BaseModel):
     """The shipment after the change (storebridge.shipping.service._shipment_event)."""
 
@@ -28,7 +35,7 @@ class ShipmentPayload(BaseModel):
     order_id: str
     tracking_number: str | None
     carrier: str | None = Field(description="the carrier's token (usps, ups, ...); null before a label")
-    status: str = Field(description="our fulfillment status: not_fulfilled, shipped, delivered, ...")
+    status: FulfillmentStatus = Field(description="our fulfillment status (forward only)")
     tracking_status: str | None = Field(description="the provider's: PRE_TRANSIT, TRANSIT, DELIVERED, ...")
 
 

@@ -29,8 +29,8 @@ from tests.support.stripe_events import event, intent, signed_headers
 
 ACME_SECRET = "whsec_" + base64.b64encode(b"acme-secret-for-the-catalogue").decode()
 PARCEL = {"length": 10, "width": 8, "height": 4, "distance_unit": "in", "weight": "2.5", "mass_unit": "lb"}
-# Declared but not reached by these flows: a mail refused for good needs a
-# refusing provider (tests/e2e/test_notifications.py: test_a_refused_message_fails_at_once_and_can_be_resent).
+# Not reached by the main flows: a mail refused for good needs a hub whose sender SendGrid refuses
+# (test_a_refused_mail_is_recorded_as_declared below).
 NOT_EXERCISED = {"notification.failed"}
 
 
@@ -195,6 +195,20 @@ def test_every_event_of_the_real_flows_matches_its_declared_schema(
     assert providers == {"stripe", "paypal"}
     assert {d["id"] for d in deliveries} == {r.id for r in rows}
     assert {e.id for e in hub.events} >= {r.id for r in rows}
+
+
+def test_a_refused_mail_is_recorded_as_declared(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """notification.failed (SendGrid refuses a sender without a domain) matches its declared schema."""
+    monkeypatch.setenv("DEFAULT_FROM_EMAIL", "orders@localhost")
+    catalogue = load_catalogue()
+    with running_hub(make_settings(db_url)) as hub:
+        order = hub.place_order()
+        payment = hub.pay(order["id"], payment_method="pm_card_visa")
+        _confirm(hub, payment["id"]).raise_for_status()
+        failed = wait_for(lambda: hub.events_of("notification.failed", order_id=order["id"]), what="failed")
+        assert failed[0].payload["error"]
+        assert _problems(catalogue, failed[0].type, failed[0].payload) == []
+        assert {failed[0].type} == NOT_EXERCISED
 
 
 def test_event_types_lists_the_catalogue_behind_the_token(full_hub: RunningHub) -> None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from storebridge.events.catalogue import EVENT_MODULES, Catalogue, EventType, load_catalogue
 from storebridge.events.catalogue_doc import render_markdown
+from storebridge.notifications.commands import KINDS
+from storebridge.notifications.events import NotificationPayload
+from storebridge.notifications.model import STATUS_RANK
 from storebridge.payments.events import PAYMENT_CAPTURED, PaymentDeltaPayload
+from storebridge.shipping.events import FulfillmentStatus
+from storebridge.shipping.model import FULFILLMENT_STATUSES
 from storebridge.webhooks.events import CUSTOM_WEBHOOK
 
 
@@ -72,3 +78,11 @@ def test_the_events_page_is_in_step_with_the_catalogue() -> None:
     )
     for t in load_catalogue():
         assert f"## `{t.name}`" in page.read_text(encoding="utf-8")
+
+
+def test_closed_vocabularies_match_the_models() -> None:
+    """The payloads' status enums are the statuses the models can hold."""
+    assert get_args(FulfillmentStatus) == FULFILLMENT_STATUSES
+    properties = NotificationPayload.model_json_schema()["properties"]
+    assert set(properties["kind"]["enum"]) == set(KINDS)
+    assert set(properties["status"]["enum"]) == set(STATUS_RANK)
