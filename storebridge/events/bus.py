@@ -124,6 +124,8 @@ def record_event(
     the API request (or webhook being applied) that caused the event."""
     if not isinstance(type, EventType):
         raise TypeError(f"record_event needs a declared EventType (storebridge.events.catalogue), not {type!r}")
+    if type.is_family:
+        raise ValueError(f"record a member of {type.name!r} (EventType.member), not the family itself")
     if request_id is None:
         bound = structlog.contextvars.get_contextvars().get("request_id")
         request_id = bound if isinstance(bound, str) else None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from storebridge.events.bus import record_event
 from storebridge.events.catalogue import EVENT_MODULES, Catalogue, EventType, load_catalogue
 from storebridge.events.catalogue_doc import render_markdown
 from storebridge.notifications.commands import KINDS
@@ -86,3 +87,12 @@ def test_closed_vocabularies_match_the_models() -> None:
     properties = NotificationPayload.model_json_schema()["properties"]
     assert set(properties["kind"]["enum"]) == set(KINDS)
     assert set(properties["status"]["enum"]) == set(STATUS_RANK)
+
+
+def test_record_event_takes_only_a_concrete_declared_type() -> None:
+    """A bare string or a family (webhook.*) is refused before anything reaches the session."""
+    session: Any = None  # never touched: the type is checked first
+    with pytest.raises(TypeError, match="declared EventType"):
+        record_event(session, "payment.captured", {})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="member"):
+        record_event(session, CUSTOM_WEBHOOK, {})
