@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,8 @@ __all__ = [
     "PaymentDeltaPayload",
     "PaymentFailedPayload",
     "PaymentRequiresActionPayload",
+    "RedirectToUrl",
+    "UseStripeSdk",
     "DisputePayload",
     "PAYMENT_AUTHORIZED",
     "PAYMENT_CAPTURED",
@@ -57,10 +59,39 @@ class PaymentFailedPayload(PaymentPayload):
     failure_reason: str | None
 
 
+class _Url(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+
+
+class RedirectToUrl(BaseModel):
+    """Send the buyer to the provider's page (a 3-D Secure challenge, PayPal's approval)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["redirect_to_url"]
+    redirect_to_url: _Url
+
+
+class _ClientSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_secret: str
+
+
+class UseStripeSdk(BaseModel):
+    """Hand the client secret to Stripe.js, which runs the challenge in the page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["use_stripe_sdk"]
+    use_stripe_sdk: _ClientSecret
+
+
 class PaymentRequiresActionPayload(PaymentPayload):
-    next_action: dict[str, Any] | None = Field(
-        description="Stripe's shape: {type: redirect_to_url, redirect_to_url: {url}} or "
-        "{type: use_stripe_sdk, use_stripe_sdk: {client_secret}}; null when the provider gave neither"
+    next_action: RedirectToUrl | UseStripeSdk | None = Field(
+        description="what the buyer must do, in Stripe's shape; null when the provider gave neither"
     )
 
 

@@ -18,7 +18,7 @@ class CustomWebhookPayload(BaseModel):
     event_id: str
     type: str = Field(description="the event's own type, as the provider sent it")
     # Open by design: the provider's verified JSON body, passed on as it came; its shape is theirs.
-    body: dict[str, Any] = Field(description="the provider's JSON body, as received")
+    body: dict[str, Any] = Field(description="the provider's JSON body, as received (open: its shape is theirs)")
 
 
 CUSTOM_WEBHOOK = EventType(

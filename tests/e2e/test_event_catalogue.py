@@ -133,14 +133,16 @@ def _run_the_flows(hub: RunningHub) -> None:
     disputed = hub.place_order(email="bounce@example.com")
     contested = hub.pay(disputed["id"], payment_method="pm_card_createDispute")
     assert _confirm(hub, contested["id"]).json()["status"] == "captured"
-    opened = wait_for(lambda: hub.events_of("payment.disputed", payment_id=contested["id"]), what="payment.disputed")
+    opened = wait_for(
+        lambda: hub.events_of("payment.disputed", payment_id=contested["id"]), what="payment.disputed", timeout=60
+    )
     ref = opened[0].payload["provider_ref"]
     c.post(f"/_sandbox/stripe/_control/disputes/{ref}/close", json={"outcome": "lost"}).raise_for_status()
     # PayPal: the buyer approves on the sandbox's page, the hub captures, then refunds it all.
     via_paypal = hub.place_order()
     pp = c.post(f"/orders/{via_paypal['id']}/payments", json={"provider": "paypal"}).raise_for_status().json()
     httpx.get(pp["action_url"], timeout=10).raise_for_status()
-    wait_for(lambda: _confirm(hub, pp["id"]).json().get("status") == "captured", what="the PayPal capture")
+    wait_for(lambda: _confirm(hub, pp["id"]).json().get("status") == "captured", what="the PayPal capture", timeout=60)
     c.post(f"/payments/{pp['id']}/refunds", json={}).raise_for_status()
     # A custom provider's webhook.
     body = json.dumps({"type": "stock.changed", "data": {"sku": "A-1"}}).encode()
@@ -176,7 +178,7 @@ def test_every_event_of_the_real_flows_matches_its_declared_schema(
         return rows if done and len(sink.received()) >= len(rows) and len(hub.events) >= len(rows) else None
 
     try:
-        rows = wait_for(settled, timeout=60, what="every flow's events, dispatched and delivered")
+        rows = wait_for(settled, timeout=90, what="every flow's events, dispatched and delivered")
     except AssertionError:
         missing = wanted - {r.type for r in _outbox(hub)}
         raise AssertionError(f"missing event types: {sorted(missing)}") from None
@@ -205,7 +207,7 @@ def test_a_refused_mail_is_recorded_as_declared(db_url: str, monkeypatch: pytest
         order = hub.place_order()
         payment = hub.pay(order["id"], payment_method="pm_card_visa")
         _confirm(hub, payment["id"]).raise_for_status()
-        failed = wait_for(lambda: hub.events_of("notification.failed", order_id=order["id"]), what="failed")
+        failed = wait_for(lambda: hub.events_of("notification.failed", order_id=order["id"]), what="failed", timeout=60)
         assert failed[0].payload["error"]
         assert _problems(catalogue, failed[0].type, failed[0].payload) == []
         assert {failed[0].type} == NOT_EXERCISED
