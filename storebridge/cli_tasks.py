@@ -15,6 +15,7 @@ from storebridge.config import Settings
 from storebridge.embedded import free_port, serve_in_thread
 from storebridge.events.bus import Event
 from storebridge.money import format_amount
+from storebridge.payments.events import PAYMENT_CAPTURED, PAYMENT_REQUIRES_ACTION
 
 __all__ = ["run_demo", "run_check", "DEMO_ORDER"]
 
@@ -89,7 +90,7 @@ def run_demo(
                 e["kind"] == "webhook" and e["type"].startswith(f"{provider}:") and "processed" in e["summary"]
                 for e in state["timeline"]
             )
-            if webhook_done and any(e.type == "payment.captured" for e in received):
+            if webhook_done and any(e.type == PAYMENT_CAPTURED.name for e in received):
                 break
             time.sleep(0.1)
         delivered = mails = None
@@ -110,7 +111,7 @@ def run_demo(
         if "stripe" in hub.sandboxes:  # a second order, paid with a card that needs 3-D Secure
             sca = sca_payment(client, {**DEMO_ORDER, "items": DEMO_ORDER["items"][1:]}, out, timeout)
             deadline = time.monotonic() + timeout  # the subscriber hears payment.requires_action too
-            while sca and not any(e.type == "payment.requires_action" for e in received):
+            while sca and not any(e.type == PAYMENT_REQUIRES_ACTION.name for e in received):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
@@ -122,7 +123,7 @@ def run_demo(
         table.add_row(f"+{entry['at'] - start:.3f}s", entry["kind"], entry["type"], entry["summary"])
     out.print(table)
     out.print("subscriber received: " + ", ".join(e.type for e in received))
-    captured = state.get("payment_status") == "captured" and any(e.type == "payment.captured" for e in received)
+    captured = state.get("payment_status") == "captured" and any(e.type == PAYMENT_CAPTURED.name for e in received)
     out.print(f"payment_status: [bold]{state.get('payment_status')}[/]")
     shipped = delivered is not False
     mailed = mails is None or mails >= (2 if delivered else 1)

@@ -16,6 +16,7 @@ from storebridge.admin import create_console
 from storebridge.api import orders, subscriptions, system, webhooks
 from storebridge.api.deps import require_token
 from storebridge.api.errors import ContainErrors, install_error_handlers
+from storebridge.api.event_types import router as event_types_router
 from storebridge.api.guards import RejectNulCharacters
 from storebridge.api.sandbox_guard import SandboxGuard
 from storebridge.bootstrap import Hub
@@ -113,6 +114,7 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     app.include_router(system.metrics_router)
     app.include_router(orders.router)
     app.include_router(subscriptions.router)
+    app.include_router(event_types_router)
     for router in hub.routers:  # capability routers (shipping, notifications, ...), behind the API token
         app.include_router(router, dependencies=[Depends(require_token)])
     # The operator console: its own session sign-in (never the bearer token), pages and CSRF-checked forms.

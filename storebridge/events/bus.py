@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import now
+from storebridge.events.catalogue import EventType
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 
@@ -72,11 +73,18 @@ class EventBus:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
 
     def subscribe(
-        self, name: str, patterns: str | tuple[str, ...], handler: EventHandler, *, timeout: float = 30.0
+        self,
+        name: str,
+        patterns: str | EventType | tuple[str | EventType, ...],
+        handler: EventHandler,
+        *,
+        timeout: float = 30.0,
     ) -> None:
+        """`patterns`: declared event types, or fnmatch patterns over type names (`payment.*`)."""
         if name in self.subscribers:
             raise ValueError(f"a subscriber named {name!r} is already registered")
-        pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+        listed = (patterns,) if isinstance(patterns, str | EventType) else patterns
+        pats = tuple(str(p) for p in listed)
         self.subscribers[name] = Subscriber(name, pats, handler, timeout)
 
     def unsubscribe(self, name: str) -> None:
@@ -103,23 +111,27 @@ async def deliver_to(sub: Subscriber, event: Event) -> str | None:
 
 def record_event(
     session: AsyncSession,
-    type: str,
+    type: EventType,
     payload: dict[str, Any],
     *,
     aggregate_id: str | None = None,
     order_id: str | None = None,
     request_id: str | None = None,
 ) -> OutboxEvent:
-    """Add an event to the outbox inside the caller's transaction.
+    """Add an event of a declared type (storebridge.events.catalogue) to the outbox inside the caller's transaction.
 
     Without an explicit `request_id` it takes the one bound to the log context, if any: that of
     the API request (or webhook being applied) that caused the event."""
+    if not isinstance(type, EventType):
+        raise TypeError(f"record_event needs a declared EventType (storebridge.events.catalogue), not {type!r}")
+    if type.is_family:
+        raise ValueError(f"record a member of {type.name!r} (EventType.member), not the family itself")
     if request_id is None:
         bound = structlog.contextvars.get_contextvars().get("request_id")
         request_id = bound if isinstance(bound, str) else None
     row = OutboxEvent(
         id=new_id("evt"),
-        type=type,
+        type=type.name,
         aggregate_id=aggregate_id,
         order_id=order_id,
         payload=payload,

@@ -1,4 +1,4 @@
-"""Commands the inventory service accepts, its errors, and the event types it records."""
+"""Commands the inventory service accepts and its errors (its event types are in inventory/events.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ __all__ = [
     "InsufficientStock",
     "StockConflict",
     "MAX_STOCK",
-    "INVENTORY_LEVEL_CHANGED",
 ]
 
 # The most units one level may hold: sums over thousands of locations still fit 64-bit columns.
 MAX_STOCK = 999_999_999_999_999
-
-INVENTORY_LEVEL_CHANGED = "inventory.level_changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ from storebridge.inventory.model import InventoryItem, InventoryLevel, Inventory
 from storebridge.inventory.settings import InventorySettings
 from storebridge.inventory.sqlite_fast import SqliteReserver
 from storebridge.inventory.stock import ensure_item, finish_reservations, reservation_out, reserve_lines, set_stocked
+from storebridge.payments.events import PAYMENT_CANCELED, PAYMENT_CAPTURED, PAYMENT_FAILED
+from storebridge.shipping.events import SHIPMENT_DELIVERED, SHIPMENT_LABEL_PURCHASED
 
 __all__ = ["InventoryService"]
 
@@ -243,9 +245,9 @@ class InventoryService:
     # -- the event bus --------------------------------------------------------------------
 
     def subscribe(self, bus: EventBus) -> None:
-        bus.subscribe("inventory-keep", "payment.captured", self.on_payment_captured)
-        bus.subscribe("inventory-release", ("payment.failed", "payment.canceled"), self.on_payment_ended)
-        bus.subscribe("inventory-fulfil", ("shipment.label_purchased", "shipment.delivered"), self.on_shipment)
+        bus.subscribe("inventory-keep", PAYMENT_CAPTURED, self.on_payment_captured)
+        bus.subscribe("inventory-release", (PAYMENT_FAILED, PAYMENT_CANCELED), self.on_payment_ended)
+        bus.subscribe("inventory-fulfil", (SHIPMENT_LABEL_PURCHASED, SHIPMENT_DELIVERED), self.on_shipment)
 
     async def on_payment_captured(self, event: Event) -> None:
         if event.order_id:

@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from storebridge.db import now
 from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
-from storebridge.inventory.commands import INVENTORY_LEVEL_CHANGED, InsufficientStock, ReserveOrder
+from storebridge.inventory.commands import InsufficientStock, ReserveOrder
+from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
 from storebridge.inventory.stock import allocate, first_location, level_payload, split_to_lines
 
 __all__ = ["SqliteReserver"]
@@ -144,7 +145,7 @@ class SqliteReserver:
         conn.execute(
             "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (new_id("evt"), INVENTORY_LEVEL_CHANGED, item_id, order_id, json.dumps(payload), t),
+            (new_id("evt"), INVENTORY_LEVEL_CHANGED.name, item_id, order_id, json.dumps(payload), t),
         )
 
     @staticmethod

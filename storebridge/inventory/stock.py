@@ -22,12 +22,12 @@ from storebridge.db import now
 from storebridge.events.bus import record_event
 from storebridge.ids import new_id
 from storebridge.inventory.commands import (
-    INVENTORY_LEVEL_CHANGED,
     MAX_STOCK,
     InsufficientStock,
     ReserveLine,
     StockConflict,
 )
+from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryLocation, InventoryReservation
 
 __all__ = [

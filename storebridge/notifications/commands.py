@@ -1,4 +1,4 @@
-"""Notification kinds, the events that trigger them, and the events this capability records."""
+"""Notification kinds and the tracking statuses that trigger them (its event types are in notifications/events.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ __all__ = [
     "SHIPPING_NOTIFICATION",
     "REFUND_NOTICE",
     "KINDS",
-    "NOTIFICATION_SENT",
-    "NOTIFICATION_FAILED",
-    "NOTIFICATION_DELIVERED",
-    "NOTIFICATION_BOUNCED",
-    "SHIPMENT_LABEL_PURCHASED",
-    "SHIPMENT_UPDATED",
     "IN_TRANSIT_STATUSES",
 ]
 
@@ -21,13 +15,6 @@ SHIPPING_NOTIFICATION = "shipping_notification"
 REFUND_NOTICE = "refund_notice"
 KINDS = (ORDER_CONFIRMATION, SHIPPING_NOTIFICATION, REFUND_NOTICE)
 
-NOTIFICATION_SENT = "notification.sent"
-NOTIFICATION_FAILED = "notification.failed"
-NOTIFICATION_DELIVERED = "notification.delivered"
-NOTIFICATION_BOUNCED = "notification.bounced"
 
-# Published by the shipping capability.
-SHIPMENT_LABEL_PURCHASED = "shipment.label_purchased"
-SHIPMENT_UPDATED = "shipment.updated"
 # Tracking statuses that mean "on its way" (Shippo's TRANSIT and the generic spellings).
 IN_TRANSIT_STATUSES = frozenset({"transit", "in_transit", "intransit", "out_for_delivery"})

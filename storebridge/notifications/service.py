@@ -25,24 +25,26 @@ from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
 from storebridge.errors import IntegrationError, NotFound, ProviderUnavailable
 from storebridge.events.bus import Event, record_event
+from storebridge.events.catalogue import EventType
 from storebridge.ids import new_id
 from storebridge.notifications.commands import (
     IN_TRANSIT_STATUSES,
+    ORDER_CONFIRMATION,
+    REFUND_NOTICE,
+    SHIPPING_NOTIFICATION,
+)
+from storebridge.notifications.events import (
     NOTIFICATION_BOUNCED,
     NOTIFICATION_DELIVERED,
     NOTIFICATION_FAILED,
     NOTIFICATION_SENT,
-    ORDER_CONFIRMATION,
-    REFUND_NOTICE,
-    SHIPMENT_LABEL_PURCHASED,
-    SHIPMENT_UPDATED,
-    SHIPPING_NOTIFICATION,
 )
 from storebridge.notifications.model import STATUS_RANK, Notification, SendgridEventSeen
 from storebridge.notifications.provider import MailProvider, MailRejected, MailUnavailable, OutgoingMail
 from storebridge.notifications.render import Renderer
 from storebridge.orders.model import Order
-from storebridge.payments.commands import PAYMENT_CAPTURED, PAYMENT_REFUNDED
+from storebridge.payments.events import PAYMENT_CAPTURED, PAYMENT_REFUNDED
+from storebridge.shipping.events import SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import RetryLater, WebhookHandler
 
@@ -98,13 +100,13 @@ def carrier_tracking_url(carrier: object, tracking_number: object) -> str | None
 def trigger_of(event: Event) -> tuple[str, dict[str, Any]] | None:
     """The notification kind an event asks for, and the data it carries; None if it asks for none."""
     p = event.payload
-    if event.type == PAYMENT_CAPTURED:
+    if event.type == PAYMENT_CAPTURED.name:
         return ORDER_CONFIRMATION, {"amount_captured": p.get("amount_captured"), "payment_id": p.get("payment_id")}
-    if event.type == PAYMENT_REFUNDED:
+    if event.type == PAYMENT_REFUNDED.name:
         amount = p.get("delta") or p.get("amount_refunded") or 0
         return REFUND_NOTICE, {"refund_amount": int(amount), "payment_id": p.get("payment_id")}
-    if event.type in (SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED):
-        if event.type == SHIPMENT_UPDATED:
+    if event.type in (SHIPMENT_LABEL_PURCHASED.name, SHIPMENT_UPDATED.name):
+        if event.type == SHIPMENT_UPDATED.name:
             statuses = {str(p.get(k) or "").lower().replace("-", "_").replace(" ", "_") for k in _STATUS_KEYS}
             if not statuses & IN_TRANSIT_STATUSES:
                 return None
@@ -298,7 +300,7 @@ class NotificationService:
         )
 
     @staticmethod
-    def _record(session: AsyncSession, event_type: str, n: Notification, **extra: Any) -> None:
+    def _record(session: AsyncSession, event_type: EventType, n: Notification, **extra: Any) -> None:
         record_event(session, event_type, _event_payload(n, **extra), aggregate_id=n.id, order_id=n.order_id)
 
     # -- queries and operator actions -------------------------------------------------------

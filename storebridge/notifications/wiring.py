@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storebridge.notifications.commands import (
-    ORDER_CONFIRMATION,
-    REFUND_NOTICE,
-    SHIPMENT_LABEL_PURCHASED,
-    SHIPMENT_UPDATED,
-    SHIPPING_NOTIFICATION,
-)
-from storebridge.payments.commands import PAYMENT_CAPTURED, PAYMENT_REFUNDED
+from storebridge.notifications.commands import ORDER_CONFIRMATION, REFUND_NOTICE, SHIPPING_NOTIFICATION
+from storebridge.payments.events import PAYMENT_CAPTURED, PAYMENT_REFUNDED
+from storebridge.shipping.events import SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
 
 if TYPE_CHECKING:
     from storebridge.capabilities import Wiring

@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NewLineItem", "PlaceOrder", "ORDER_PLACED", "ORDER_OVERPAID"]
-
-ORDER_PLACED = "order.placed"
-ORDER_OVERPAID = "order.overpaid"  # its payments together hold more than its total
+__all__ = ["NewLineItem", "PlaceOrder"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ from storebridge.events.bus import record_event
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 from storebridge.money import format_amount
-from storebridge.orders.commands import ORDER_PLACED, PlaceOrder
+from storebridge.orders.commands import PlaceOrder
+from storebridge.orders.events import ORDER_PLACED
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
 from storebridge.payments.model import Dispute, Payment, Refund

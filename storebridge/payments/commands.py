@@ -1,4 +1,4 @@
-"""Commands the payment service accepts, and the event types it records."""
+"""Commands the payment service accepts (the event types it records are in payments/events.py)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,7 @@ __all__ = [
     "CapturePayment",
     "RefundPayment",
     "CancelPayment",
-    "PAYMENT_DISPUTED",
-    "PAYMENT_DISPUTE_UPDATED",
-    "PAYMENT_DISPUTE_CLOSED",
-    "PAYMENT_AUTHORIZED",
-    "PAYMENT_CAPTURED",
-    "PAYMENT_REFUNDED",
-    "PAYMENT_FAILED",
-    "PAYMENT_CANCELED",
-    "PAYMENT_REQUIRES_ACTION",
 ]
-
-PAYMENT_DISPUTED = "payment.disputed"  # a dispute was opened on the payment (first seen)
-PAYMENT_DISPUTE_UPDATED = "payment.dispute_updated"  # its status, amount, deadline or funds changed
-PAYMENT_DISPUTE_CLOSED = "payment.dispute_closed"  # won or lost
-PAYMENT_AUTHORIZED = "payment.authorized"
-PAYMENT_CAPTURED = "payment.captured"
-PAYMENT_REFUNDED = "payment.refunded"
-PAYMENT_FAILED = "payment.failed"
-PAYMENT_CANCELED = "payment.canceled"
-PAYMENT_REQUIRES_ACTION = "payment.requires_action"  # the buyer must authenticate (3-D Secure) or approve
 
 
 @dataclass(frozen=True, slots=True)

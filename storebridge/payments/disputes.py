@@ -26,8 +26,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.events.bus import record_event
+from storebridge.events.catalogue import EventType
 from storebridge.ids import new_id
-from storebridge.payments.commands import PAYMENT_DISPUTE_CLOSED, PAYMENT_DISPUTE_UPDATED, PAYMENT_DISPUTED
+from storebridge.payments.events import PAYMENT_DISPUTE_CLOSED, PAYMENT_DISPUTE_UPDATED, PAYMENT_DISPUTED
 from storebridge.payments.model import Dispute, Payment
 from storebridge.payments.provider import ProviderDispute
 from storebridge.webhooks.processor import RetryLater
@@ -122,7 +123,7 @@ async def apply_dispute(
     row = await session.scalar(
         select(Dispute).where(Dispute.provider == provider, Dispute.provider_ref == d.provider_ref)
     )
-    emitted: list[str] = []
+    emitted: list[EventType] = []
     if row is None:
         row = Dispute(
             id=new_id("dsp"),

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.events.bus import record_event
-from storebridge.orders.commands import ORDER_OVERPAID
+from storebridge.events.catalogue import EventType
+from storebridge.orders.events import ORDER_OVERPAID
 from storebridge.orders.model import Order
-from storebridge.payments.commands import (
+from storebridge.payments.events import (
     PAYMENT_AUTHORIZED,
     PAYMENT_CANCELED,
     PAYMENT_CAPTURED,
@@ -99,7 +100,7 @@ def apply_provider_state(
     if payment.status not in LIVE_STATUSES:
         payment.live_order_id = None  # failed, canceled or refunded: the order may be paid anew
 
-    emitted: list[tuple[str, dict[str, Any]]] = []
+    emitted: list[tuple[EventType, dict[str, Any]]] = []
     if payment.amount_authorized > before_auth:
         emitted.append((PAYMENT_AUTHORIZED, {"delta": payment.amount_authorized - before_auth}))
     if payment.amount_captured > before_cap:
@@ -123,7 +124,7 @@ def apply_provider_state(
             order_id=payment.order_id,
             request_id=request_id,
         )
-    return [t for t, _ in emitted]
+    return [t.name for t, _ in emitted]
 
 
 async def refresh_order_payment_status(session: AsyncSession, order_id: str) -> str:

@@ -28,15 +28,8 @@ from storebridge.events.bus import record_event
 from storebridge.ids import new_id
 from storebridge.integration import HealthStatus
 from storebridge.orders.model import Order
-from storebridge.shipping.commands import (
-    SHIPMENT_CREATED,
-    SHIPMENT_DELIVERED,
-    SHIPMENT_LABEL_PURCHASED,
-    SHIPMENT_UPDATED,
-    Address,
-    BuyLabel,
-    CreateShipment,
-)
+from storebridge.shipping.commands import Address, BuyLabel, CreateShipment
+from storebridge.shipping.events import SHIPMENT_CREATED, SHIPMENT_DELIVERED, SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
 from storebridge.shipping.model import (
     TRACKING_TO_FULFILLMENT,
     Shipment,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.errors import ConfigError, WebhookRejected
 from storebridge.events.bus import record_event
+from storebridge.webhooks.events import CUSTOM_WEBHOOK
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import WebhookHandler
 from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object, signed_body_id
@@ -117,7 +118,7 @@ def custom_handler(provider: CustomProvider) -> WebhookHandler:
         body = parse_json_object(row.body)
         record_event(
             session,
-            f"webhook.{provider.name}.{row.event_type}",
+            CUSTOM_WEBHOOK.member(f"{provider.name}.{row.event_type}"),
             {"provider": provider.name, "event_id": row.event_id, "type": row.event_type, "body": body},
             aggregate_id=row.aggregate_key,
             request_id=row.request_id,

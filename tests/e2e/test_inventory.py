@@ -19,6 +19,7 @@ from storebridge.events.bus import record_event
 from storebridge.inventory.service import InventoryService
 from storebridge.sandbox.inventory import InventorySandbox
 from storebridge.webhooks.verify import sign_plain
+from tests.support.events import declared
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 
 MODULE = "storebridge.inventory.wiring"
@@ -92,7 +93,7 @@ def test_an_order_reserves_a_captured_payment_keeps_and_shipping_decrements(inv_
 
     async def shipped() -> None:
         async with inv_hub.hub.db.write() as session:
-            record_event(session, "shipment.label_purchased", {"order_id": order["id"]}, order_id=order["id"])
+            record_event(session, declared("shipment.label_purchased"), {"order_id": order["id"]}, order_id=order["id"])
 
     inv_hub.run(shipped())
     wait_for(lambda: _item(inv_hub, "SKU-1")["stocked"] == 3, what="stocked decremented by the shipment")

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from storebridge.events.bus import record_event
 from storebridge.notifications.sendgrid_verify import sign_sendgrid
 from storebridge.sandbox.sendgrid import SendGridSandbox
+from tests.support.events import declared
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 
 
@@ -37,7 +38,7 @@ def _paid_order(hub: RunningHub, **overrides: Any) -> dict[str, Any]:
 def _record(hub: RunningHub, event_type: str, order_id: str, **payload: Any) -> None:
     async def write() -> None:
         async with hub.hub.db.write() as session:
-            record_event(session, event_type, {"order_id": order_id, **payload}, order_id=order_id)
+            record_event(session, declared(event_type), {"order_id": order_id, **payload}, order_id=order_id)
 
     hub.run(write())
 

@@ -30,6 +30,7 @@ from storebridge.logs import configure_logging
 from storebridge.notifications.wiring import SANDBOX_SENDGRID_KEY
 from storebridge.payments.paypal_wiring import SANDBOX_CLIENT_SECRET
 from storebridge.shipping.wiring import SANDBOX_SHIPPO_KEY
+from tests.support.events import declared
 from tests.support.hub import API_TOKEN, ORDER, STRIPE_WEBHOOK_SECRET, RunningHub, wait_for
 from tests.support.servers import serve_in_thread
 from tests.support.stripe_events import signed_headers
@@ -174,7 +175,7 @@ def test_an_api_request_id_is_answered_and_follows_the_events_it_caused(
     async def local_subscriber(event: Event) -> None:
         probe.info("probe_saw_order", order_id=event.order_id)
         async with hub.hub.db.write() as session:  # an event this subscriber causes in turn
-            record_event(session, "probe.followed_up", {"order_id": event.order_id})
+            record_event(session, declared("probe.followed_up"), {"order_id": event.order_id})
 
     hub.hub.bus.subscribe("trace-probe", "order.placed", local_subscriber)
     placed = hub.client.post("/orders", json=ORDER, headers={"X-Request-ID": "checkout-42.retry:1"})

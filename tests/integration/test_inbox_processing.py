@@ -17,6 +17,7 @@ from storebridge.webhooks.inbox import InboxRow, InboxWriter
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy
 from storebridge.webhooks.retention import InboxPruner
+from tests.support.events import declared
 
 
 def _with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
@@ -50,7 +51,7 @@ def test_one_aggregate_is_processed_oldest_first_and_waits_for_a_failing_predece
     async def handler(row: WebhookEvent, session: AsyncSession) -> str | None:
         if row.event_id == "e1" and row.attempts == 0:
             raise RuntimeError("transient")
-        record_event(session, "seen", {"event_id": row.event_id})
+        record_event(session, declared("seen"), {"event_id": row.event_id})
         return None
 
     async def applied(db: Database) -> list[str]:

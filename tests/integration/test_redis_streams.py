@@ -34,6 +34,7 @@ from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.events.redis_streams import REDIS_DOWN, RedisStreamsTransport
 from storebridge.migrate import upgrade
 from tests.support.databases import REDIS_ENV, database_url, service_url
+from tests.support.events import declared
 from tests.support.hub import ORDER, make_settings, running_hub, wait_for
 
 Step = Callable[[], Awaitable[int]]
@@ -104,7 +105,7 @@ def recorder(seen: list[str]) -> Callable[[Event], Awaitable[None]]:
 
 async def record(db: Database, count: int, event_type: str = "order.created") -> list[str]:
     async with db.write() as session:
-        return [record_event(session, event_type, {"n": n}, order_id=f"ord_{n}").id for n in range(count)]
+        return [record_event(session, declared(event_type), {"n": n}, order_id=f"ord_{n}").id for n in range(count)]
 
 
 async def pump(steps: list[Step], done: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str) -> None:
