@@ -19,7 +19,7 @@ from storebridge.errors import ConfigError
 from storebridge.terminal import make_console
 
 if TYPE_CHECKING:
-    from storebridge.bootstrap import Hub
+    from storebridge.api_token import ApiToken
 
 __all__ = ["app", "main"]
 
@@ -78,10 +78,25 @@ def _migrate_or_exit(settings: Settings) -> str | None:
         raise typer.Exit(2) from None
 
 
-def _announce_generated_token(hub: Hub) -> None:
-    """Without STOREBRIDGE_API_TOKEN the hub made one: the only way the operator learns it."""
-    if hub.api_token_generated:
-        out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+def _api_token(settings: Settings) -> ApiToken:
+    """STOREBRIDGE_API_TOKEN, or the one kept beside the database (generated and saved the first time)."""
+    from storebridge.api_token import resolve_api_token
+
+    try:
+        return resolve_api_token(settings)
+    except OSError as exc:
+        console.print(f"[bold red]cannot keep the generated API token:[/] {exc}")
+        console.print("Set STOREBRIDGE_API_TOKEN, or make the database's folder writable.")
+        raise typer.Exit(2) from None
+
+
+def _announce_token(token: ApiToken) -> None:
+    """Without STOREBRIDGE_API_TOKEN the hub made one (shown once) or reuses the saved one (never shown)."""
+    if token.source == "generated":
+        out.print(f"STOREBRIDGE_API_TOKEN was not set; generated API token (shown once): [bold]{token.value}[/]")
+        out.print(f"  kept in {token.path} for the next start" if token.path else "  not kept (in-memory database)")
+    elif token.source == "file":
+        out.print(f"STOREBRIDGE_API_TOKEN was not set; using the API token kept in {token.path}")
 
 
 @app.command()
@@ -102,7 +117,10 @@ def serve(
     with _config_errors():  # before migrating: a refused configuration leaves the database alone
         hub = bootstrap(settings, public_url=public)
     _migrate_or_exit(settings)
-    _announce_generated_token(hub)
+    # Once the database answered (an unreachable one leaves no token file behind); nothing has read it yet.
+    token = _api_token(settings)
+    hub.api_token, hub.api_token_generated = token.value, token.source != "environment"
+    _announce_token(token)
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
     out.print(f"storebridge listening on {public}  (GET /healthz)")
@@ -123,8 +141,10 @@ def worker_cmd(
 
     settings = _settings()
     _logging(settings)
+    # Only the metrics listener needs the token: a worker without one never generates or saves it.
+    token = _api_token(settings) if metrics_port else None
     with _config_errors():
-        hub = bootstrap(settings)
+        hub = bootstrap(settings, api_token=token.value if token else None)
     listener = None
     if metrics_port:
         try:
@@ -133,7 +153,8 @@ def worker_cmd(
             console.print(f"[bold red]cannot listen on {metrics_host}:{metrics_port} for metrics:[/] {exc}")
             console.print("Choose another --metrics-port, or stop what is using this one.")
             raise typer.Exit(2) from None
-        _announce_generated_token(hub)
+        if token is not None:
+            _announce_token(token)
         out.print(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics (bearer token)")
 
     async def run() -> None:
