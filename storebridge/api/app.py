@@ -109,7 +109,8 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     # and the mailbox need the API token (SandboxGuard), their provider APIs take the test keys.
     if not hub.settings.production:
         for name, sandbox in hub.sandboxes.items():
-            guarded = SandboxGuard(sandbox.app, lambda: hub.api_token)
+            emulator = hub.sandbox_states.watch(name, sandbox.app) if hub.sandbox_states else sandbox.app
+            guarded = SandboxGuard(emulator, lambda: hub.api_token)
             app.router.routes.append(Mount(f"/_sandbox/{name}", app=guarded, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)
 
