@@ -20,6 +20,7 @@ from storebridge.terminal import make_console
 
 if TYPE_CHECKING:
     from storebridge.api_token import ApiToken
+    from storebridge.bootstrap import Hub
 
 __all__ = ["app", "main"]
 
@@ -78,6 +79,14 @@ def _migrate_or_exit(settings: Settings) -> str | None:
         raise typer.Exit(2) from None
 
 
+def _plugins(hub: Hub) -> None:
+    """STOREBRIDGE_PLUGINS: the user's subscribers (storebridge.plugins); a bad entry is a ConfigError."""
+    from storebridge.plugins import install_plugins
+
+    for entry in install_plugins(hub, hub.settings.plugins):
+        out.print(f"  plugin     {entry}")
+
+
 def _api_token(settings: Settings) -> ApiToken:
     """STOREBRIDGE_API_TOKEN, or the one kept beside the database (generated and saved the first time)."""
     from storebridge.api_token import resolve_api_token
@@ -116,6 +125,7 @@ def serve(
     public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     with _config_errors():  # before migrating: a refused configuration leaves the database alone
         hub = bootstrap(settings, public_url=public)
+        _plugins(hub)
     _migrate_or_exit(settings)
     # Once the database answered (an unreachable one leaves no token file behind); nothing has read it yet.
     token = _api_token(settings)
@@ -145,6 +155,7 @@ def worker_cmd(
     token = _api_token(settings) if metrics_port else None
     with _config_errors():
         hub = bootstrap(settings, api_token=token.value if token else None)
+        _plugins(hub)
     listener = None
     if metrics_port:
         try:

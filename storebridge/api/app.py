@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
@@ -42,6 +42,13 @@ class StorebridgeApp:
         # Guards run once here, before routing; the sandboxes emulate other services' APIs and keep
         # their own rules. ContainErrors also inside `api`: here it covers a failing guard.
         self._guarded_api = ContainErrors(RejectNulCharacters(api, exempt_prefixes=("/_sandbox/",)))
+
+    def lifespan(self, _parent: object = None) -> AbstractAsyncContextManager[Any]:
+        """The hub's start-up and shut-down (migrate, worker, sandbox state), for a parent app that mounts
+        this one: Starlette runs only the outermost app's lifespan, never a mounted app's. Either
+        `Starlette(routes=[Mount("/hub", app=hub_app)], lifespan=hub_app.lifespan)`, or inside the
+        parent's own lifespan `async with hub_app.lifespan(): ...`."""
+        return self.api.router.lifespan_context(self.api)
 
     def http_protocol(self) -> Any:
         """uvicorn's `http=` setting for this app: its protocol, which answers webhooks without an

@@ -417,3 +417,72 @@ def test_an_explicit_token_wins_over_the_kept_one(tmp_path: Path) -> None:
     assert resolve_api_token(load_settings(database_url=url, api_token=None)).value == kept.value
     explicit = resolve_api_token(load_settings(database_url=url, api_token="sbk_mine"))
     assert explicit.value == "sbk_mine" and explicit.source == "environment"
+
+
+def test_serve_loads_the_subscribers_named_in_storebridge_plugins(tmp_path: Path) -> None:
+    """STOREBRIDGE_PLUGINS=module:function: serve calls it with the hub; its subscriber receives the payment events."""
+    out = tmp_path / "plugin.out"
+    port = free_port()
+    env = _env(tmp_path, STOREBRIDGE_PLUGINS="tests.support.plugin_example:install", PLUGIN_EXAMPLE_OUT=str(out))
+    env["STOREBRIDGE_API_TOKEN"] = "sbk_plugin_test_token"
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer sbk_plugin_test_token"}
+    try:
+        assert proc.stdout is not None
+        assert "tests.support.plugin_example:install" in proc.stdout.readline()
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=30, what="serve to answer /healthz")
+        order = httpx.post(
+            f"{base}/orders",
+            headers=auth,
+            json={
+                "email": "a@example.com",
+                "currency": "USD",
+                "items": [{"sku": "S", "title": "T", "quantity": 1, "unit_price": 900}],
+            },
+        ).json()
+        payment = httpx.post(
+            f"{base}/orders/{order['id']}/payments",
+            headers=auth,
+            json={"provider": "stripe", "payment_method": "pm_card_visa"},
+        ).json()
+        httpx.post(f"{base}/payments/{payment['id']}/confirm", headers=auth).raise_for_status()
+        wait_for(lambda: "payment.captured" in out.read_text(), what="the plugin's subscriber to see payment.captured")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ("tests.support.plugin_example", "is not `module:function`"),
+        ("tests.support.no_such_module:install", "cannot import"),
+        ("tests.support.plugin_example:missing", "has no callable 'missing'"),
+        ("tests.support.plugin_example:broken", "no ERP configured"),
+    ],
+)
+def test_a_bad_plugin_entry_stops_serve_and_worker_naming_it(tmp_path: Path, entry: str, said: str) -> None:
+    """A bad STOREBRIDGE_PLUGINS entry: serve and worker exit 2 naming it (a malformed list before any entry runs)."""
+    out = tmp_path / "plugin.out"
+    plugins = f"tests.support.plugin_example:install, {entry}"
+    env = _env(tmp_path, STOREBRIDGE_PLUGINS=plugins, PLUGIN_EXAMPLE_OUT=str(out))
+    for args in (["serve", "--port", str(free_port())], ["worker"]):
+        out.unlink(missing_ok=True)
+        result = _run(args, env)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        stderr = " ".join(result.stderr.split())
+        assert "STOREBRIDGE_PLUGINS" in stderr and entry.split(":")[0] in stderr and said in stderr, stderr
+        assert "Traceback" not in result.stderr
+        assert out.exists() == (":" in entry)  # the good entry before it ran, unless the list is malformed
