@@ -34,6 +34,7 @@ from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
 from storebridge.payments.service import PaymentService, payment_webhook_handler
+from storebridge.sandbox.persistence import SandboxStates
 from storebridge.stats import WebhookStats
 from storebridge.webhooks.custom import custom_handler, custom_source
 from storebridge.webhooks.inbox import InboxWriter
@@ -115,11 +116,14 @@ class Hub:
     event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    sandbox_states: SandboxStates | None = None  # the emulators' state, kept in the database (dev only)
 
     async def start(self, *, migrate: bool = True, run_worker: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
         if migrate:
             await upgrade(self.db)
+        if self.sandbox_states is not None:
+            await self.sandbox_states.load()
         self.inbox.start()
         if run_worker:
             self.worker = Worker(
@@ -152,6 +156,8 @@ class Hub:
         await self.inbox.stop()
         for provider in self.payment_providers.values():
             await provider.aclose()
+        if self.sandbox_states is not None:
+            await self.sandbox_states.aclose()
         for sandbox in self.sandboxes.values():
             await sandbox.aclose()
         for close in self.closers:
@@ -341,5 +347,6 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         services=wiring.services,
         closers=wiring.closers,
         health_checks=wiring.health_checks,
+        sandbox_states=SandboxStates(db, parts["sandboxes"]) if parts["sandboxes"] else None,
         **parts,
     )

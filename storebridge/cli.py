@@ -19,6 +19,7 @@ from storebridge.errors import ConfigError
 from storebridge.terminal import make_console
 
 if TYPE_CHECKING:
+    from storebridge.api_token import ApiToken
     from storebridge.bootstrap import Hub
 
 __all__ = ["app", "main"]
@@ -78,10 +79,33 @@ def _migrate_or_exit(settings: Settings) -> str | None:
         raise typer.Exit(2) from None
 
 
-def _announce_generated_token(hub: Hub) -> None:
-    """Without STOREBRIDGE_API_TOKEN the hub made one: the only way the operator learns it."""
-    if hub.api_token_generated:
-        out.print(f"STOREBRIDGE_API_TOKEN was not set; this run's API token (shown once): [bold]{hub.api_token}[/]")
+def _plugins(hub: Hub) -> None:
+    """STOREBRIDGE_PLUGINS: the user's subscribers (storebridge.plugins); a bad entry is a ConfigError."""
+    from storebridge.plugins import install_plugins
+
+    for entry in install_plugins(hub, hub.settings.plugins):
+        out.print(f"  plugin     {entry}")
+
+
+def _api_token(settings: Settings) -> ApiToken:
+    """STOREBRIDGE_API_TOKEN, or the one kept beside the database (generated and saved the first time)."""
+    from storebridge.api_token import resolve_api_token
+
+    try:
+        return resolve_api_token(settings)
+    except OSError as exc:
+        console.print(f"[bold red]cannot keep the generated API token:[/] {exc}")
+        console.print("Set STOREBRIDGE_API_TOKEN, or make the database's folder writable.")
+        raise typer.Exit(2) from None
+
+
+def _announce_token(token: ApiToken) -> None:
+    """Without STOREBRIDGE_API_TOKEN the hub made one (shown once) or reuses the saved one (never shown)."""
+    if token.source == "generated":
+        out.print(f"STOREBRIDGE_API_TOKEN was not set; generated API token (shown once): [bold]{token.value}[/]")
+        out.print(f"  kept in {token.path} for the next start" if token.path else "  not kept (in-memory database)")
+    elif token.source == "file":
+        out.print(f"STOREBRIDGE_API_TOKEN was not set; using the API token kept in {token.path}")
 
 
 @app.command()
@@ -101,8 +125,12 @@ def serve(
     public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     with _config_errors():  # before migrating: a refused configuration leaves the database alone
         hub = bootstrap(settings, public_url=public)
+        _plugins(hub)
     _migrate_or_exit(settings)
-    _announce_generated_token(hub)
+    # Once the database answered (an unreachable one leaves no token file behind); nothing has read it yet.
+    token = _api_token(settings)
+    hub.api_token, hub.api_token_generated = token.value, token.source != "environment"
+    _announce_token(token)
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
     out.print(f"storebridge listening on {public}  (GET /healthz)")
@@ -123,8 +151,11 @@ def worker_cmd(
 
     settings = _settings()
     _logging(settings)
+    # Only the metrics listener needs the token: a worker without one never generates or saves it.
+    token = _api_token(settings) if metrics_port else None
     with _config_errors():
-        hub = bootstrap(settings)
+        hub = bootstrap(settings, api_token=token.value if token else None)
+        _plugins(hub)
     listener = None
     if metrics_port:
         try:
@@ -133,7 +164,8 @@ def worker_cmd(
             console.print(f"[bold red]cannot listen on {metrics_host}:{metrics_port} for metrics:[/] {exc}")
             console.print("Choose another --metrics-port, or stop what is using this one.")
             raise typer.Exit(2) from None
-        _announce_generated_token(hub)
+        if token is not None:
+            _announce_token(token)
         out.print(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics (bearer token)")
 
     async def run() -> None:

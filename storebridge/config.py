@@ -100,6 +100,8 @@ class Settings(_Base):
     log_level: str = Field("INFO", validation_alias="STOREBRIDGE_LOG_LEVEL")
     log_format: str = Field("json", validation_alias="STOREBRIDGE_LOG_FORMAT")
     webhook_providers: str = Field("", validation_alias="STOREBRIDGE_WEBHOOK_PROVIDERS")
+    # Subscribers `serve` and `worker` load: comma-separated `module:function`, each called with the Hub.
+    plugins: str = Field("", validation_alias="STOREBRIDGE_PLUGINS")
     custom_webhooks: tuple[CustomProvider, ...] = ()
     webhook_retention_days: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_RETENTION_DAYS")
     reconcile_interval_seconds: float = Field(60.0, gt=0, validation_alias="STOREBRIDGE_RECONCILE_INTERVAL")

@@ -16,6 +16,7 @@ from storebridge.inventory.model import (
 from storebridge.notifications.model import Notification, SendgridEventSeen
 from storebridge.orders.model import LineItem, Order
 from storebridge.payments.model import Payment, Refund
+from storebridge.sandbox.model import SandboxState
 from storebridge.shipping.model import Shipment, ShipmentLabel, ShipmentRate, TrackingEvent
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
 
@@ -46,6 +47,7 @@ __all__ = [
     "InventoryReservation",
     "InventorySyncRun",
     "InventorySyncBatch",
+    "SandboxState",
 ]
 
 metadata = Base.metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
@@ -43,6 +43,13 @@ class StorebridgeApp:
         # Guards run once here, before routing; the sandboxes emulate other services' APIs and keep
         # their own rules. ContainErrors also inside `api`: here it covers a failing guard.
         self._guarded_api = ContainErrors(RejectNulCharacters(api, exempt_prefixes=("/_sandbox/",)))
+
+    def lifespan(self, _parent: object = None) -> AbstractAsyncContextManager[Any]:
+        """The hub's start-up and shut-down (migrate, worker, sandbox state), for a parent app that mounts
+        this one: Starlette runs only the outermost app's lifespan, never a mounted app's. Either
+        `Starlette(routes=[Mount("/hub", app=hub_app)], lifespan=hub_app.lifespan)`, or inside the
+        parent's own lifespan `async with hub_app.lifespan(): ...`."""
+        return self.api.router.lifespan_context(self.api)
 
     def http_protocol(self) -> Any:
         """uvicorn's `http=` setting for this app: its protocol, which answers webhooks without an
@@ -123,7 +130,8 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     # and the mailbox need the API token (SandboxGuard), their provider APIs take the test keys.
     if not hub.settings.production:
         for name, sandbox in hub.sandboxes.items():
-            guarded = SandboxGuard(sandbox.app, lambda: hub.api_token)
+            emulator = hub.sandbox_states.watch(name, sandbox.app) if hub.sandbox_states else sandbox.app
+            guarded = SandboxGuard(emulator, lambda: hub.api_token)
             app.router.routes.append(Mount(f"/_sandbox/{name}", app=guarded, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storebridge.api.errors import error_body, field_name
+from storebridge.webhooks.routes import route_path
 
 __all__ = ["RejectNulCharacters", "nul_fields_in_json"]
 
@@ -121,7 +122,7 @@ class RejectNulCharacters:
         self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.exempt_prefixes and scope["path"].startswith(self.exempt_prefixes)):
+        if scope["type"] != "http" or (self.exempt_prefixes and route_path(scope).startswith(self.exempt_prefixes)):
             await self.app(scope, receive, send)
             return
         found = ["path"] if NUL in scope["path"] else []

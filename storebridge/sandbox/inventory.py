@@ -85,6 +85,21 @@ class InventorySandbox:
         self._client: httpx.AsyncClient | None = None
         self._app: Starlette | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Stock levels per store, reservations and applied-sync counts, JSON-ready."""
+        return {
+            "levels": {store: [[sku, loc, qty] for (sku, loc), qty in by.items()] for store, by in self.levels.items()},
+            "reservations": self.reservations,
+            "applied": dict(self.applied),
+        }
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        self.levels = {
+            store: {(sku, loc): int(qty) for sku, loc, qty in rows} for store, rows in data.get("levels", {}).items()
+        }
+        self.reservations = dict(data.get("reservations", {}))
+        self.applied = Counter(data.get("applied", {}))
+
     @property
     def app(self) -> Starlette:
         if self._app is None:

@@ -149,6 +149,14 @@ class PayPalSandbox:
             "PAYPAL-AUTH-VERSION": "v2",
         }
 
+    # -- state ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.state.to_dict()
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        self.state.from_dict(data)
+
     # -- app --------------------------------------------------------------------------------
 
     @property

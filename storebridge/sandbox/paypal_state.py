@@ -135,6 +135,26 @@ class PayPalState:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)  # order id -> "decline" | "pending" (chosen at approval)
 
+    # -- persistence ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Orders, authorizations, captures, refunds and approval outcomes, JSON-ready."""
+        return {
+            "orders": self.orders,
+            "authorizations": {k: list(v) for k, v in self.authorizations.items()},
+            "captures": {k: list(v) for k, v in self.captures.items()},
+            "refunds": self.refunds,
+            "outcomes": self.outcomes,
+        }
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        """Replace the resources by those `to_dict` exported."""
+        self.orders = dict(data.get("orders", {}))
+        self.authorizations = {k: (v[0], v[1]) for k, v in data.get("authorizations", {}).items()}
+        self.captures = {k: (v[0], v[1]) for k, v in data.get("captures", {}).items()}
+        self.refunds = dict(data.get("refunds", {}))
+        self.outcomes = dict(data.get("outcomes", {}))
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _order(self, order_id: str) -> dict[str, Any]:

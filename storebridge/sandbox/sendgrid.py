@@ -137,6 +137,13 @@ class SendGridSandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The mailbox (every accepted message), JSON-ready."""
+        return {"messages": self.messages}
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        self.messages = list(data.get("messages", []))
+
     @property
     def public_key(self) -> str:
         """The verification key, as the SendGrid console shows it (base64 DER)."""

@@ -10,6 +10,7 @@ Test controls: POST `/advance/{tracking_number}` (PRE_TRANSIT -> TRANSIT -> DELI
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -91,6 +92,24 @@ class ShippoSandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self._app: Starlette | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Shipments, rates, transactions, tracks and the label PDFs (base64), JSON-ready."""
+        return {
+            "shipments": self.shipments,
+            "rates": self.rates,
+            "transactions": self.transactions,
+            "tracks": self.tracks,
+            "labels": {k: base64.b64encode(v).decode("ascii") for k, v in self.labels.items()},
+        }
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        """Take back what `to_dict` exported (a restarted hub's sandbox): its labels download again."""
+        self.shipments = dict(data.get("shipments", {}))
+        self.rates = dict(data.get("rates", {}))
+        self.transactions = dict(data.get("transactions", {}))
+        self.tracks = dict(data.get("tracks", {}))
+        self.labels = {k: base64.b64decode(v) for k, v in data.get("labels", {}).items()}
 
     @property
     def app(self) -> Starlette:

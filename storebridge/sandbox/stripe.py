@@ -113,6 +113,16 @@ class StripeSandbox:
         self._chains: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
 
+    # ----------------------------------------------------------------- state
+    def to_dict(self) -> dict[str, Any]:
+        """The account's resources (payment intents, charges, refunds, events, disputes), JSON-ready."""
+        return {"state": self.state.to_dict(), "disputes": self.disputes.to_dict()}
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        """Take back what `to_dict` exported; until then, and without it, the account starts empty."""
+        self.state.from_dict(data.get("state", {}))
+        self.disputes.from_dict(data.get("disputes", {}))
+
     # ----------------------------------------------------------------- app
     @property
     def app(self) -> Starlette:

@@ -119,6 +119,13 @@ class StripeDisputes:
         self.disputes: dict[str, dict[str, Any]] = {}
         self._disputed_charges: set[str] = set()
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"disputes": self.disputes, "disputed_charges": sorted(self._disputed_charges)}
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        self.disputes = dict(data.get("disputes", {}))
+        self._disputed_charges = set(data.get("disputed_charges", []))
+
     def attach(self, state: StripeState) -> None:
         self._state = state
 

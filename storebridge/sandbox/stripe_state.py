@@ -96,6 +96,34 @@ class StripeState:
         self._event_index: dict[str, int] = {}
         self.challenges: dict[str, Challenge] = {}  # PaymentIntent id -> its pending 3-D Secure challenge
 
+    # ---------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        """Everything the account holds, as JSON-ready data (see `from_dict`)."""
+        return {
+            "payment_intents": self.payment_intents,
+            "charges": self.charges,
+            "refunds": self.refunds,
+            "events": self.events,
+            "challenges": {
+                pi: {"payment_method": c.payment_method, "return_url": c.return_url, "api_version": c.api_version}
+                for pi, c in self.challenges.items()
+            },
+        }
+
+    def from_dict(self, data: dict[str, Any]) -> None:
+        """Replace this account's resources by those `to_dict` exported (a restarted hub's sandbox)."""
+        self.payment_intents = dict(data.get("payment_intents", {}))
+        self.charges = dict(data.get("charges", {}))
+        self.refunds = dict(data.get("refunds", {}))
+        self.events = list(data.get("events", []))
+        self.events_by_id = {e["id"]: e for e in self.events}
+        self._event_index = {e["id"]: i for i, e in enumerate(self.events)}
+        self.challenges = {
+            pi: Challenge(c["payment_method"], TEST_CARDS[c["payment_method"]], c["return_url"], c["api_version"])
+            for pi, c in data.get("challenges", {}).items()
+            if c["payment_method"] in TEST_CARDS
+        }
+
     # ---------------------------------------------------------------- helpers
     def _event(self, type_: str, obj: dict[str, Any], ctx: Ctx) -> None:
         key = obj["id"]

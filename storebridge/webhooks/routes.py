@@ -39,6 +39,7 @@ __all__ = [
     "not_stored",
     "rejected",
     "request_id_for",
+    "route_path",
     "send_reply",
     "source_or_reply",
     "stored",
@@ -95,11 +96,21 @@ def request_id_for(headers: Mapping[str, str]) -> str:
     return given if given and _PLAIN_REQUEST_ID.fullmatch(given) else new_request_id()
 
 
+def route_path(scope: Scope) -> str:
+    """The request path inside this app: mounted (Starlette's `Mount("/hub", app=...)`, or a server's
+    root_path), the full path starts with `root_path`, which is not part of the route."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
 def webhook_provider_of(scope: Scope) -> str | None:
     """The provider name if this request is a provider webhook (POST /webhooks/<name>), else None."""
     if scope["type"] != "http" or scope["method"] != "POST":
         return None
-    return provider_of_path(scope["path"])
+    return provider_of_path(route_path(scope))
 
 
 def provider_of_path(path: str) -> str | None:

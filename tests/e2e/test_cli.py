@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -372,3 +372,146 @@ def test_a_worker_metrics_port_in_use_stops_it_with_advice(tmp_path: Path) -> No
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stdout + result.stderr
     assert "Choose another --metrics-port" in result.stdout + result.stderr
+
+
+def _serve_once(tmp_path: Path, check: Callable[[str], None]) -> str:
+    """Start `serve` on tmp_path's database, run `check(base)` once it answers, stop it; its first two lines."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "serve", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline() + proc.stdout.readline()
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=30, what="serve to answer /healthz")
+        check(base)
+        return line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_generated_token_is_kept_beside_the_database_and_works_after_a_restart(tmp_path: Path) -> None:
+    """serve twice on one SQLite file: the token generated first (kept in cli.token, 0600) still works after."""
+    sessions: list[str] = []
+
+    def first(base: str) -> None:
+        token = (tmp_path / "cli.token").read_text().strip()
+        assert httpx.get(f"{base}/integrations", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        with httpx.Client(base_url=base) as client:
+            page = client.get("/admin/login")
+            nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert nonce, page.text[:500]
+            signed_in = client.post("/admin/login", data={"token": token, "csrf": nonce.group(1)})
+            assert signed_in.status_code == 303, signed_in.text[:300]
+            sessions.append(client.cookies["storebridge_console"])
+
+    line = _serve_once(tmp_path, first)
+    token = (tmp_path / "cli.token").read_text().strip()
+    assert token in line and str(tmp_path / "cli.token") in line
+    assert (tmp_path / "cli.token").stat().st_mode & 0o777 == 0o600
+
+    def second(base: str) -> None:
+        assert httpx.get(f"{base}/integrations", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        console = httpx.get(f"{base}/admin/", headers={"Cookie": f"storebridge_console={sessions[0]}"})
+        assert console.status_code == 200, (console.status_code, console.headers.get("location"))
+
+    line = _serve_once(tmp_path, second)
+    assert token not in line and "cli.token" in line  # reused, never shown again
+
+
+def test_an_explicit_token_wins_over_the_kept_one(tmp_path: Path) -> None:
+    """STOREBRIDGE_API_TOKEN set: it is the token, and no file is written."""
+    from storebridge.api_token import resolve_api_token
+    from storebridge.config import load_settings
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    kept = resolve_api_token(load_settings(database_url=url, api_token=None))
+    assert kept.source == "generated" and kept.path == tmp_path / "x.token"
+    assert resolve_api_token(load_settings(database_url=url, api_token=None)).value == kept.value
+    explicit = resolve_api_token(load_settings(database_url=url, api_token="sbk_mine"))
+    assert explicit.value == "sbk_mine" and explicit.source == "environment"
+
+
+def test_serve_loads_the_subscribers_named_in_storebridge_plugins(tmp_path: Path) -> None:
+    """STOREBRIDGE_PLUGINS=module:function: serve calls it with the hub; its subscriber receives the payment events."""
+    out = tmp_path / "plugin.out"
+    port = free_port()
+    env = _env(tmp_path, STOREBRIDGE_PLUGINS="tests.support.plugin_example:install", PLUGIN_EXAMPLE_OUT=str(out))
+    env["STOREBRIDGE_API_TOKEN"] = "sbk_plugin_test_token"
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer sbk_plugin_test_token"}
+    try:
+        assert proc.stdout is not None
+        assert "tests.support.plugin_example:install" in proc.stdout.readline()
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=30, what="serve to answer /healthz")
+        order = httpx.post(
+            f"{base}/orders",
+            headers=auth,
+            json={
+                "email": "a@example.com",
+                "currency": "USD",
+                "items": [{"sku": "S", "title": "T", "quantity": 1, "unit_price": 900}],
+            },
+        ).json()
+        payment = httpx.post(
+            f"{base}/orders/{order['id']}/payments",
+            headers=auth,
+            json={"provider": "stripe", "payment_method": "pm_card_visa"},
+        ).json()
+        httpx.post(f"{base}/payments/{payment['id']}/confirm", headers=auth).raise_for_status()
+        wait_for(lambda: "payment.captured" in out.read_text(), what="the plugin's subscriber to see payment.captured")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ("tests.support.plugin_example", "is not `module:function`"),
+        ("tests.support.no_such_module:install", "cannot import"),
+        ("tests.support.plugin_example:missing", "has no callable 'missing'"),
+        ("tests.support.plugin_example:broken", "no ERP configured"),
+    ],
+)
+def test_a_bad_plugin_entry_stops_serve_and_worker_naming_it(tmp_path: Path, entry: str, said: str) -> None:
+    """A bad STOREBRIDGE_PLUGINS entry: serve and worker exit 2 naming it (a malformed list before any entry runs)."""
+    out = tmp_path / "plugin.out"
+    plugins = f"tests.support.plugin_example:install, {entry}"
+    env = _env(tmp_path, STOREBRIDGE_PLUGINS=plugins, PLUGIN_EXAMPLE_OUT=str(out))
+    for args in (["serve", "--port", str(free_port())], ["worker"]):
+        out.unlink(missing_ok=True)
+        result = _run(args, env)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        stderr = " ".join(result.stderr.split())
+        assert "STOREBRIDGE_PLUGINS" in stderr and entry.split(":")[0] in stderr and said in stderr, stderr
+        assert "Traceback" not in result.stderr
+        assert out.exists() == (":" in entry)  # the good entry before it ran, unless the list is malformed

@@ -19,6 +19,7 @@ def _load_all_models() -> None:
     import storebridge.notifications.model
     import storebridge.orders.model
     import storebridge.payments.model
+    import storebridge.sandbox.model
     import storebridge.shipping.model
     import storebridge.webhooks.model  # noqa: F401
 

@@ -92,8 +92,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def running_hub(settings: Settings, **uvicorn_options: Any) -> Iterator[RunningHub]:
-    port = free_port()
+def running_hub(settings: Settings, *, port: int | None = None, **uvicorn_options: Any) -> Iterator[RunningHub]:
+    port = port or free_port()
     hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
     running = RunningHub("", hub, httpx.Client())
     hub.bus.subscribe("test-recorder", "*", _recorder(running))
