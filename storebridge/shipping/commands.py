@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 __all__ = [
     "Address",
@@ -44,7 +44,17 @@ def _positive_decimal(value: Any) -> str:
     return format(number.normalize(), "f")
 
 
-Dimension = Annotated[str, BeforeValidator(_positive_decimal)]
+# What the schema says of it: a number in (0, 10000], or a decimal string of one.
+_DIMENSION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 10000},
+        {
+            "type": "string",
+            "pattern": r"^(0*[1-9][0-9]{0,3}(\.[0-9]+)?|0*\.[0-9]*[1-9][0-9]*|10000(\.0+)?)$",
+        },
+    ]
+}
+Dimension = Annotated[str, BeforeValidator(_positive_decimal), WithJsonSchema(_DIMENSION_SCHEMA)]
 _Text = Annotated[str, Field(min_length=1, max_length=100)]
 
 
