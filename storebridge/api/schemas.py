@@ -63,11 +63,20 @@ def _amount_input(value: object) -> int | str:
 Amount = Annotated[
     int | str,
     PlainValidator(_amount_input),
-    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 40}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
+                {"type": "string", "maxLength": 40, "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+            ]
+        }
+    ),
 ]
-Quantity = Annotated[StrictInt, BeforeValidator(whole_number), Field(gt=0, le=MAX_QUANTITY)]
+# Constraints before the validator, so that the document shows them (after it, pydantic applies them
+# in a wrapper that the JSON Schema does not see).
+Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY), BeforeValidator(whole_number)]
 # Minor units (capture, refund): an integer; 100.0 is 100 as in JSON Schema, 100.5 and "100" are not.
-MinorUnits = Annotated[StrictInt, BeforeValidator(whole_number), Field(gt=0, le=MAX_AMOUNT)]
+MinorUnits = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT), BeforeValidator(whole_number)]
 
 
 class FieldError(ValueError):
@@ -108,7 +117,8 @@ _CURRENCIES: list[JsonValue] = list(sorted(CURRENCY_EXPONENTS))
 
 
 class OrderIn(_Body):
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
+    # ASCII classes, not \s: regex engines disagree on which Unicode characters are white space.
+    email: str = Field(pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$", max_length=320)
     currency: str = Field(
         min_length=3,
         max_length=3,

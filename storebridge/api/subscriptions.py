@@ -32,7 +32,8 @@ router = APIRouter(prefix="/subscriptions", dependencies=[Depends(require_token)
 
 _PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\[\]!-]{1,255}$")
 # The form the URL check (storebridge/events/ssrf.py) accepts: http(s), a host, no credentials.
-_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@\[\]:]+(:[0-9]{1,4})?([/?#]\S*)?$"
+_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]{1,4})?([/?#][!-~]*)?$"
+_Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=_URL)]
 _EventType = Annotated[str, Field(pattern=_PATTERN.pattern)]
 
 
@@ -54,7 +55,7 @@ class _Body(BaseModel):
 
 
 class SubscriptionIn(_Body):
-    url: str = Field(min_length=1, max_length=2048, pattern=_URL)
+    url: _Url
     event_types: list[_EventType] = Field(
         min_length=1, max_length=100, description='exact types or fnmatch patterns (`payment.*`); `["*"]` is all'
     )
@@ -70,8 +71,8 @@ class SubscriptionPatch(_Body):
     """Only the fields sent are changed; `description: null` clears the description."""
 
     # Each may be left out, never null (but description): SkipJsonSchema keeps null out of the document.
-    url: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=2048, pattern=_URL)
-    event_types: list[_EventType] | SkipJsonSchema[None] = Field(None, min_length=1, max_length=100)
+    url: _Url | SkipJsonSchema[None] = None
+    event_types: Annotated[list[_EventType], Field(min_length=1, max_length=100)] | SkipJsonSchema[None] = None
     description: str | None = Field(None, max_length=1000)
     enabled: bool | SkipJsonSchema[None] = None
 

@@ -29,8 +29,9 @@ def _service(request: Request) -> InventoryService:
 
 
 # Strict numbers: true/false and strings are not quantities; bounds keep every sum inside 64 bits.
-Units = Annotated[StrictInt, BeforeValidator(whole_number), Field(ge=0, le=MAX_STOCK)]
-Delta = Annotated[StrictInt, BeforeValidator(whole_number), Field(ge=-MAX_STOCK, le=MAX_STOCK)]
+# Constraints before the validator, so that the document shows them.
+Units = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), BeforeValidator(whole_number)]
+Delta = Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK), BeforeValidator(whole_number)]
 
 
 class _Body(BaseModel):
@@ -61,7 +62,7 @@ class AdjustmentsIn(_Body):
 
 class LineIn(_Body):
     sku: str = Field(min_length=1, max_length=120)
-    quantity: Annotated[StrictInt, BeforeValidator(whole_number), Field(gt=0, le=MAX_QUANTITY)]
+    quantity: Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY), BeforeValidator(whole_number)]
 
 
 class ReservationIn(_Body):
