@@ -12,6 +12,7 @@ what holds for every route alike, so a route added later is documented the same 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -105,7 +106,10 @@ def _webhook_operation(max_body: int) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "description": "the provider's event, exactly as the provider signed it",
-            "content": {"application/json": {"schema": {}}, "*/*": {"schema": {}}},
+            "content": {
+                "application/json": {"schema": {}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         "responses": {
             "200": {
@@ -123,6 +127,7 @@ def _webhook_operation(max_body: int) -> dict[str, Any]:
 def document(app: FastAPI, *, max_body: int) -> dict[str, Any]:
     """The document FastAPI builds from the routes, with the rules above applied."""
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+    _name_operations(schema)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (ErrorResponse, WebhookReceivedOut):
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -142,6 +147,24 @@ def document(app: FastAPI, *, max_body: int) -> dict[str, Any]:
             if any(BEARER in requirement for requirement in operation.get("security", [])):
                 responses.setdefault("401", _error_answer(401))
     return schema
+
+
+_NOT_WORD = re.compile(r"\W")
+
+
+def _name_operations(schema: dict[str, Any]) -> None:
+    """operationId is the route function's name (`place_order`, not FastAPI's `place_order_orders_post`),
+    which a generated client names its functions by; where two routes share a name, FastAPI's id stays."""
+    named: dict[str, list[dict[str, Any]]] = {}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            suffix = _NOT_WORD.sub("_", path) + f"_{method}"
+            given = str(operation.get("operationId", ""))
+            if given.endswith(suffix) and len(given) > len(suffix):
+                named.setdefault(given[: -len(suffix)], []).append(operation)
+    for name, operations in named.items():
+        if len(operations) == 1:
+            operations[0]["operationId"] = name
 
 
 def install_openapi(app: FastAPI, *, max_body: int) -> None:
