@@ -19,10 +19,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
+from storebridge.webhooks.routes import provider_of_path
 from storebridge.webhooks.schemas import WebhookReceivedOut
 
-__all__ = ["ErrorDetail", "ErrorResponse", "FieldErrorOut", "errors", "install_openapi", "BEARER"]
+__all__ = ["ErrorDetail", "ErrorResponse", "FieldErrorOut", "errors", "install_openapi", "allowed_methods", "BEARER"]
 
+WEBHOOK_PATH = "/webhooks/{provider}"
 BEARER = "bearer"  # the security scheme's name in the document (storebridge/api/deps.py declares it)
 
 
@@ -136,7 +138,7 @@ def document(app: FastAPI, *, max_body: int) -> dict[str, Any]:
     for key in ("HTTPValidationError", "ValidationError"):
         components.pop(key, None)
     paths = schema.setdefault("paths", {})
-    paths.setdefault("/webhooks/{provider}", {})["post"] = _webhook_operation(max_body)
+    paths.setdefault(WEBHOOK_PATH, {})["post"] = _webhook_operation(max_body)
     for operations in paths.values():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
@@ -165,6 +167,32 @@ def _name_operations(schema: dict[str, Any]) -> None:
     for name, operations in named.items():
         if len(operations) == 1:
             operations[0]["operationId"] = name
+
+
+_TEMPLATE_PARAMETER = re.compile(r"\\\{[^/]+?\\\}")
+_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+
+
+def _path_methods(schema: dict[str, Any]) -> list[tuple[str, re.Pattern[str], set[str]]]:
+    return [
+        (path, re.compile(_TEMPLATE_PARAMETER.sub("[^/]+", re.escape(path)) + "$"), {m.upper() for m in operations})
+        for path, operations in schema.get("paths", {}).items()
+    ]
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the document gives `path` (every template it matches: /inventory/reservations is
+    also /inventory/{sku}); the `Allow` of a 405. Starlette's own lists only the first route that
+    matched the path, while a path served by several routes (one per method) allows them all."""
+    table = getattr(app.state, "openapi_methods", None)
+    if table is None:
+        table = app.state.openapi_methods = _path_methods(app.openapi())
+    found: set[str] = set()
+    for template, pattern, methods in table:
+        # /webhooks/events is the inbox, never a provider's webhook route.
+        if pattern.match(path) and not (template == WEBHOOK_PATH and provider_of_path(path) is None):
+            found |= methods
+    return [method for method in _METHODS if method in found]
 
 
 def install_openapi(app: FastAPI, *, max_body: int) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from storebridge.api.deps import get_hub, require_token
@@ -31,10 +31,15 @@ __all__ = ["router", "SubscriptionIn", "SubscriptionPatch"]
 router = APIRouter(prefix="/subscriptions", dependencies=[Depends(require_token)])
 
 _PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\[\]!-]{1,255}$")
-# The form the URL check (storebridge/events/ssrf.py) accepts: http(s), a host, no credentials.
-_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]{1,4})?([/?#][!-~]*)?$"
-_Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=_URL)]
-_EventType = Annotated[str, Field(pattern=_PATTERN.pattern)]
+# The form the URL check (storebridge/events/ssrf.py) accepts: http(s), a host (or an IP literal), no
+# credentials. Documented only: the check itself says why a URL is refused (scheme, credentials, ...).
+_URL = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)"
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][!-~]*)?$"
+)
+_Url = Annotated[str, Field(min_length=1, max_length=2048, json_schema_extra={"pattern": _URL})]
+_TYPES_SCHEMA: dict[str, JsonValue] = {"items": {"type": "string", "pattern": _PATTERN.pattern}}
+_EventTypes = Annotated[list[str], Field(min_length=1, max_length=100, json_schema_extra=_TYPES_SCHEMA)]
 
 
 def _clean_types(value: list[str] | None) -> list[str]:
@@ -56,9 +61,7 @@ class _Body(BaseModel):
 
 class SubscriptionIn(_Body):
     url: _Url
-    event_types: list[_EventType] = Field(
-        min_length=1, max_length=100, description='exact types or fnmatch patterns (`payment.*`); `["*"]` is all'
-    )
+    event_types: _EventTypes = Field(description='exact types or fnmatch patterns (`payment.*`); `["*"]` is all')
     description: str | None = Field(None, max_length=1000)
 
     @field_validator("event_types")
@@ -72,7 +75,7 @@ class SubscriptionPatch(_Body):
 
     # Each may be left out, never null (but description): SkipJsonSchema keeps null out of the document.
     url: _Url | SkipJsonSchema[None] = None
-    event_types: Annotated[list[_EventType], Field(min_length=1, max_length=100)] | SkipJsonSchema[None] = None
+    event_types: _EventTypes | SkipJsonSchema[None] = None
     description: str | None = Field(None, max_length=1000)
     enabled: bool | SkipJsonSchema[None] = None
 
