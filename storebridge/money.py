@@ -9,6 +9,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import parse_pattern
 
 __all__ = [
+    "whole_number",
     "CURRENCY_EXPONENTS",
     "MAX_AMOUNT",
     "MAX_QUANTITY",
@@ -52,6 +53,14 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     **{c: 3 for c in _THREE.split()},
     **{c: 4 for c in _FOUR.split()},
 }
+
+
+def whole_number(value: object) -> object:
+    """JSON has one number type: 1999.0 is the integer 1999, as JSON Schema's `integer` says. Other
+    values pass unchanged, for the strict check after this one to refuse (true, 1.5, "1999")."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 class MoneyError(ValueError):

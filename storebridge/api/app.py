@@ -18,6 +18,7 @@ from storebridge.api.deps import require_token
 from storebridge.api.errors import ContainErrors, install_error_handlers
 from storebridge.api.event_types import router as event_types_router
 from storebridge.api.guards import RejectNulCharacters
+from storebridge.api.openapi import install_openapi
 from storebridge.api.sandbox_guard import SandboxGuard
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
@@ -115,6 +116,7 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     app = FastAPI(title="storebridge", version="0.1.0", lifespan=lifespan)
     app.state.hub = hub
     install_error_handlers(app)
+    install_openapi(app, max_body=hub.settings.webhook_max_body_bytes)
     app.include_router(webhooks.router)
     app.include_router(system.public)
     app.include_router(system.private)

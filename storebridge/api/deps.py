@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.exceptions import HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storebridge.bootstrap import Hub
 
@@ -28,7 +29,12 @@ def token_refusal(authorization: str, expected: str) -> str | None:
     return None
 
 
-async def require_token(request: Request) -> None:
+# Declares the scheme in the OpenAPI document (as `bearer`) and on each route that depends on it; it
+# never refuses a request itself (auto_error=False): require_token does, with the API's error body.
+_bearer = HTTPBearer(scheme_name="bearer", description="the API token (STOREBRIDGE_API_TOKEN)", auto_error=False)
+
+
+async def require_token(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     """Every route but webhooks, health and the emulated provider APIs needs `Authorization: Bearer <token>`."""
     refusal = token_refusal(request.headers.get("authorization", ""), get_hub(request).api_token)
     if refusal is not None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from storebridge.api.openapi import allowed_methods
 from storebridge.api.schemas import FieldError, payment_out
 from storebridge.errors import (
     IntegrationError,
@@ -193,9 +194,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_error", summary, errors=errors), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        status, headers, message = exc.status_code, exc.headers, str(exc.detail)
+        # A documented path asked with another method (the router's 404 when no route of the path is
+        # FastAPI's, as POST /webhooks/{provider}) is a 405 that lists the path's methods.
+        allowed = allowed_methods(app, request.scope["path"]) if status in (404, 405) else []
+        if allowed and (status == 405 or (request.method not in allowed and message == "Not Found")):
+            status, code, message = 405, "method_not_allowed", "Method Not Allowed"
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from storebridge.api.deps import get_hub, require_token
+from storebridge.api.openapi import PROVIDER_ERRORS, errors
 from storebridge.api.schemas import (
     CaptureIn,
     ConfirmIn,
@@ -19,15 +20,19 @@ from storebridge.api.schemas import (
 )
 from storebridge.bootstrap import Hub
 from storebridge.orders.commands import NewLineItem, PlaceOrder
+from storebridge.orders.schemas import NewOrderOut, OrderDetailOut, OrderListOut
 from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
+from storebridge.payments.schemas import PaymentOut, PaymentWithDisputesOut, RefundedOut
+
+_PAYMENT_ERRORS = errors(402, 404, 409, *PROVIDER_ERRORS)
 
 __all__ = ["router"]
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
 
-@router.post("/orders", status_code=201)
-async def place_order(body: OrderIn, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("/orders", status_code=201, response_model=NewOrderOut, responses=errors(422))
+async def place_order(body: OrderIn, hub: Hub = Depends(get_hub)) -> Any:
     cmd = PlaceOrder(
         email=body.email,
         currency=body.currency,
@@ -39,54 +44,50 @@ async def place_order(body: OrderIn, hub: Hub = Depends(get_hub)) -> dict[str, A
     return order_out(await hub.orders.place(cmd), [], [])
 
 
-@router.get("/orders")
+@router.get("/orders", response_model=OrderListOut)
 async def list_orders(
     hub: Hub = Depends(get_hub), limit: int = Query(50, ge=1, le=500), email: str | None = None
-) -> dict[str, Any]:
+) -> Any:
     return {"data": [order_out(o) for o in await hub.orders.recent(limit=limit, email=email)]}
 
 
-@router.get("/orders/{order_id}")
-async def get_order(order_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.get("/orders/{order_id}", response_model=OrderDetailOut, responses=errors(404))
+async def get_order(order_id: str, hub: Hub = Depends(get_hub)) -> Any:
     order, payments, refunds = await hub.orders.get(order_id)
     disputes = await hub.payments.disputes([p.id for p in payments])
     return order_out(order, payments, refunds, await hub.orders.timeline(order_id), disputes)
 
 
-@router.post("/orders/{order_id}/payments", status_code=201)
-async def create_payment(order_id: str, body: PaymentIn, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("/orders/{order_id}/payments", status_code=201, response_model=PaymentOut, responses=_PAYMENT_ERRORS)
+async def create_payment(order_id: str, body: PaymentIn, hub: Hub = Depends(get_hub)) -> Any:
     cmd = CreatePayment(order_id, body.provider, body.payment_method, body.capture_method)
     return payment_out(await hub.payments.create(cmd))
 
 
-@router.get("/payments/{payment_id}")
-async def get_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.get("/payments/{payment_id}", response_model=PaymentWithDisputesOut, responses=errors(404))
+async def get_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> Any:
     payment = await hub.payments.get(payment_id)
     return payment_out(payment, (await hub.payments.disputes([payment.id])).get(payment.id, []))
 
 
-@router.post("/payments/{payment_id}/confirm")
-async def confirm_payment(
-    payment_id: str, body: ConfirmIn | None = None, hub: Hub = Depends(get_hub)
-) -> dict[str, Any]:
+@router.post("/payments/{payment_id}/confirm", response_model=PaymentOut, responses=_PAYMENT_ERRORS)
+async def confirm_payment(payment_id: str, body: ConfirmIn | None = None, hub: Hub = Depends(get_hub)) -> Any:
     body = body or ConfirmIn()
     return payment_out(await hub.payments.confirm(ConfirmPayment(payment_id, body.payment_method, body.return_url)))
 
 
-@router.post("/payments/{payment_id}/capture")
-async def capture_payment(
-    payment_id: str, body: CaptureIn | None = None, hub: Hub = Depends(get_hub)
-) -> dict[str, Any]:
+@router.post("/payments/{payment_id}/capture", response_model=PaymentOut, responses=_PAYMENT_ERRORS)
+async def capture_payment(payment_id: str, body: CaptureIn | None = None, hub: Hub = Depends(get_hub)) -> Any:
     return payment_out(await hub.payments.capture(CapturePayment(payment_id, body.amount if body else None)))
 
 
-@router.post("/payments/{payment_id}/refunds", status_code=201)
-async def refund_payment(payment_id: str, body: RefundIn | None = None, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("/payments/{payment_id}/refunds", status_code=201, response_model=RefundedOut, responses=_PAYMENT_ERRORS)
+async def refund_payment(payment_id: str, body: RefundIn | None = None, hub: Hub = Depends(get_hub)) -> Any:
     body = body or RefundIn()
     payment, refund = await hub.payments.refund(RefundPayment(payment_id, body.amount, body.reason))
     return {"refund": refund_out(refund), "payment": payment_out(payment)}
 
 
-@router.post("/payments/{payment_id}/cancel")
-async def cancel_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("/payments/{payment_id}/cancel", response_model=PaymentOut, responses=_PAYMENT_ERRORS)
+async def cancel_payment(payment_id: str, hub: Hub = Depends(get_hub)) -> Any:
     return payment_out(await hub.payments.cancel(CancelPayment(payment_id)))

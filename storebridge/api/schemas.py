@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainValidator,
     StrictInt,
     WithJsonSchema,
@@ -15,7 +17,16 @@ from pydantic import (
     model_validator,
 )
 
-from storebridge.money import MAX_AMOUNT, MAX_QUANTITY, MoneyError, check_amount, exponent, to_minor
+from storebridge.money import (
+    CURRENCY_EXPONENTS,
+    MAX_AMOUNT,
+    MAX_QUANTITY,
+    MoneyError,
+    check_amount,
+    exponent,
+    to_minor,
+    whole_number,
+)
 from storebridge.orders.model import Order
 from storebridge.payments.model import Dispute, Payment, Refund
 from storebridge.payments.state import next_action
@@ -39,6 +50,7 @@ __all__ = [
 def _amount_input(value: object) -> int | str:
     """An integer or a string, checked against the currency later; one error for anything else (a
     union would report one error per member, under field names such as `unit_price.int`)."""
+    value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be an integer of minor units (1999) or a decimal string such as '19.99'")
     if isinstance(value, str) and len(value) > 40:
@@ -51,9 +63,20 @@ def _amount_input(value: object) -> int | str:
 Amount = Annotated[
     int | str,
     PlainValidator(_amount_input),
-    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 40}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
+                {"type": "string", "maxLength": 40, "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+            ]
+        }
+    ),
 ]
-Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
+# Constraints before the validator, so that the document shows them (after it, pydantic applies them
+# in a wrapper that the JSON Schema does not see).
+Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY), BeforeValidator(whole_number)]
+# Minor units (capture, refund): an integer; 100.0 is 100 as in JSON Schema, 100.5 and "100" are not.
+MinorUnits = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT), BeforeValidator(whole_number)]
 
 
 class FieldError(ValueError):
@@ -90,9 +113,18 @@ class LineItemIn(_Body):
     )
 
 
+_CURRENCIES: list[JsonValue] = list(sorted(CURRENCY_EXPONENTS))
+
+
 class OrderIn(_Body):
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
-    currency: str = Field(min_length=3, max_length=3)
+    # ASCII classes, not \s: regex engines disagree on which Unicode characters are white space.
+    email: str = Field(pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$", max_length=320)
+    currency: str = Field(
+        min_length=3,
+        max_length=3,
+        description="ISO 4217 (upper or lower case)",
+        json_schema_extra={"enum": _CURRENCIES},
+    )
     items: list[LineItemIn] = Field(min_length=1, max_length=500)
     shipping_address: AddressIn | None = None
     shipping_total: Amount = 0
@@ -156,11 +188,11 @@ class ConfirmIn(_Body):
 
 
 class CaptureIn(_Body):
-    amount: StrictInt | None = Field(None, gt=0, le=MAX_AMOUNT, description="minor units")
+    amount: MinorUnits | None = Field(None, description="minor units")
 
 
 class RefundIn(_Body):
-    amount: StrictInt | None = Field(None, gt=0, le=MAX_AMOUNT, description="minor units")
+    amount: MinorUnits | None = Field(None, description="minor units")
     reason: str | None = Field(None, max_length=120)
 
 

@@ -5,15 +5,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from storebridge.api.deps import get_hub, require_token
+from storebridge.api.openapi import errors
 from storebridge.bootstrap import Hub
-from storebridge.events.outbound import delivery_out, endpoint_out
+from storebridge.events.outbound import DELIVERY_STATUSES, delivery_out, endpoint_out
+from storebridge.events.schemas import (
+    DeliveryListOut,
+    DeliveryOut,
+    SubscriptionDeletedOut,
+    SubscriptionListOut,
+    SubscriptionOut,
+    SubscriptionWithSecretOut,
+)
 from storebridge.events.ssrf import UnsafeDestination
 
 __all__ = ["router", "SubscriptionIn", "SubscriptionPatch"]
@@ -21,6 +31,16 @@ __all__ = ["router", "SubscriptionIn", "SubscriptionPatch"]
 router = APIRouter(prefix="/subscriptions", dependencies=[Depends(require_token)])
 
 _PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\[\]!-]{1,255}$")
+# The form the URL check (storebridge/events/ssrf.py) accepts: http(s), a host, no credentials (an IPv6
+# literal, [::1], is accepted too but not documented: no pattern tells a valid one). Documented only:
+# the check itself says why a URL is refused (scheme, credentials, private address, ...).
+_URL = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+"
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][!-~]*)?$"
+)
+_Url = Annotated[str, Field(min_length=1, max_length=2048, json_schema_extra={"pattern": _URL})]
+_TYPES_SCHEMA: dict[str, JsonValue] = {"items": {"type": "string", "pattern": _PATTERN.pattern}}
+_EventTypes = Annotated[list[str], Field(min_length=1, max_length=100, json_schema_extra=_TYPES_SCHEMA)]
 
 
 def _clean_types(value: list[str] | None) -> list[str]:
@@ -41,10 +61,8 @@ class _Body(BaseModel):
 
 
 class SubscriptionIn(_Body):
-    url: str = Field(min_length=1, max_length=2048)
-    event_types: list[str] = Field(
-        min_length=1, max_length=100, description='exact types or fnmatch patterns (`payment.*`); `["*"]` is all'
-    )
+    url: _Url
+    event_types: _EventTypes = Field(description='exact types or fnmatch patterns (`payment.*`); `["*"]` is all')
     description: str | None = Field(None, max_length=1000)
 
     @field_validator("event_types")
@@ -56,10 +74,11 @@ class SubscriptionIn(_Body):
 class SubscriptionPatch(_Body):
     """Only the fields sent are changed; `description: null` clears the description."""
 
-    url: str | None = Field(None, min_length=1, max_length=2048)
-    event_types: list[str] | None = Field(None, min_length=1, max_length=100)
+    # Each may be left out, never null (but description): SkipJsonSchema keeps null out of the document.
+    url: _Url | SkipJsonSchema[None] = None
+    event_types: _EventTypes | SkipJsonSchema[None] = None
     description: str | None = Field(None, max_length=1000)
-    enabled: bool | None = None
+    enabled: bool | SkipJsonSchema[None] = None
 
     @field_validator("url", "enabled")
     @classmethod
@@ -83,8 +102,8 @@ def _url_field() -> Iterator[None]:
         raise RequestValidationError([{"loc": ("body", "url"), "msg": str(exc), "type": exc.reason}]) from None
 
 
-@router.post("", status_code=201)
-async def create_subscription(body: SubscriptionIn, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("", status_code=201, response_model=SubscriptionWithSecretOut, responses=errors(422))
+async def create_subscription(body: SubscriptionIn, hub: Hub = Depends(get_hub)) -> Any:
     with _url_field():
         row, secret = await hub.outbound.create(
             url=body.url, event_types=body.event_types, description=body.description
@@ -92,54 +111,57 @@ async def create_subscription(body: SubscriptionIn, hub: Hub = Depends(get_hub))
     return endpoint_out(row, secret=secret)
 
 
-@router.get("")
-async def list_subscriptions(hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.get("", response_model=SubscriptionListOut)
+async def list_subscriptions(hub: Hub = Depends(get_hub)) -> Any:
     return {"data": [endpoint_out(r) for r in await hub.outbound.list_all()]}
 
 
-@router.get("/{subscription_id}")
-async def get_subscription(subscription_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.get("/{subscription_id}", response_model=SubscriptionOut, responses=errors(404))
+async def get_subscription(subscription_id: str, hub: Hub = Depends(get_hub)) -> Any:
     return endpoint_out(await hub.outbound.get(subscription_id))
 
 
-@router.patch("/{subscription_id}")
-async def update_subscription(
-    subscription_id: str, body: SubscriptionPatch, hub: Hub = Depends(get_hub)
-) -> dict[str, Any]:
+@router.patch("/{subscription_id}", response_model=SubscriptionOut, responses=errors(404, 422))
+async def update_subscription(subscription_id: str, body: SubscriptionPatch, hub: Hub = Depends(get_hub)) -> Any:
     with _url_field():
         row = await hub.outbound.update(subscription_id, body.model_dump(exclude_unset=True))
     return endpoint_out(row)
 
 
-@router.delete("/{subscription_id}")
-async def delete_subscription(subscription_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.delete("/{subscription_id}", response_model=SubscriptionDeletedOut, responses=errors(404))
+async def delete_subscription(subscription_id: str, hub: Hub = Depends(get_hub)) -> Any:
     await hub.outbound.delete(subscription_id)
     return {"id": subscription_id, "deleted": True}
 
 
-@router.post("/{subscription_id}/rotate-secret")
-async def rotate_secret(subscription_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("/{subscription_id}/rotate-secret", response_model=SubscriptionWithSecretOut, responses=errors(404))
+async def rotate_secret(subscription_id: str, hub: Hub = Depends(get_hub)) -> Any:
     row, secret = await hub.outbound.rotate_secret(subscription_id)
     return endpoint_out(row, secret=secret)
 
 
-@router.get("/{subscription_id}/deliveries")
+@router.get("/{subscription_id}/deliveries", response_model=DeliveryListOut, responses=errors(404, 422))
 async def list_deliveries(
     subscription_id: str,
     hub: Hub = Depends(get_hub),
-    status: str | None = None,
+    status: str | None = Query(None, json_schema_extra={"enum": list(DELIVERY_STATUSES)}),
     before_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> Any:
     rows = await hub.outbound.deliveries(subscription_id, status=status, limit=limit, before_id=before_id)
     return {"data": [delivery_out(r, a) for r, a in rows], "has_more": len(rows) == limit}
 
 
-@router.get("/{subscription_id}/deliveries/{delivery_id}")
-async def get_delivery(subscription_id: str, delivery_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.get("/{subscription_id}/deliveries/{delivery_id}", response_model=DeliveryOut, responses=errors(404))
+async def get_delivery(subscription_id: str, delivery_id: str, hub: Hub = Depends(get_hub)) -> Any:
     return delivery_out(*await hub.outbound.delivery(subscription_id, delivery_id))
 
 
-@router.post("/{subscription_id}/deliveries/{delivery_id}/resend", status_code=202)
-async def resend_delivery(subscription_id: str, delivery_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post(
+    "/{subscription_id}/deliveries/{delivery_id}/resend",
+    status_code=202,
+    response_model=DeliveryOut,
+    responses=errors(404, 409),
+)
+async def resend_delivery(subscription_id: str, delivery_id: str, hub: Hub = Depends(get_hub)) -> Any:
     return delivery_out(*await hub.outbound.resend(subscription_id, delivery_id))

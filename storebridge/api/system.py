@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import func, select, text
 
 from storebridge.api.deps import get_hub, require_token
@@ -13,8 +13,10 @@ from storebridge.bootstrap import Hub
 from storebridge.db import now
 from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent, WorkerHeartbeat
+from storebridge.events.schemas import EventListOut
 from storebridge.migrate import current_revision, head_revision
 from storebridge.observability.metrics import CONTENT_TYPE
+from storebridge.responses import Out
 
 __all__ = ["public", "private", "metrics_router"]
 
@@ -24,12 +26,49 @@ private = APIRouter(dependencies=[Depends(require_token)])
 metrics_router = APIRouter(dependencies=[Depends(require_token)])
 
 
-@public.get("/healthz")
+class HealthOut(Out):
+    status: str
+
+
+class ReadyOut(Out):
+    ready: bool
+    checks: dict[str, str]  # database, migrations, worker: "ok" or what is wrong
+
+
+class HealthCheckOut(Out):
+    provider: str
+    ok: bool
+    mode: str
+    detail: str
+    latency_ms: float | None
+    checked_at: float
+
+
+class IntegrationOut(Out):
+    name: str
+    kind: str  # payments, shipping, notifications, inventory, ...
+    enabled: bool
+    mode: str  # sandbox, test, live or disabled
+    webhook_url: str | None
+    sandbox_url: str | None
+    problems: list[str]
+    last_health: HealthCheckOut | None  # the last `?check=true` for this provider
+
+
+class IntegrationListOut(Out):
+    data: list[IntegrationOut]
+
+
+@public.get("/healthz", response_model=HealthOut)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@public.get("/readyz")
+@public.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Not ready: `checks` says what is not ok"}},
+)
 async def readyz(hub: Hub = Depends(get_hub)) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -46,7 +85,7 @@ async def readyz(hub: Hub = Depends(get_hub)) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@metrics_router.get("/metrics", include_in_schema=False)
+@metrics_router.get("/metrics", response_class=PlainTextResponse, tags=["system"])
 async def metrics(hub: Hub = Depends(get_hub)) -> Response:
     """Prometheus text format. Behind the bearer token like every private route: a scraper sends
     `Authorization: Bearer ...` (Prometheus `authorization:` config); a token in the query string is
@@ -54,21 +93,21 @@ async def metrics(hub: Hub = Depends(get_hub)) -> Response:
     return Response(await hub.metrics.render(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
-@private.get("/integrations")
-async def integrations(hub: Hub = Depends(get_hub), check: bool = False) -> dict[str, Any]:
+@private.get("/integrations", response_model=IntegrationListOut)
+async def integrations(hub: Hub = Depends(get_hub), check: bool = False) -> Any:
     if check:
         await hub.check_health()
     return {"data": [i.to_dict() for i in hub.integrations.values()]}
 
 
-@private.get("/events")
+@private.get("/events", response_model=EventListOut)
 async def events(
     hub: Hub = Depends(get_hub),
     type: str | None = None,
     order_id: str | None = None,
     aggregate_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> Any:
     query = select(OutboxEvent).order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)
     if type:
         query = query.where(OutboxEvent.type == type)

@@ -7,39 +7,42 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from storebridge.api.deps import get_hub, require_token
+from storebridge.api.openapi import errors
 from storebridge.bootstrap import Hub
+from storebridge.webhooks.model import INBOX_STATUSES
 from storebridge.webhooks.queries import InboxFilter, webhook_out
+from storebridge.webhooks.schemas import ReplayOut, WebhookDetailOut, WebhookListOut
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/webhooks/events", dependencies=[Depends(require_token)])
 
 
-@router.get("")
+@router.get("", response_model=WebhookListOut, responses=errors(422))
 async def list_webhooks(
     hub: Hub = Depends(get_hub),
     provider: str | None = None,
-    status: str | None = None,
+    status: str | None = Query(None, json_schema_extra={"enum": list(INBOX_STATUSES)}),
     type: str | None = None,
     order_id: str | None = None,
     received_after: float | None = None,
     received_before: float | None = None,
     before_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> Any:
     filt = InboxFilter(provider, status, type, received_after, received_before, order_id)
     rows = await hub.inbox_queries.search(filt, limit=limit, before_id=before_id)
     return {"data": [webhook_out(r) for r in rows], "has_more": len(rows) == limit}
 
 
-@router.get("/{webhook_id}")
-async def show_webhook(webhook_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.get("/{webhook_id}", response_model=WebhookDetailOut, response_model_exclude_unset=True, responses=errors(404))
+async def show_webhook(webhook_id: str, hub: Hub = Depends(get_hub)) -> Any:
     row, attempts = await hub.inbox_queries.get(webhook_id)
     return webhook_out(row, attempts)
 
 
-@router.post("/{webhook_id}/replay", status_code=202)
-async def replay_webhook(webhook_id: str, hub: Hub = Depends(get_hub)) -> dict[str, Any]:
+@router.post("/{webhook_id}/replay", status_code=202, response_model=ReplayOut, responses=errors(404))
+async def replay_webhook(webhook_id: str, hub: Hub = Depends(get_hub)) -> Any:
     await hub.inbox_queries.get(webhook_id)  # 404 if unknown
     queued = await hub.inbox_queries.replay([webhook_id])
     if hub.worker is not None:

@@ -6,11 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
+from storebridge.api.openapi import ErrorResponse, errors
 from storebridge.inventory.commands import MAX_STOCK, Adjustment, InsufficientStock, ReserveLine, ReserveOrder
+from storebridge.inventory.schemas import (
+    AdjustedOut,
+    ItemListOut,
+    ItemOut,
+    ReleasedOut,
+    ReservationsOut,
+)
 from storebridge.inventory.service import InventoryService
-from storebridge.money import MAX_QUANTITY
+from storebridge.money import MAX_QUANTITY, whole_number
 
 __all__ = ["build_router"]
 
@@ -21,7 +29,9 @@ def _service(request: Request) -> InventoryService:
 
 
 # Strict numbers: true/false and strings are not quantities; bounds keep every sum inside 64 bits.
-Units = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+# Constraints before the validator, so that the document shows them.
+Units = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), BeforeValidator(whole_number)]
+Delta = Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK), BeforeValidator(whole_number)]
 
 
 class _Body(BaseModel):
@@ -42,7 +52,7 @@ class AdjustmentIn(_Body):
     sku: str = Field(min_length=1, max_length=120)
     location: str | None = Field(None, min_length=1, max_length=80)
     stocked: Units | None = None
-    delta: StrictInt | None = Field(None, ge=-MAX_STOCK, le=MAX_STOCK)
+    delta: Delta | None = None
     reason: str = Field("adjustment", max_length=120)
 
 
@@ -52,7 +62,7 @@ class AdjustmentsIn(_Body):
 
 class LineIn(_Body):
     sku: str = Field(min_length=1, max_length=120)
-    quantity: StrictInt = Field(gt=0, le=MAX_QUANTITY)
+    quantity: Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY), BeforeValidator(whole_number)]
 
 
 class ReservationIn(_Body):
@@ -65,23 +75,34 @@ class ReservationIn(_Body):
 def build_router() -> APIRouter:
     router = APIRouter(tags=["inventory"])
 
-    @router.get("/inventory")
+    @router.get("/inventory", response_model=ItemListOut)
     async def list_items(
         request: Request,
         low_stock: bool = False,
         after: str | None = Query(None, max_length=120),
         limit: int = Query(100, ge=1, le=1000),
-    ) -> dict[str, Any]:
+    ) -> Any:
         items = await _service(request).list_items(low_stock=low_stock, after=after, limit=limit)
         return {"items": items, "next_after": items[-1]["sku"] if items and len(items) == limit else None}
 
-    @router.post("/inventory/adjustments")
-    async def adjust(request: Request, body: AdjustmentsIn) -> dict[str, Any]:
+    @router.post("/inventory/adjustments", response_model=AdjustedOut, responses=errors(409, 422))
+    async def adjust(request: Request, body: AdjustmentsIn) -> Any:
         levels = await _service(request).adjust([Adjustment(**a.model_dump()) for a in body.adjustments])
         return {"levels": levels}
 
-    @router.post("/inventory/reservations", status_code=201, response_model=None)
-    async def reserve(request: Request, body: ReservationIn) -> dict[str, Any] | JSONResponse:
+    @router.post(
+        "/inventory/reservations",
+        status_code=201,
+        response_model=ReservationsOut,
+        responses={
+            **errors(422),
+            409: {
+                "model": ErrorResponse,
+                "description": "insufficient_stock: `sku`, `location`, `requested`, `available`",
+            },
+        },
+    )
+    async def reserve(request: Request, body: ReservationIn) -> Any:
         cmd = ReserveOrder(
             body.order_id,
             tuple(ReserveLine(line.sku, line.quantity) for line in body.lines),
@@ -95,25 +116,25 @@ def build_router() -> APIRouter:
             return JSONResponse({"error": error}, status_code=409)
         return {"order_id": body.order_id, "reservations": reservations}
 
-    @router.get("/inventory/reservations/{order_id}")
-    async def reservations(request: Request, order_id: str) -> dict[str, Any]:
+    @router.get("/inventory/reservations/{order_id}", response_model=ReservationsOut)
+    async def reservations(request: Request, order_id: str) -> Any:
         return {"order_id": order_id, "reservations": await _service(request).reservations(order_id)}
 
-    @router.delete("/inventory/reservations/{order_id}")
-    async def release(request: Request, order_id: str) -> dict[str, Any]:
+    @router.delete("/inventory/reservations/{order_id}", response_model=ReleasedOut)
+    async def release(request: Request, order_id: str) -> Any:
         released = await _service(request).release(order_id)
         return {"order_id": order_id, "released": released}
 
-    @router.get("/inventory/{sku}")
-    async def get_item(request: Request, sku: str) -> dict[str, Any]:
+    @router.get("/inventory/{sku}", response_model=ItemOut, responses=errors(404))
+    async def get_item(request: Request, sku: str) -> Any:
         return await _service(request).get(sku)
 
-    @router.put("/inventory/{sku}")
-    async def put_item(request: Request, sku: str, body: ItemIn) -> dict[str, Any]:
+    @router.put("/inventory/{sku}", response_model=ItemOut, responses=errors(422))
+    async def put_item(request: Request, sku: str, body: ItemIn) -> Any:
         return await _service(request).update_item(sku, **body.model_dump())
 
-    @router.put("/inventory/{sku}/levels/{location}")
-    async def put_level(request: Request, sku: str, location: str, body: LevelIn) -> dict[str, Any]:
+    @router.put("/inventory/{sku}/levels/{location}", response_model=ItemOut, responses=errors(409, 422))
+    async def put_level(request: Request, sku: str, location: str, body: LevelIn) -> Any:
         await _service(request).set_level(sku, location, body.stocked)
         return await _service(request).get(sku)
 

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
+from storebridge.api.openapi import errors
+from storebridge.notifications.schemas import NotificationListOut, NotificationOut
+
 if TYPE_CHECKING:
     from storebridge.notifications.service import NotificationService
 
@@ -15,13 +18,18 @@ __all__ = ["notifications_router"]
 def notifications_router(service: NotificationService) -> APIRouter:
     router = APIRouter(tags=["notifications"])
 
-    @router.get("/orders/{order_id}/notifications")
-    async def list_notifications(order_id: str) -> dict[str, Any]:
+    @router.get("/orders/{order_id}/notifications", response_model=NotificationListOut)
+    async def list_notifications(order_id: str) -> Any:
         rows = await service.for_order(order_id)
         return {"order_id": order_id, "notifications": [n.to_dict() for n in rows]}
 
-    @router.post("/notifications/{notification_id}/resend", status_code=202)
-    async def resend(notification_id: str) -> dict[str, Any]:
+    @router.post(
+        "/notifications/{notification_id}/resend",
+        status_code=202,
+        response_model=NotificationOut,
+        responses=errors(404, 409),
+    )
+    async def resend(notification_id: str) -> Any:
         return (await service.resend(notification_id)).to_dict()
 
     return router

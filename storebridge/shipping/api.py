@@ -9,10 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from storebridge.api.openapi import PROVIDER_ERRORS, errors
 from storebridge.errors import InvalidRequest, NotFound
 from storebridge.orders.model import Order
 from storebridge.shipping.commands import Address, BuyLabel, CreateShipment
 from storebridge.shipping.model import ShipmentLabel, ShipmentRate, TrackingEvent
+from storebridge.shipping.schemas import ShipmentListOut, ShipmentOut
 from storebridge.shipping.service import ShipmentView, ShippingService
 
 __all__ = ["build_router", "shipment_out"]
@@ -111,7 +113,15 @@ async def _order_address(service: ShippingService, order_id: str) -> Address:
 def build_router() -> APIRouter:
     router = APIRouter(tags=["shipping"])
 
-    @router.post("/orders/{order_id}/shipments", status_code=201)
+    @router.post(
+        "/orders/{order_id}/shipments",
+        status_code=201,
+        response_model=ShipmentOut,
+        responses={
+            200: {"model": ShipmentOut, "description": "`reuse=true`: the order's existing shipment"},
+            **errors(404, 409, *PROVIDER_ERRORS),
+        },
+    )
     async def create_shipment(
         order_id: str,
         body: CreateShipment,
@@ -122,7 +132,7 @@ def build_router() -> APIRouter:
             description="answer the order's existing shipment (200) instead of creating another: the one with a "
             "label, bought or being bought, else the newest; at most one is created however many calls race",
         ),
-    ) -> dict[str, Any]:
+    ) -> Any:
         service = _service(request)
         if reuse and (existing := await service.reusable_shipment(order_id)) is not None:
             response.status_code = 200
@@ -134,22 +144,51 @@ def build_router() -> APIRouter:
         response.status_code = 201 if created else 200
         return shipment_out(view)
 
-    @router.get("/orders/{order_id}/shipments")
-    async def list_shipments(order_id: str, request: Request) -> dict[str, Any]:
+    @router.get("/orders/{order_id}/shipments", response_model=ShipmentListOut, responses=errors(404))
+    async def list_shipments(order_id: str, request: Request) -> Any:
         return {"data": [shipment_out(v) for v in await _service(request).shipments_of(order_id)]}
 
-    @router.post("/shipments/{shipment_id}/label")
-    async def buy_label(shipment_id: str, body: BuyLabel, request: Request, response: Response) -> dict[str, Any]:
+    @router.post(
+        "/shipments/{shipment_id}/label",
+        response_model=ShipmentOut,
+        responses={
+            200: {
+                "description": "The shipment with its label",
+                "headers": {
+                    "Idempotent-Replayed": {
+                        "description": "`true` when the label was bought by an earlier call",
+                        "schema": {"type": "string", "enum": ["true"]},
+                    }
+                },
+            },
+            **errors(404, 409, *PROVIDER_ERRORS),
+        },
+    )
+    async def buy_label(shipment_id: str, body: BuyLabel, request: Request, response: Response) -> Any:
         purchase = await _service(request).purchase_label(shipment_id, body)
         if purchase.replayed:  # Stripe's header: this answer describes a purchase made before this call
             response.headers["Idempotent-Replayed"] = "true"
         return shipment_out(purchase.view)
 
-    @router.get("/shipments/{shipment_id}")
-    async def get_shipment(shipment_id: str, request: Request) -> dict[str, Any]:
+    @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=errors(404))
+    async def get_shipment(shipment_id: str, request: Request) -> Any:
         return shipment_out(await _service(request).get(shipment_id))
 
-    @router.get("/shipments/{shipment_id}/label")
+    @router.get(
+        "/shipments/{shipment_id}/label",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The label file (PDF, PNG or ZPL, as bought)",
+                "content": {
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            **errors(404, 409, *PROVIDER_ERRORS),
+        },
+    )
     async def get_label(shipment_id: str, request: Request) -> Response:
         content, content_type, filename = await _service(request).label_file(shipment_id)
         return Response(

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 __all__ = [
     "Address",
@@ -18,7 +18,9 @@ __all__ = [
 
 
 _US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# ASCII classes, not \s: regex engines (Python's, Rust's in pydantic, ECMA's in the document) disagree on
+# which Unicode characters are white space.
+_EMAIL = re.compile(r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$")
 
 
 def _positive_decimal(value: Any) -> str:
@@ -36,7 +38,17 @@ def _positive_decimal(value: Any) -> str:
     return format(number.normalize(), "f")
 
 
-Dimension = Annotated[str, BeforeValidator(_positive_decimal)]
+# What the schema says of it: a number in (0, 10000], or a decimal string of one.
+_DIMENSION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 10000},
+        {
+            "type": "string",
+            "pattern": r"^(0*[1-9][0-9]{0,3}(\.[0-9]+)?|0*\.[0-9]*[1-9][0-9]*|10000(\.0+)?)$",
+        },
+    ]
+}
+Dimension = Annotated[str, BeforeValidator(_positive_decimal), WithJsonSchema(_DIMENSION_SCHEMA)]
 _Text = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -52,16 +64,16 @@ class Address(BaseModel):
     street3: str | None = Field(None, max_length=100)
     city: _Text
     state: str | None = Field(None, max_length=35)
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    country: str = Field(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")
     zip: str = Field(min_length=1, max_length=20)  # after country: its check depends on it
     phone: str | None = Field(None, max_length=30)
-    email: str | None = Field(None, max_length=320)
+    email: str | None = Field(None, max_length=320, json_schema_extra={"pattern": _EMAIL.pattern})
     is_residential: bool | None = None
 
     @field_validator("country")
     @classmethod
     def _country(cls, v: str) -> str:
-        if not v.isalpha():
+        if not (v.isascii() and v.isalpha()):
             raise ValueError("must be a two-letter ISO country code such as US")
         return v.upper()
 
