@@ -17,7 +17,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 class EventTypeOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     type: str = Field(description="the event type (`webhook.*` is a family: webhook.<provider>.<type>)")
     description: str
@@ -25,6 +25,8 @@ class EventTypeOut(BaseModel):
 
 
 class EventTypeList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     data: list[EventTypeOut]
 
 
