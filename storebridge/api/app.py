@@ -67,6 +67,9 @@ class StorebridgeApp:
             "http": self.http_protocol(),
             "proxy_headers": bool(proxies),
             "forwarded_allow_ips": ",".join(proxies) if proxies else None,
+            # A stop waits this long for requests in flight, then cancels them (uvicorn's default waits
+            # forever, so one connection that never finishes would hold a SIGTERM'd hub up).
+            "timeout_graceful_shutdown": 10.0,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -98,6 +98,7 @@ def running_hub(settings: Settings, *, port: int | None = None, **uvicorn_option
     running = RunningHub("", hub, httpx.Client())
     hub.bus.subscribe("test-recorder", "*", _recorder(running))
     app = create_app(hub)
+    uvicorn_options.setdefault("timeout_graceful_shutdown", 2.0)  # a test's teardown waits 2 s at most
     with (
         serve_in_thread(app, port, **uvicorn_options) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
