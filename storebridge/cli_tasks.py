@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +119,10 @@ def run_demo(
     table = Table(title=f"order {order['id']} timeline")
     for column in ("time", "kind", "what", "details"):
         table.add_column(column)
-    start = state.get("created_at", 0.0)
+    start = datetime.fromisoformat(state["created_at"])
     for entry in state.get("timeline", []):
-        table.add_row(f"+{entry['at'] - start:.3f}s", entry["kind"], entry["type"], entry["summary"])
+        since = (datetime.fromisoformat(entry["at"]) - start).total_seconds()
+        table.add_row(f"+{since:.3f}s", entry["kind"], entry["type"], entry["summary"])
     out.print(table)
     out.print("subscriber received: " + ", ".join(e.type for e in received))
     captured = state.get("payment_status") == "captured" and any(e.type == PAYMENT_CAPTURED.name for e in received)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import parse_pattern
@@ -15,6 +15,7 @@ __all__ = [
     "MAX_QUANTITY",
     "exponent",
     "to_minor",
+    "quote_to_minor",
     "to_decimal_string",
     "to_units",
     "format_amount",
@@ -94,6 +95,19 @@ def to_minor(value: int | str | Decimal, currency: str) -> int:
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"amount {value} has more precision than {currency.upper()} allows ({exp} decimal places)")
     return int(scaled)
+
+
+def quote_to_minor(value: str, currency: str) -> int:
+    """A provider's quoted price ("5.50", "6.015") in minor units, rounded half up to the currency's
+    digits: a quote is shown and compared, never charged from (a label is bought by its rate id)."""
+    exp = exponent(currency)
+    try:
+        dec = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise MoneyError(f"quoted amount {value!r} is not a number") from None
+    if not dec.is_finite():
+        raise MoneyError(f"quoted amount {value!r} is not a number")
+    return int(dec.scaleb(exp).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def to_decimal_string(amount: int, currency: str) -> str:

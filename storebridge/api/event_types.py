@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from storebridge.api.deps import require_token
 from storebridge.events.catalogue import load_catalogue
+from storebridge.responses import Page
 
 __all__ = ["router", "EventTypeOut", "EventTypeList"]
 
@@ -24,17 +25,17 @@ class EventTypeOut(BaseModel):
     json_schema: dict[str, Any] = Field(alias="schema", description="JSON Schema of the payload (`data`)")
 
 
-class EventTypeList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    data: list[EventTypeOut]
+class EventTypeList(Page[EventTypeOut]):
+    """The whole catalogue, in one page."""
 
 
 @cache
 def _listing() -> EventTypeList:
     """Built on first request (the catalogue is fixed for the life of the process)."""
     return EventTypeList(
-        data=[EventTypeOut(type=t.name, description=t.description, json_schema=t.schema()) for t in load_catalogue()]
+        data=[EventTypeOut(type=t.name, description=t.description, json_schema=t.schema()) for t in load_catalogue()],
+        has_more=False,
+        next_cursor=None,
     )
 
 

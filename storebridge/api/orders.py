@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from storebridge.api.deps import get_hub, require_token
 from storebridge.api.openapi import PROVIDER_ERRORS, errors
+from storebridge.api.pagination import PageRequest, page_of, page_request
 from storebridge.api.schemas import (
     CaptureIn,
     ConfirmIn,
@@ -46,9 +47,10 @@ async def place_order(body: OrderIn, hub: Hub = Depends(get_hub)) -> Any:
 
 @router.get("/orders", response_model=OrderListOut)
 async def list_orders(
-    hub: Hub = Depends(get_hub), limit: int = Query(50, ge=1, le=500), email: str | None = None
+    hub: Hub = Depends(get_hub), page: PageRequest = Depends(page_request), email: str | None = None
 ) -> Any:
-    return {"data": [order_out(o) for o in await hub.orders.recent(limit=limit, email=email)]}
+    rows = await hub.orders.recent(limit=page.fetch, email=email, before_id=page.cursor)
+    return page_of(rows, page, order_out, lambda o: o.id)
 
 
 @router.get("/orders/{order_id}", response_model=OrderDetailOut, responses=errors(404))
@@ -85,7 +87,7 @@ async def capture_payment(payment_id: str, body: CaptureIn | None = None, hub: H
 async def refund_payment(payment_id: str, body: RefundIn | None = None, hub: Hub = Depends(get_hub)) -> Any:
     body = body or RefundIn()
     payment, refund = await hub.payments.refund(RefundPayment(payment_id, body.amount, body.reason))
-    return {"refund": refund_out(refund), "payment": payment_out(payment)}
+    return {"refund": refund_out(refund, payment.currency), "payment": payment_out(payment)}
 
 
 @router.post("/payments/{payment_id}/cancel", response_model=PaymentOut, responses=_PAYMENT_ERRORS)

@@ -244,12 +244,14 @@ def payment_out(p: Payment, disputes: list[Dispute] | None = None) -> dict[str, 
     return out
 
 
-def refund_out(r: Refund) -> dict[str, Any]:
+def refund_out(r: Refund, currency: str) -> dict[str, Any]:
+    """`currency`: the payment's (a refund moves money in the currency it was paid in)."""
     return {
         "id": r.id,
         "payment_id": r.payment_id,
         "provider_ref": r.provider_ref,
         "amount": r.amount,
+        "currency": currency,
         "reason": r.reason,
         "status": r.status,
         "created_at": r.created_at,
@@ -283,6 +285,7 @@ def order_out(
                 "quantity": i.quantity,
                 "unit_price": i.unit_price,
                 "total": i.total,
+                "currency": o.currency,
             }
             for i in o.items
         ],
@@ -290,7 +293,7 @@ def order_out(
     if payments is not None:
         out["payments"] = [payment_out(p, None if disputes is None else disputes.get(p.id, [])) for p in payments]
     if refunds is not None:
-        out["refunds"] = [refund_out(r) for r in refunds]
+        out["refunds"] = [refund_out(r, o.currency) for r in refunds]
     if timeline is not None:
         out["timeline"] = timeline
     return out

@@ -14,6 +14,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from storebridge.api.deps import get_hub, require_token
 from storebridge.api.openapi import errors
+from storebridge.api.pagination import PageRequest, page_of, page_request, single_page
 from storebridge.bootstrap import Hub
 from storebridge.events.outbound import DELIVERY_STATUSES, delivery_out, endpoint_out
 from storebridge.events.schemas import (
@@ -113,7 +114,7 @@ async def create_subscription(body: SubscriptionIn, hub: Hub = Depends(get_hub))
 
 @router.get("", response_model=SubscriptionListOut)
 async def list_subscriptions(hub: Hub = Depends(get_hub)) -> Any:
-    return {"data": [endpoint_out(r) for r in await hub.outbound.list_all()]}
+    return single_page([endpoint_out(r) for r in await hub.outbound.list_all()])
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut, responses=errors(404))
@@ -145,11 +146,10 @@ async def list_deliveries(
     subscription_id: str,
     hub: Hub = Depends(get_hub),
     status: str | None = Query(None, json_schema_extra={"enum": list(DELIVERY_STATUSES)}),
-    before_id: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
+    page: PageRequest = Depends(page_request),
 ) -> Any:
-    rows = await hub.outbound.deliveries(subscription_id, status=status, limit=limit, before_id=before_id)
-    return {"data": [delivery_out(r, a) for r, a in rows], "has_more": len(rows) == limit}
+    rows = await hub.outbound.deliveries(subscription_id, status=status, limit=page.fetch, before_id=page.cursor)
+    return page_of(rows, page, lambda row: delivery_out(*row), lambda row: row[0].id)
 
 
 @router.get("/{subscription_id}/deliveries/{delivery_id}", response_model=DeliveryOut, responses=errors(404))

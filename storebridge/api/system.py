@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 
 from storebridge.api.deps import get_hub, require_token
+from storebridge.api.openapi import errors
+from storebridge.api.pagination import PageRequest, page_of, page_request, single_page
 from storebridge.bootstrap import Hub
 from storebridge.db import now
+from storebridge.errors import InvalidRequest
 from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent, WorkerHeartbeat
 from storebridge.events.schemas import EventListOut
 from storebridge.migrate import current_revision, head_revision
 from storebridge.observability.metrics import CONTENT_TYPE
-from storebridge.responses import Out
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = ["public", "private", "metrics_router"]
 
@@ -41,7 +44,7 @@ class HealthCheckOut(Out):
     mode: str
     detail: str
     latency_ms: float | None
-    checked_at: float
+    checked_at: Timestamp
 
 
 class IntegrationOut(Out):
@@ -55,8 +58,8 @@ class IntegrationOut(Out):
     last_health: HealthCheckOut | None  # the last `?check=true` for this provider
 
 
-class IntegrationListOut(Out):
-    data: list[IntegrationOut]
+class IntegrationListOut(Page[IntegrationOut]):
+    """Every integration, in one page."""
 
 
 @public.get("/healthz", response_model=HealthOut)
@@ -97,18 +100,18 @@ async def metrics(hub: Hub = Depends(get_hub)) -> Response:
 async def integrations(hub: Hub = Depends(get_hub), check: bool = False) -> Any:
     if check:
         await hub.check_health()
-    return {"data": [i.to_dict() for i in hub.integrations.values()]}
+    return single_page([i.to_dict() for i in hub.integrations.values()])
 
 
-@private.get("/events", response_model=EventListOut)
+@private.get("/events", response_model=EventListOut, responses=errors(422))
 async def events(
     hub: Hub = Depends(get_hub),
     type: str | None = None,
     order_id: str | None = None,
     aggregate_id: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
+    page: PageRequest = Depends(page_request),
 ) -> Any:
-    query = select(OutboxEvent).order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)
+    query = select(OutboxEvent).order_by(OutboxEvent.created_at, OutboxEvent.id).limit(page.fetch)
     if type:
         query = query.where(OutboxEvent.type == type)
     if order_id:
@@ -116,5 +119,13 @@ async def events(
     if aggregate_id:
         query = query.where(OutboxEvent.aggregate_id == aggregate_id)
     async with hub.db.read() as session:
+        if page.cursor:
+            # Events sort by time, then id: the cursor event's time is where the next page starts.
+            after = await session.scalar(select(OutboxEvent.created_at).where(OutboxEvent.id == page.cursor))
+            if after is None:
+                raise InvalidRequest("cursor is not an event of this list: pass next_cursor unchanged", status=422)
+            query = query.where(tuple_(OutboxEvent.created_at, OutboxEvent.id) > tuple_(after, page.cursor))
         rows = (await session.scalars(query)).all()
-    return {"data": [Event.from_row(r).to_dict() | {"dispatched": r.dispatched_at is not None} for r in rows]}
+    return page_of(
+        rows, page, lambda r: Event.from_row(r).to_dict() | {"dispatched": r.dispatched_at is not None}, lambda r: r.id
+    )

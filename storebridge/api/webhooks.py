@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
 
 from storebridge.api.deps import get_hub, require_token
 from storebridge.api.openapi import errors
+from storebridge.api.pagination import PageRequest, page_of, page_request
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.model import INBOX_STATUSES
 from storebridge.webhooks.queries import InboxFilter, webhook_out
@@ -25,14 +28,17 @@ async def list_webhooks(
     status: str | None = Query(None, json_schema_extra={"enum": list(INBOX_STATUSES)}),
     type: str | None = None,
     order_id: str | None = None,
-    received_after: float | None = None,
-    received_before: float | None = None,
-    before_id: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
+    received_after: AwareDatetime | None = Query(None, description="ISO 8601 with a zone, e.g. 2026-12-03T10:00:00Z"),
+    received_before: AwareDatetime | None = Query(None, description="ISO 8601 with a zone"),
+    page: PageRequest = Depends(page_request),
 ) -> Any:
-    filt = InboxFilter(provider, status, type, received_after, received_before, order_id)
-    rows = await hub.inbox_queries.search(filt, limit=limit, before_id=before_id)
-    return {"data": [webhook_out(r) for r in rows], "has_more": len(rows) == limit}
+    filt = InboxFilter(provider, status, type, _seconds(received_after), _seconds(received_before), order_id)
+    rows = await hub.inbox_queries.search(filt, limit=page.fetch, before_id=page.cursor)
+    return page_of(rows, page, webhook_out, lambda r: r.id)
+
+
+def _seconds(when: datetime | None) -> float | None:
+    return None if when is None else when.timestamp()
 
 
 @router.get("/{webhook_id}", response_model=WebhookDetailOut, response_model_exclude_unset=True, responses=errors(404))

@@ -41,6 +41,7 @@ from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent
 from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from storebridge.events.ssrf import Resolver, UnsafeDestination, check_destination, guarded_transport, system_resolver
+from storebridge.responses import iso8601
 from storebridge.webhooks.verify import sign_standard
 
 __all__ = [
@@ -69,8 +70,7 @@ _HEADER_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 def encode_payload(event: Event) -> bytes:
     """The exact bytes sent (and signed): compact JSON."""
-    created = datetime.fromtimestamp(event.created_at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    body = {"id": event.id, "type": event.type, "created_at": created, "data": event.payload}
+    body = {"id": event.id, "type": event.type, "created_at": iso8601(event.created_at), "data": event.payload}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

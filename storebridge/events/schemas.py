@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storebridge.responses import Out, Timestamp
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = [
     "EventOut",
@@ -29,8 +29,8 @@ class EventOut(Out):
     dispatched: bool
 
 
-class EventListOut(Out):
-    data: list[EventOut]
+class EventListOut(Page[EventOut]):
+    """Oldest first."""
 
 
 class SubscriptionOut(Out):
@@ -52,8 +52,8 @@ class SubscriptionWithSecretOut(SubscriptionOut):
     secret: str
 
 
-class SubscriptionListOut(Out):
-    data: list[SubscriptionOut]
+class SubscriptionListOut(Page[SubscriptionOut]):
+    """Every subscription, in one page."""
 
 
 class SubscriptionDeletedOut(Out):
@@ -85,6 +85,5 @@ class DeliveryOut(Out):
     attempt_log: list[DeliveryAttemptOut]
 
 
-class DeliveryListOut(Out):
-    data: list[DeliveryOut]
-    has_more: bool
+class DeliveryListOut(Page[DeliveryOut]):
+    """Newest first."""

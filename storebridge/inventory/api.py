@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from storebridge.api.openapi import ErrorResponse, errors
+from storebridge.api.pagination import PageRequest, page_of, page_request, single_page
 from storebridge.inventory.commands import MAX_STOCK, Adjustment, InsufficientStock, ReserveLine, ReserveOrder
 from storebridge.inventory.schemas import (
     AdjustedOut,
     ItemListOut,
     ItemOut,
     ReleasedOut,
+    ReservationListOut,
     ReservationsOut,
 )
 from storebridge.inventory.service import InventoryService
@@ -79,11 +81,10 @@ def build_router() -> APIRouter:
     async def list_items(
         request: Request,
         low_stock: bool = False,
-        after: str | None = Query(None, max_length=120),
-        limit: int = Query(100, ge=1, le=1000),
+        page: PageRequest = Depends(page_request),
     ) -> Any:
-        items = await _service(request).list_items(low_stock=low_stock, after=after, limit=limit)
-        return {"items": items, "next_after": items[-1]["sku"] if items and len(items) == limit else None}
+        items = await _service(request).list_items(low_stock=low_stock, after=page.cursor, limit=page.fetch)
+        return page_of(items, page, lambda item: item, lambda item: str(item["sku"]))
 
     @router.post("/inventory/adjustments", response_model=AdjustedOut, responses=errors(409, 422))
     async def adjust(request: Request, body: AdjustmentsIn) -> Any:
@@ -116,9 +117,9 @@ def build_router() -> APIRouter:
             return JSONResponse({"error": error}, status_code=409)
         return {"order_id": body.order_id, "reservations": reservations}
 
-    @router.get("/inventory/reservations/{order_id}", response_model=ReservationsOut)
+    @router.get("/inventory/reservations/{order_id}", response_model=ReservationListOut)
     async def reservations(request: Request, order_id: str) -> Any:
-        return {"order_id": order_id, "reservations": await _service(request).reservations(order_id)}
+        return single_page(await _service(request).reservations(order_id))
 
     @router.delete("/inventory/reservations/{order_id}", response_model=ReleasedOut)
     async def release(request: Request, order_id: str) -> Any:

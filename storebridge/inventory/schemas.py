@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storebridge.responses import Out, Timestamp
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = [
     "LevelOut",
@@ -12,6 +12,7 @@ __all__ = [
     "AdjustedOut",
     "ReservationOut",
     "ReservationsOut",
+    "ReservationListOut",
     "ReleasedOut",
     "InsufficientStockError",
 ]
@@ -36,9 +37,8 @@ class ItemOut(Out):
     levels: list[LevelOut]
 
 
-class ItemListOut(Out):
-    items: list[ItemOut]
-    next_after: str | None  # the `after` for the next page; null on the last one
+class ItemListOut(Page[ItemOut]):
+    """By SKU."""
 
 
 class LevelChangeOut(Out):
@@ -67,8 +67,14 @@ class ReservationOut(Out):
 
 
 class ReservationsOut(Out):
+    """What one reservation request holds for an order."""
+
     order_id: str
     reservations: list[ReservationOut]
+
+
+class ReservationListOut(Page[ReservationOut]):
+    """An order's reservations, in one page."""
 
 
 class ReleasedOut(Out):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 
 from storebridge.api.openapi import errors
+from storebridge.api.pagination import single_page
 from storebridge.notifications.schemas import NotificationListOut, NotificationOut
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def notifications_router(service: NotificationService) -> APIRouter:
     @router.get("/orders/{order_id}/notifications", response_model=NotificationListOut)
     async def list_notifications(order_id: str) -> Any:
         rows = await service.for_order(order_id)
-        return {"order_id": order_id, "notifications": [n.to_dict() for n in rows]}
+        return single_page([n.to_dict() for n in rows])
 
     @router.post(
         "/notifications/{notification_id}/resend",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storebridge.responses import Out, Timestamp
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = ["NotificationOut", "NotificationListOut"]
 
@@ -24,6 +24,5 @@ class NotificationOut(Out):
     updated_at: Timestamp
 
 
-class NotificationListOut(Out):
-    order_id: str
-    notifications: list[NotificationOut]
+class NotificationListOut(Page[NotificationOut]):
+    """An order's notifications, oldest first, in one page."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from storebridge.payments.schemas import PaymentOut, PaymentWithDisputesOut, RefundOut
-from storebridge.responses import Out, Timestamp
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = ["LineItemOut", "OrderOut", "NewOrderOut", "OrderDetailOut", "OrderListOut", "TimelineEntry"]
 
@@ -17,6 +17,7 @@ class LineItemOut(Out):
     quantity: int
     unit_price: int
     total: int
+    currency: str  # the order's
 
 
 class OrderOut(Out):
@@ -57,5 +58,5 @@ class OrderDetailOut(NewOrderOut):
     timeline: list[TimelineEntry]
 
 
-class OrderListOut(Out):
-    data: list[OrderOut]
+class OrderListOut(Page[OrderOut]):
+    """Newest first."""

@@ -99,11 +99,14 @@ class OrderService:
             )
             return order, payments, refunds
 
-    async def recent(self, *, limit: int = 50, email: str | None = None) -> list[Order]:
+    async def recent(self, *, limit: int = 50, email: str | None = None, before_id: str | None = None) -> list[Order]:
+        """Newest first (ids sort by creation time); `before_id`: those older than that order."""
         async with self.db.read() as session:
-            query = select(Order).order_by(Order.created_at.desc()).limit(limit)
+            query = select(Order).order_by(Order.id.desc()).limit(limit)
             if email:
                 query = query.where(Order.email == email)
+            if before_id:
+                query = query.where(Order.id < before_id)
             return list((await session.scalars(query)).all())
 
     async def timeline(self, order_id: str) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from storebridge.ids import new_id
 from storebridge.payments.events import PAYMENT_DISPUTE_CLOSED, PAYMENT_DISPUTE_UPDATED, PAYMENT_DISPUTED
 from storebridge.payments.model import Dispute, Payment
 from storebridge.payments.provider import ProviderDispute
+from storebridge.responses import iso8601
 from storebridge.webhooks.processor import RetryLater
 
 __all__ = [
@@ -71,7 +72,7 @@ def dispute_event_payload(d: Dispute, payment: Payment) -> dict[str, Any]:
         "currency": d.currency,
         "reason": d.reason,
         "status": d.status,
-        "evidence_due_by": d.evidence_due_by,
+        "evidence_due_by": None if d.evidence_due_by is None else iso8601(d.evidence_due_by),
         "funds_withdrawn": d.funds_withdrawn,
         "funds_reinstated": d.funds_reinstated,
         "amount_disputed": payment.amount_disputed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from storebridge.events.catalogue import EventType
 
@@ -109,7 +109,7 @@ class DisputePayload(BaseModel):
     currency: str
     reason: str | None
     status: str = Field(description="the provider's dispute status: warning_needs_response ... won, lost")
-    evidence_due_by: float | None = Field(description="Unix time; null when the provider set no deadline")
+    evidence_due_by: AwareDatetime | None = Field(description="ISO 8601, UTC; null when the provider set no deadline")
     funds_withdrawn: bool
     funds_reinstated: bool
     amount_disputed: int = Field(description="what the payment's open or lost disputes hold, in minor units")

@@ -86,6 +86,7 @@ class RefundOut(Out):
     payment_id: str
     provider_ref: str | None
     amount: int
+    currency: str  # the payment's
     reason: str | None
     status: str
     created_at: Timestamp

@@ -10,7 +10,9 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from storebridge.api.openapi import PROVIDER_ERRORS, errors
+from storebridge.api.pagination import single_page
 from storebridge.errors import InvalidRequest, NotFound
+from storebridge.money import quote_to_minor
 from storebridge.orders.model import Order
 from storebridge.shipping.commands import Address, BuyLabel, CreateShipment
 from storebridge.shipping.model import ShipmentLabel, ShipmentRate, TrackingEvent
@@ -32,7 +34,7 @@ def _rate_out(rate: ShipmentRate) -> dict[str, Any]:
         "carrier": rate.carrier,
         "service": rate.service_name,
         "service_token": rate.service_token,
-        "amount": rate.amount,
+        "amount": quote_to_minor(rate.amount, rate.currency),
         "currency": rate.currency,
         "estimated_days": rate.estimated_days,
         "duration_terms": rate.duration_terms,
@@ -146,7 +148,7 @@ def build_router() -> APIRouter:
 
     @router.get("/orders/{order_id}/shipments", response_model=ShipmentListOut, responses=errors(404))
     async def list_shipments(order_id: str, request: Request) -> Any:
-        return {"data": [shipment_out(v) for v in await _service(request).shipments_of(order_id)]}
+        return single_page([shipment_out(v) for v in await _service(request).shipments_of(order_id)])
 
     @router.post(
         "/shipments/{shipment_id}/label",

@@ -59,7 +59,7 @@ class LabelRate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    amount: str = Field(description="a decimal string, as the provider quotes it")
+    amount: int = Field(description="minor units (a provider's sub-unit digits rounded half up)")
     currency: str
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from storebridge.responses import Out, Timestamp
+from pydantic import Field
+
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = ["RateOut", "LabelOut", "TrackingOut", "ShipmentOut", "ShipmentListOut"]
 
@@ -15,7 +17,7 @@ class RateOut(Out):
     carrier: str
     service: str
     service_token: str | None
-    amount: str
+    amount: int = Field(description="the quote in minor units (a provider's sub-unit digits rounded half up)")
     currency: str
     estimated_days: int | None
     duration_terms: str | None
@@ -68,5 +70,5 @@ class ShipmentOut(Out):
     updated_at: Timestamp
 
 
-class ShipmentListOut(Out):
-    data: list[ShipmentOut]
+class ShipmentListOut(Page[ShipmentOut]):
+    """An order's shipments, in one page."""

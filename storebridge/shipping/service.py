@@ -27,6 +27,7 @@ from storebridge.errors import IntegrationError, InvalidRequest, NotFound, Provi
 from storebridge.events.bus import record_event
 from storebridge.ids import new_id
 from storebridge.integration import HealthStatus
+from storebridge.money import quote_to_minor
 from storebridge.orders.model import Order
 from storebridge.shipping.commands import Address, BuyLabel, CreateShipment
 from storebridge.shipping.events import SHIPMENT_CREATED, SHIPMENT_DELIVERED, SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
@@ -104,6 +105,10 @@ def _by_price(rates: list[ShipmentRate]) -> list[ShipmentRate]:
     return sorted(rates, key=lambda r: (Decimal(r.amount), r.estimated_days or 99))
 
 
+def _label_rate(rate_id: str, rate: ShipmentRate) -> dict[str, Any]:
+    return {"id": rate_id, "amount": quote_to_minor(rate.amount, rate.currency), "currency": rate.currency}
+
+
 def _shipment_event(shipment: Shipment) -> dict[str, Any]:
     return {
         "shipment_id": shipment.id,
@@ -145,7 +150,7 @@ async def apply_label(
         **_shipment_event(shipment),
         "label_id": label.id,
         "label_url": label.label_url,
-        "rate": {"id": label.rate_id, "amount": rate.amount, "currency": rate.currency} if rate else None,
+        "rate": _label_rate(label.rate_id, rate) if rate else None,
     }
     record_event(
         session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storebridge.responses import Out, Timestamp
+from storebridge.responses import Out, Page, Timestamp
 
 __all__ = ["WebhookOut", "WebhookDetailOut", "WebhookListOut", "WebhookAttemptOut", "ReplayOut", "WebhookReceivedOut"]
 
@@ -43,9 +43,8 @@ class WebhookDetailOut(WebhookOut):
     attempt_log: list[WebhookAttemptOut]
 
 
-class WebhookListOut(Out):
-    data: list[WebhookOut]
-    has_more: bool
+class WebhookListOut(Page[WebhookOut]):
+    """Newest first."""
 
 
 class ReplayOut(Out):

@@ -129,7 +129,7 @@ def test_the_last_ten_units_sell_exactly_ten_times(hub: RunningHub) -> None:
     level = _stock(hub, "LAST")
     assert (level["stocked"], level["reserved"], level["available"]) == (10, 10, 0)
     placed = [a.json()["id"] for a in answers if a.status_code == 201]
-    held = [hub.client.get(f"/inventory/reservations/{o}").json()["reservations"] for o in placed]
+    held = [hub.client.get(f"/inventory/reservations/{o}").json()["data"] for o in placed]
     assert all(len(r) == 1 and r[0]["quantity"] == 1 and r[0]["status"] == "active" for r in held)
 
 
@@ -138,13 +138,13 @@ def test_an_order_reserves_across_locations_in_the_documented_order(hub: Running
     hub.client.put("/inventory/MULTI/levels/main", json={"stocked": 3}).raise_for_status()
     first = _place(hub.client, "MULTI", 2)
     assert first.status_code == 201, first.text
-    held = hub.client.get(f"/inventory/reservations/{first.json()['id']}").json()["reservations"]
+    held = hub.client.get(f"/inventory/reservations/{first.json()['id']}").json()["data"]
     assert [(r["location"], r["quantity"]) for r in held] == [("main", 2)]
     hub.client.put("/inventory/MULTI/levels/default", json={"stocked": 1}).raise_for_status()
     hub.client.put("/inventory/MULTI/levels/annex", json={"stocked": 5}).raise_for_status()
     split = _place(hub.client, "MULTI", 3)
     assert split.status_code == 201, split.text
-    held = hub.client.get(f"/inventory/reservations/{split.json()['id']}").json()["reservations"]
+    held = hub.client.get(f"/inventory/reservations/{split.json()['id']}").json()["data"]
     assert [(r["location"], r["quantity"]) for r in held] == [("default", 1), ("annex", 2)]
     short = _place(hub.client, "MULTI", 5)  # 1 left at main + 3 at annex
     assert short.status_code == 409 and short.json()["error"]["available"] == 4

@@ -15,6 +15,7 @@ from storebridge.sandbox.stripe import StripeSandbox
 from tests.e2e.test_admin_pages import _console
 from tests.support.hub import RunningHub, wait_for
 from tests.support.stripe_events import signed_headers
+from tests.support.times import epoch
 
 
 def _stripe(hub: RunningHub) -> StripeSandbox:
@@ -57,7 +58,7 @@ def test_a_disputed_stripe_payment_is_shown_everywhere_and_closing_it_lost_is_re
     assert event["order_id"] == order["id"] and event["provider"] == "stripe"
     assert (event["amount"], event["currency"], event["reason"]) == (2000, "USD", "fraudulent")
     assert event["status"] == "needs_response"
-    assert event["evidence_due_by"] > time.time() + 6 * 86_400
+    assert epoch(event["evidence_due_by"]) > time.time() + 6 * 86_400
     assert event["provider_ref"].startswith("dp_") and event["dispute_id"].startswith("dsp")
     withdrawn = wait_for(
         lambda: hub.events_of("payment.dispute_updated", payment_id=payment["id"]), what="funds_withdrawn update"
@@ -213,6 +214,6 @@ def test_a_signed_paypal_dispute_on_a_captured_payment_is_payment_disputed(hub: 
     payload = disputed[0].payload
     assert (payload["amount"], payload["currency"], payload["status"]) == (1500, "USD", "needs_response")
     assert payload["reason"] == "MERCHANDISE_OR_SERVICE_NOT_RECEIVED" and payload["provider"] == "paypal"
-    assert payload["evidence_due_by"] == 1797760800.0
+    assert payload["evidence_due_by"] == "2026-12-20T10:00:00.000Z"
     state = _payment(hub, payment["id"])
     assert state["amount_disputed"] == 1500 and state["disputes"][0]["provider_ref"] == resource["dispute_id"]

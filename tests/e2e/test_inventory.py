@@ -63,7 +63,7 @@ def test_levels_adjustments_low_stock_and_reservation_conflicts_over_the_api(inv
     )
     assert adjusted.status_code == 200, adjusted.text
     assert [lv["stocked"] for lv in adjusted.json()["levels"]] == [2, 20]
-    low = client.get("/inventory", params={"low_stock": "true"}).json()["items"]
+    low = client.get("/inventory", params={"low_stock": "true"}).json()["data"]
     assert [i["sku"] for i in low] == ["MUG"]
     assert client.get("/inventory/NOPE").status_code == 404
 
@@ -89,7 +89,7 @@ def test_an_order_reserves_a_captured_payment_keeps_and_shipping_decrements(inv_
     payment = inv_hub.pay(order["id"], payment_method="pm_card_visa")
     assert inv_hub.client.post(f"/payments/{payment['id']}/confirm").json()["status"] == "captured"
     path = f"/inventory/reservations/{order['id']}"
-    wait_for(lambda: inv_hub.client.get(path).json()["reservations"][0]["expires_at"] is None, what="kept")
+    wait_for(lambda: inv_hub.client.get(path).json()["data"][0]["expires_at"] is None, what="kept")
 
     async def shipped() -> None:
         async with inv_hub.hub.db.write() as session:

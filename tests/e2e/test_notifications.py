@@ -23,7 +23,7 @@ def _mailbox(hub: RunningHub, to: str | None = None) -> list[dict[str, Any]]:
 
 
 def _notifications(hub: RunningHub, order_id: str) -> dict[str, dict[str, Any]]:
-    rows = hub.client.get(f"/orders/{order_id}/notifications").raise_for_status().json()["notifications"]
+    rows = hub.client.get(f"/orders/{order_id}/notifications").raise_for_status().json()["data"]
     return {n["kind"]: n for n in rows}
 
 

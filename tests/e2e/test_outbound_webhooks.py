@@ -25,6 +25,7 @@ from storebridge.db import Database, now
 from storebridge.events.outbound_model import WebhookDelivery, WebhookEndpoint
 from tests.support.hub import API_TOKEN, RunningHub, make_settings, running_hub, wait_for
 from tests.support.servers import serve_in_thread
+from tests.support.times import epoch
 
 FAST_SCHEDULE = (0.0, 0.05, 0.05, 0.05)
 
@@ -240,11 +241,12 @@ def test_retry_after_on_429_and_503_is_honoured_and_capped(hub: RunningHub, rece
         """From the end of the first attempt to the stored next attempt (the fast schedule says ~0.05 s)."""
         d = retrying(name)
         first = d["attempt_log"][0]
-        return float(d["next_attempt_at"] - first["started_at"] - first["duration_ms"] / 1000)
+        return epoch(d["next_attempt_at"]) - epoch(first["started_at"]) - first["duration_ms"] / 1000
 
-    assert 120 <= gap("busy") < 150
-    assert 36000 <= gap("down") < 36030  # capped at 10 h
-    assert retry_at <= retrying("dated")["next_attempt_at"] < retry_at + 30  # an HTTP date: that moment
+    # The API's times are to the millisecond: allow 2 ms of rounding.
+    assert 119.998 <= gap("busy") < 150
+    assert 35999.998 <= gap("down") < 36030  # capped at 10 h
+    assert retry_at <= epoch(retrying("dated")["next_attempt_at"]) < retry_at + 30  # an HTTP date: that moment
     plain = wait_for(lambda: one(hub, subs["plain"]["id"], "failed"), what="the 500s to run out of retries")
     assert len(plain["attempt_log"]) == len(FAST_SCHEDULE)
 

@@ -92,7 +92,8 @@ def test_paid_order_is_shipped_and_tracked_to_delivered(hub: RunningHub) -> None
     cheapest = [r for r in rates if r["cheapest"]]
     fastest = [r for r in rates if r["fastest"]]
     assert len(cheapest) == len(fastest) == 1
-    assert float(cheapest[0]["amount"]) == min(float(r["amount"]) for r in rates)
+    assert all(isinstance(r["amount"], int) and r["currency"] == "USD" for r in rates)  # minor units
+    assert cheapest[0]["amount"] == min(r["amount"] for r in rates)
     assert fastest[0]["estimated_days"] == min(r["estimated_days"] for r in rates)
     bought = _buy(hub, shipment, "fastest")
     assert bought.status_code == 200, bought.text

@@ -109,7 +109,7 @@ def test_hub_retries_until_the_smtp_server_is_up(db_url: str, monkeypatch: pytes
         hub.client.post(f"/payments/{payment['id']}/confirm").raise_for_status()
 
         def notification() -> dict[str, Any]:
-            rows = hub.client.get(f"/orders/{order['id']}/notifications").json()["notifications"]
+            rows = hub.client.get(f"/orders/{order['id']}/notifications").json()["data"]
             return dict(rows[0]) if rows else {}
 
         failed: dict[str, Any] = wait_for(

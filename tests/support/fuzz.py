@@ -175,11 +175,11 @@ def seed_records(running: RunningHub) -> Seeds:
     reservation = {"order_id": reserved, "lines": [{"sku": SKU, "quantity": 1}]}
     _json(client.post("/inventory/reservations", json=reservation), 200, 201)
 
-    def listed(path: str, key: str = "data") -> list[str]:
-        return [str(row["id"]) for row in client.get(path).raise_for_status().json()[key]]
+    def listed(path: str) -> list[str]:
+        return [str(row["id"]) for row in client.get(path).raise_for_status().json()["data"]]
 
-    def eventually(path: str, key: str = "data") -> Callable[[], list[str]]:
-        return lambda: wait_for(lambda: listed(path, key), what=f"records listed by {path}")
+    def eventually(path: str) -> Callable[[], list[str]]:
+        return lambda: wait_for(lambda: listed(path), what=f"records listed by {path}")
 
     ids = {
         "order_id": [paid, authorized, pending, approving, fresh, reserved],
@@ -244,7 +244,7 @@ def seed_records(running: RunningHub) -> Seeds:
     later = {
         "delivery_id": eventually(f"/subscriptions/{subscription['id']}/deliveries"),
         "webhook_id": eventually("/webhooks/events"),
-        "notification_id": eventually(f"/orders/{paid}/notifications", "notifications"),
+        "notification_id": eventually(f"/orders/{paid}/notifications"),
     }
     return Seeds(ids=ids, path_parameters=path_parameters, bodies=bodies, later=later)
 
