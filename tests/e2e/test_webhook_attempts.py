@@ -124,6 +124,18 @@ def test_three_replays_are_attempts_1_2_3_in_the_api_console_and_cli(
     assert [(a["attempt"], a["replay"]) for a in record["attempt_log"]] == [(1, 1), (2, 2), (3, 3)]
     assert record["received_at"].endswith("+00:00")
 
+    listed = subprocess.run(
+        [sys.executable, "-m", "storebridge", "webhooks", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if webhook_id in line)
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", row), row  # times carry their zone
+
 
 def test_a_delivery_then_a_replay_are_numbered_in_sequence(hub: RunningHub) -> None:
     """A processed payment webhook, replayed: attempt 1 is the delivery, attempt 2 the replay."""
