@@ -20,7 +20,7 @@ from storebridge.orders.model import Order
 from storebridge.orders.stock import StockHold
 from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
 from storebridge.payments.disputes import apply_dispute, disputes_of
-from storebridge.payments.model import Dispute, Payment, Refund
+from storebridge.payments.model import INITIAL_STATUS, Dispute, Payment, Refund
 from storebridge.payments.provider import PaymentProvider, PaymentRequest, ProviderPayment
 from storebridge.payments.state import apply_provider_state, refresh_order_payment_status
 from storebridge.webhooks.model import WebhookEvent
@@ -92,7 +92,7 @@ class PaymentService:
                 amount=order.total,
                 capture_method=cmd.capture_method,
                 payment_method=cmd.payment_method,
-                status="pending",
+                status=INITIAL_STATUS,
             )
             await _take_live_slot(session, payment)
             await refresh_order_payment_status(session, order.id)
