@@ -26,7 +26,6 @@ from storebridge.integration import HealthStatus
 from storebridge.observability.calls import CallLog
 from storebridge.observability.http import short_error
 from storebridge.payments.provider import (
-    PaymentMention,
     PaymentRequest,
     PaymentUpdate,
     ProviderPayment,
@@ -34,6 +33,7 @@ from storebridge.payments.provider import (
 )
 from storebridge.payments.stripe_currency import from_stripe, stripe_amount_problem, to_stripe
 from storebridge.payments.stripe_disputes import dispute_from_stripe
+from storebridge.payments.stripe_mentions import mention_in
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = [
@@ -91,21 +91,6 @@ def payment_from_intent(pi: Mapping[str, Any]) -> ProviderPayment:
         payment_id=metadata.get("payment_id"),
         order_id=metadata.get("order_id"),
     )
-
-
-def mention_in(obj: Any) -> PaymentMention | None:
-    """The PaymentIntent (and our payment id) an object we do not act on names: a charge, a refund."""
-    if not isinstance(obj, Mapping):
-        return None
-    intent = obj.get("payment_intent")
-    if isinstance(intent, Mapping):
-        intent = intent.get("id")
-    metadata = obj.get("metadata")
-    payment_id = metadata.get("payment_id") if isinstance(metadata, Mapping) else None
-    payment_id = payment_id if isinstance(payment_id, str) else None
-    if not isinstance(intent, str) and payment_id is None:
-        return None
-    return PaymentMention(payment_id=payment_id, provider_ref=intent if isinstance(intent, str) else None)
 
 
 def payment_from_charge(charge: Mapping[str, Any]) -> ProviderPayment | None:
