@@ -13,9 +13,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Dependencies come from the hashed lock files (exactly those versions), then storebridge itself.
+# pip's and setuptools' own chatter (build warnings) goes to $(VENV)/install.log, shown only if the
+# install fails: `make serve` and `make demo` then open with the hub's own output.
+QUIET_INSTALL = >>$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 $(VENV)/.installed: pyproject.toml requirements/main.lock | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/main.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@echo "installing storebridge into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/main.lock $(QUIET_INSTALL)
+	@$(BIN)/python -m pip install --quiet --no-deps -e . $(QUIET_INSTALL)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements/dev.lock $(VENV)/.installed
@@ -27,10 +31,10 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 serve: $(VENV)/.installed
-	$(BIN)/storebridge serve --host $(HOST) --port $(PORT)
+	@$(BIN)/storebridge serve --host $(HOST) --port $(PORT)
 
 demo: $(VENV)/.installed
-	$(BIN)/storebridge demo
+	@$(BIN)/storebridge demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check storebridge tests bench

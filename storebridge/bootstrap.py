@@ -117,6 +117,8 @@ class Hub:
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
     sandbox_states: SandboxStates | None = None  # the emulators' state, kept in the database (dev only)
+    # The CLI printed each provider's mode already (`serve`, `demo`): no log line at start repeats it.
+    modes_shown: bool = False
 
     async def start(self, *, migrate: bool = True, run_worker: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
@@ -139,7 +141,7 @@ class Hub:
             self.inbox.on_commit = self.worker.notify_inbox
             self.worker.start()
         for integration in self.integrations.values():
-            if integration.mode == "sandbox":
+            if integration.mode == "sandbox" and not self.modes_shown:
                 log.warning(
                     "provider_in_sandbox",
                     provider=integration.name,

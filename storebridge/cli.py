@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
 import sys
@@ -10,9 +11,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 from storebridge.config import Settings, load_settings
 from storebridge.errors import ConfigError
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from storebridge.api_token import ApiToken
     from storebridge.bootstrap import Hub
 
-__all__ = ["app", "main"]
+__all__ = ["app", "command", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="storebridge: the commerce integration hub.")
 
@@ -133,7 +135,9 @@ def serve(
     _announce_token(token)
     for i in hub.integrations.values():
         out.print(f"  {i.name:<10} {i.mode:<8} webhooks at {i.webhook_url}")
+    hub.modes_shown = True
     out.print(f"storebridge listening on {public}  (GET /healthz)")
+    out.print(f"console at [bold]{public}/admin[/] (sign in with the API token)", highlight=False)
     asgi = create_app(hub, migrate=False, run_worker=worker)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, **asgi.server_options())
 
@@ -259,6 +263,8 @@ def _register_subcommands() -> None:
     from storebridge.payments.cli import payments_app
     from storebridge.shipping.cli import shipping_app
 
+    if app.registered_groups:  # once per process
+        return
     app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(shipping_app, name="shipping")
     app.add_typer(inventory_app, name="inventory")
@@ -270,9 +276,30 @@ def _root(ctx: typer.Context) -> None:
     ctx.obj = {"settings": _settings, "out": out}
 
 
-def main() -> None:
+def _without_type_names(command: Any) -> None:
+    """Help shows what a parameter means, not its Python type: an option with a value gets an empty
+    metavar, an argument's type an empty name, so Typer's help prints no `<str>`, `<int>` or `<float>`."""
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument):
+            plain = copy.copy(param.type)  # this parameter's own copy: parses as before, names no type
+            setattr(plain, "get_metavar", lambda *_, **__: "")  # noqa: B010 - an instance attribute on purpose
+            param.type = plain
+    for sub in getattr(command, "commands", {}).values():
+        _without_type_names(sub)
+
+
+def command() -> Any:
+    """The whole command tree, as `storebridge` runs it."""
     _register_subcommands()
+    root = typer.main.get_command(app)
+    _without_type_names(root)
+    return root
+
+
+def main() -> None:
     try:
-        app()
+        command()(prog_name="storebridge")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -57,6 +57,8 @@ def run_demo(
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)
     hub, app, port = _embedded_hub(settings, migrate=True, run_worker=True)
+    out.print("providers: " + ", ".join(f"{i.name} ({i.mode})" for i in hub.integrations.values()), highlight=False)
+    hub.modes_shown = True
     received: list[Event] = []
 
     async def remember(event: Event) -> None:

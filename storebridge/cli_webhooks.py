@@ -9,24 +9,26 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
+from storebridge.admin.render import pretty_body
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.errors import NotFound, StorebridgeError
-from storebridge.webhooks.queries import InboxFilter, InboxQueries, webhook_out
+from storebridge.terminal import iso_time
+from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
+from storebridge.webhooks.queries import InboxFilter, InboxQueries, attempt_causes, webhook_out
 
 __all__ = ["webhooks_app"]
 
 T = TypeVar("T")
 
 webhooks_app = typer.Typer(no_args_is_help=True, help="Inspect and replay stored webhooks (the inbox).")
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def _with_queries(settings: Settings, work: Callable[[InboxQueries], Awaitable[T]]) -> T:
@@ -75,17 +77,69 @@ def list_cmd(
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r.id, _when(r.received_at), r.provider, r.event_type, r.status, str(r.attempts), (r.last_error or "")[:60]
+            r.id,
+            iso_time(r.received_at),
+            r.provider,
+            r.event_type,
+            r.status,
+            str(r.attempts),
+            (r.last_error or "")[:60],
         )
     ctx.obj["out"].print(table)
 
 
 @webhooks_app.command("show")
-def show_cmd(ctx: typer.Context, webhook_id: str) -> None:
-    """Show one webhook: headers, raw body and every processing attempt."""
+def show_cmd(
+    ctx: typer.Context,
+    webhook_id: str,
+    as_json: bool = typer.Option(False, "--json", help="print the stored record as JSON instead"),
+) -> None:
+    """Show one webhook: its facts, headers, body (pretty-printed) and every processing attempt."""
     settings = _settings(ctx)
     row, attempts = _with_queries(settings, lambda q: q.get(webhook_id))
-    ctx.obj["out"].print_json(json.dumps(webhook_out(row, attempts), default=str))
+    out: Console = ctx.obj["out"]
+    if as_json:
+        record = webhook_out(row, attempts)
+        for item in (record, *record["attempt_log"]):
+            item.update({k: iso_time(v) for k, v in item.items() if k.endswith("_at") and v is not None})
+        out.print_json(json.dumps(record))
+        return
+    for panel in _panels(row, attempts):
+        out.print(panel)
+
+
+def _panels(row: WebhookEvent, attempts: list[WebhookAttempt]) -> list[Panel]:
+    facts = Table.grid(padding=(0, 2))
+    replays = f" (replayed {row.replays} time{'s' if row.replays != 1 else ''})" if row.replays else ""
+    for name, value in (
+        ("status", row.status),
+        ("provider event id", row.event_id),
+        ("received", iso_time(row.received_at)),
+        ("processed", iso_time(row.processed_at)),
+        ("attempts", f"{len(attempts)}{replays}"),
+        ("order", row.order_id or "-"),
+        ("request id", row.request_id or "-"),
+        ("last error", row.last_error or "-"),
+    ):
+        facts.add_row(Text(name, style="bold"), Text(value))
+    headers = Table.grid(padding=(0, 2))
+    for name, value in sorted((row.headers or {}).items()):
+        headers.add_row(Text(name, style="bold"), Text(str(value)))
+    text, is_json = pretty_body(row.body)
+    body: RenderableType = Syntax(text, "json", word_wrap=True) if is_json else Text(text)
+    log = Table(expand=True)
+    for column in ("#", "queued by", "started", "took", "outcome", "error"):
+        log.add_column(column, justify="right" if column in ("#", "took") else "left")
+    for a, cause in zip(attempts, attempt_causes(attempts), strict=True):
+        took = f"{(a.finished_at - a.started_at) * 1000:.0f} ms"
+        log.add_row(str(a.attempt), cause, iso_time(a.started_at), took, a.outcome, a.error or "")
+    shown: RenderableType = log if attempts else Text("not attempted yet")
+    return [
+        Panel(facts, title=f"{row.provider} webhook {row.event_type} ({row.id})", title_align="left"),
+        Panel(headers, title="headers", title_align="left"),
+        Panel(body, title="body" + (" (JSON, pretty-printed)" if is_json else ""), title_align="left"),
+        Panel(shown, title=f"attempts ({len(attempts)})", title_align="left"),
+    ]
 
 
 @webhooks_app.command("replay")

@@ -13,7 +13,7 @@ from storebridge.admin.auth import Session
 from storebridge.admin.render import pretty_body
 from storebridge.errors import InvalidRequest
 from storebridge.webhooks.model import INBOX_STATUSES
-from storebridge.webhooks.queries import InboxFilter
+from storebridge.webhooks.queries import InboxFilter, attempt_causes
 
 __all__ = ["router", "PAGE_SIZE"]
 
@@ -88,7 +88,7 @@ async def webhook(
         "webhook.html",
         session=session,
         row=row,
-        attempts=attempts,
+        attempts=list(zip(attempts, attempt_causes(attempts), strict=True)),
         headers=headers,
         body=body,
         is_json=is_json,

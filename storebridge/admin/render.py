@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from storebridge.money import format_amount
 
-__all__ = ["make_environment", "fmt_time", "fmt_ago", "fmt_money", "pretty_body"]
+__all__ = ["make_environment", "fmt_time", "fmt_ago", "fmt_money", "isolate", "pretty_body"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -50,6 +51,17 @@ def fmt_money(amount: int | None, currency: str | None) -> str:
     return format_amount(amount, currency)
 
 
+def _money_html(amount: int | None, currency: str | None) -> Markup:
+    """An amount in a page: one unbreakable piece ("20.00 USD" never wraps onto two lines)."""
+    return Markup('<span class="money">{}</span>').format(fmt_money(amount, currency))
+
+
+def isolate(value: object) -> str:
+    """Text for a place HTML cannot isolate (the page's <title>): wrapped in FIRST STRONG ISOLATE ...
+    POP DIRECTIONAL ISOLATE, so a right-to-left override inside it cannot reverse what follows."""
+    return f"\u2068{value}\u2069"
+
+
 def pretty_body(raw: bytes) -> tuple[str, bool]:
     """The body as text, pretty-printed when it is JSON; (text, is_json). Non-UTF-8 bytes are shown escaped."""
     try:
@@ -74,5 +86,5 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(time=fmt_time, ago=fmt_ago, money=fmt_money, json=_pretty_json)
+    env.filters.update(time=fmt_time, ago=fmt_ago, money=_money_html, json=_pretty_json, isolate=isolate)
     return env

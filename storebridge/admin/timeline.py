@@ -18,9 +18,9 @@ from storebridge.events.model import OutboxEvent
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
 from storebridge.notifications.model import Notification
 from storebridge.orders.model import Order
-from storebridge.orders.service import summarize_event
+from storebridge.orders.summary import summarize_event
 from storebridge.payments.disputes import is_open
-from storebridge.payments.model import Dispute, Payment, Refund
+from storebridge.payments.model import INITIAL_STATUS, Dispute, Payment, Refund
 from storebridge.shipping.model import Shipment, ShipmentLabel, TrackingEvent
 from storebridge.webhooks.model import WebhookEvent
 
@@ -91,10 +91,11 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
     entries: list[Entry] = []
     currency = {p.id: p.currency for p in payments}
     for p in payments:
-        detail = f"{p.provider} {p.provider_ref or '(no provider reference yet)'}"
-        if p.failure_code or p.failure_message:
-            detail += f" — {p.failure_code or ''} {p.failure_message or ''}".rstrip()
-        entries.append(Entry(p.created_at, "payment", "Payment created", detail, p.status, ref=p.id))
+        # As it was then: every payment starts pending, for its amount (what became of it is in its events).
+        detail = (
+            f"{fmt_money(p.amount, p.currency)} with {p.provider} {p.provider_ref or '(no provider reference yet)'}"
+        )
+        entries.append(Entry(p.created_at, "payment", "Payment created", detail, INITIAL_STATUS, ref=p.id))
     for r in refunds:
         entries.append(
             Entry(
@@ -113,7 +114,9 @@ async def order_story(db: Database, order_id: str) -> OrderStory:
         entries.append(Entry(d.created_at, "dispute", "Dispute", detail, d.status, ref=d.id))
     for e in events:
         entries.append(
-            Entry(e.created_at, "event", e.type, summarize_event(e.payload), None, f"/admin/events/{e.id}", e.id)
+            Entry(
+                e.created_at, "event", e.type, summarize_event(e.payload, e.type), None, f"/admin/events/{e.id}", e.id
+            )
         )
     for h in hooks:
         title = f"{h.provider} webhook {h.event_type}"

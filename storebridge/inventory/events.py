@@ -23,6 +23,8 @@ class LevelChangedPayload(BaseModel):
     reason: str = Field(
         description="why: reserved, released, expired, fulfilled, webhook, pulled, set, or an adjustment's reason"
     )
+    stocked_delta: int | None = Field(None, description="how much `stocked` moved in this change; null: not known")
+    reserved_delta: int | None = Field(None, description="how much `reserved` moved in this change; null: not known")
 
 
 INVENTORY_LEVEL_CHANGED = EventType(

@@ -21,7 +21,7 @@ from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
 from storebridge.inventory.commands import InsufficientStock, ReserveOrder
 from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
-from storebridge.inventory.stock import allocate, first_location, level_payload, split_to_lines
+from storebridge.inventory.stock import allocate, first_location, level_payload, moved, split_to_lines
 
 __all__ = ["SqliteReserver"]
 
@@ -120,7 +120,7 @@ class SqliteReserver:
                     update_args.append(units)
                 if conn.execute(sql, update_args).rowcount != 1:
                     raise InsufficientStock(sku, cmd.location, qty, 0)
-                self._emit(conn, item_id, level_id, sku, locations[level_id], cmd.order_id, t)
+                self._emit(conn, item_id, level_id, sku, locations[level_id], cmd.order_id, t, units)
                 pieces.setdefault(sku, []).append((locations[level_id], units))
         expires_at = t + ttl if ttl else None
         rows = [
@@ -136,12 +136,21 @@ class SqliteReserver:
 
     @staticmethod
     def _emit(
-        conn: sqlite3.Connection, item_id: str, level_id: str, sku: str, location: str, order_id: str, t: float
+        conn: sqlite3.Connection,
+        item_id: str,
+        level_id: str,
+        sku: str,
+        location: str,
+        order_id: str,
+        t: float,
+        units: int,
     ) -> None:
         stocked, reserved = conn.execute(
             "SELECT stocked, reserved FROM inventory_levels WHERE id = ?", (level_id,)
         ).fetchone()
-        payload = level_payload(sku, location, stocked, reserved, "reserved")
+        payload = moved(
+            level_payload(sku, location, stocked, reserved, "reserved"), stocked_delta=0, reserved_delta=units
+        )
         conn.execute(
             "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",

@@ -39,6 +39,7 @@ __all__ = [
     "first_location",
     "split_to_lines",
     "level_payload",
+    "moved",
     "reserve_lines",
     "finish_reservations",
     "reservation_out",
@@ -94,7 +95,7 @@ async def _level_id(session: AsyncSession, item_id: str, location: str) -> str |
 
 
 def level_payload(sku: str, location: str, stocked: int, reserved: int, reason: str) -> dict[str, Any]:
-    """The `inventory.level_changed` payload (one builder for both reservation paths)."""
+    """A level after a change (what the API answers); `moved()` adds the event's deltas to it."""
     return {
         "sku": sku,
         "location": location,
@@ -106,19 +107,33 @@ def level_payload(sku: str, location: str, stocked: int, reserved: int, reason: 
     }
 
 
+def moved(level: dict[str, Any], *, stocked_delta: int | None, reserved_delta: int | None) -> dict[str, Any]:
+    """The `inventory.level_changed` payload (one builder for both reservation paths): the level, and how
+    far each quantity moved when the change knows it (None for an absolute set)."""
+    return {**level, "stocked_delta": stocked_delta, "reserved_delta": reserved_delta}
+
+
 async def _emit(
-    session: AsyncSession, key: LevelKey, reason: str, *, order_id: str | None = None, request_id: str | None = None
+    session: AsyncSession,
+    key: LevelKey,
+    reason: str,
+    *,
+    order_id: str | None = None,
+    request_id: str | None = None,
+    stocked_delta: int | None = None,
+    reserved_delta: int | None = None,
 ) -> dict[str, Any]:
     row = (
         await session.execute(
             select(InventoryLevel.stocked, InventoryLevel.reserved).where(InventoryLevel.id == key.level_id)
         )
     ).one()
-    payload = level_payload(key.sku, key.location, int(row[0]), int(row[1]), reason)
+    level = level_payload(key.sku, key.location, int(row[0]), int(row[1]), reason)
+    payload = moved(level, stocked_delta=stocked_delta, reserved_delta=reserved_delta)
     record_event(
         session, INVENTORY_LEVEL_CHANGED, payload, aggregate_id=key.item_id, order_id=order_id, request_id=request_id
     )
-    return payload
+    return level
 
 
 async def set_stocked(
@@ -155,7 +170,7 @@ async def set_stocked(
         ).one()
         requested = int(row[0]) + delta if delta is not None else int(stocked or 0)
         raise StockConflict(sku, location, int(row[0]), int(row[1]), requested)
-    return await _emit(session, key, reason, request_id=request_id)
+    return await _emit(session, key, reason, request_id=request_id, stocked_delta=delta)
 
 
 def _preference(default_location: str) -> Any:
@@ -261,7 +276,7 @@ async def reserve_lines(
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise InsufficientStock(sku, location, qty, 0)
             key = LevelKey(level_id, item.id, sku, locations[level_id])
-            await _emit(session, key, "reserved", order_id=order_id)
+            await _emit(session, key, "reserved", order_id=order_id, reserved_delta=units, stocked_delta=0)
             pieces.setdefault(sku, []).append((key, units))
     reservations = [
         InventoryReservation(
@@ -329,7 +344,10 @@ async def finish_reservations(
         stmt = update(InventoryLevel).where(InventoryLevel.id == level_id).values(**values)
         await session.execute(stmt.execution_options(**_NO_SYNC))
         key = LevelKey(level_id, item_id, sku, location)
-        await _emit(session, key, status, order_id=row_order, request_id=request_id)
+        taken = -units if status == "fulfilled" else 0
+        await _emit(
+            session, key, status, order_id=row_order, request_id=request_id, stocked_delta=taken, reserved_delta=-units
+        )
     return sum(units for units, _, _ in moved_by_level.values())
 
 

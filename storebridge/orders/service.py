@@ -11,11 +11,11 @@ from storebridge.errors import NotFound
 from storebridge.events.bus import record_event
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
-from storebridge.money import format_amount
 from storebridge.orders.commands import PlaceOrder
 from storebridge.orders.events import ORDER_PLACED
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
+from storebridge.orders.summary import summarize_event
 from storebridge.payments.model import Dispute, Payment, Refund
 from storebridge.webhooks.model import WebhookEvent
 
@@ -122,7 +122,7 @@ class OrderService:
                 "type": e.type,
                 "id": e.id,
                 "ref": e.aggregate_id,
-                "summary": summarize_event(e.payload),
+                "summary": summarize_event(e.payload, e.type),
             }
             for e in events
         ]
@@ -150,20 +150,3 @@ class OrderService:
             for d in disputes
         ]
         return sorted(entries, key=lambda e: (e["at"], e["id"]))
-
-
-_AMOUNTS = frozenset({"amount_captured", "amount_refunded", "delta", "total"})
-
-
-def summarize_event(payload: dict[str, Any]) -> str:
-    """One line for a timeline (API, console, demo): amounts exact in the event's currency."""
-    keys = ("status", "amount_captured", "amount_refunded", "delta", "failure_reason", "total", "tracking_number")
-    currency = payload.get("currency")
-
-    def shown(key: str) -> str:
-        value = payload[key]
-        if key in _AMOUNTS and isinstance(value, int) and isinstance(currency, str):
-            return format_amount(value, currency)
-        return str(value)
-
-    return " ".join(f"{k}={shown(k)}" for k in keys if payload.get(k) not in (None, ""))

@@ -9,10 +9,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storebridge.db import Base, Int64, now
 
-__all__ = ["Payment", "Refund", "Dispute", "derive_status", "LIVE_STATUSES"]
+__all__ = ["Payment", "Refund", "Dispute", "derive_status", "LIVE_STATUSES", "INITIAL_STATUS"]
 
 # A live payment holds its order: while one is live, the order cannot be paid again.
 LIVE_STATUSES = frozenset({"pending", "requires_action", "authorized", "captured", "partially_refunded"})
+
+
+INITIAL_STATUS = "pending"  # every payment starts here, before the provider has said anything
 
 
 class Payment(Base):
@@ -31,7 +34,7 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(Int64)
     capture_method: Mapped[str] = mapped_column(String(16), default="automatic")
     payment_method: Mapped[str | None] = mapped_column(String(120), nullable=True)
-    status: Mapped[str] = mapped_column(String(32), default="pending")
+    status: Mapped[str] = mapped_column(String(32), default=INITIAL_STATUS)
     amount_authorized: Mapped[int] = mapped_column(Int64, default=0)
     amount_captured: Mapped[int] = mapped_column(Int64, default=0)
     amount_refunded: Mapped[int] = mapped_column(Int64, default=0)

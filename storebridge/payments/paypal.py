@@ -21,7 +21,13 @@ from storebridge.money import MoneyError
 from storebridge.payments.paypal_client import PayPalClient
 from storebridge.payments.paypal_currency import from_paypal, paypal_amount_problem, to_paypal
 from storebridge.payments.paypal_disputes import dispute_from_paypal
-from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
+from storebridge.payments.provider import (
+    PaymentMention,
+    PaymentRequest,
+    PaymentUpdate,
+    ProviderPayment,
+    ProviderRefund,
+)
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = ["PayPalProvider", "payment_from_order", "identify_paypal_event", "DONE_ISSUES"]
@@ -334,7 +340,13 @@ class PayPalProvider:
             raise WebhookRejected("not a PayPal event: expected JSON with event_type and resource") from None
         if event_type.startswith("CUSTOMER.DISPUTE."):
             return PaymentUpdate(event_type, None, dispute_from_paypal(event_type, resource))
-        return PaymentUpdate(event_type, payment_from_event(event_type, resource))
+        state = payment_from_event(event_type, resource)
+        if state is not None:
+            return PaymentUpdate(event_type, state)
+        # Not one we act on; if it names our payment or its PayPal order, the webhook is linked to the order.
+        custom, related = resource.get("custom_id"), _related_order(resource)
+        named = PaymentMention(custom if isinstance(custom, str) else None, related or None)
+        return PaymentUpdate(event_type, None, mention=named if named.payment_id or named.provider_ref else None)
 
     def validate_config(self) -> list[str]:
         return self.client.validate_config()

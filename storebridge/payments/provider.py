@@ -15,6 +15,7 @@ __all__ = [
     "ProviderRefund",
     "ProviderDispute",
     "PaymentUpdate",
+    "PaymentMention",
     "PaymentProvider",
     "DISPUTE_STATUSES",
 ]
@@ -96,12 +97,23 @@ class ProviderDispute:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentMention:
+    """A payment a webhook names without changing it (Stripe's charge.failed, refund.created): the
+    webhook is linked to that payment's order, and nothing else happens."""
+
+    payment_id: str | None = None
+    provider_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentUpdate:
-    """What a provider webhook says about a payment, or about a dispute on one. Both None: nothing for us."""
+    """What a provider webhook says about a payment, or about a dispute on one. Both None: nothing for
+    us to apply; `mention` then names the payment it concerns, if any (for the order link)."""
 
     event_type: str
     payment: ProviderPayment | None
     dispute: ProviderDispute | None = None
+    mention: PaymentMention | None = None
 
 
 @runtime_checkable

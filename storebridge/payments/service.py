@@ -20,7 +20,7 @@ from storebridge.orders.model import Order
 from storebridge.orders.stock import StockHold
 from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
 from storebridge.payments.disputes import apply_dispute, disputes_of
-from storebridge.payments.model import Dispute, Payment, Refund
+from storebridge.payments.model import INITIAL_STATUS, Dispute, Payment, Refund
 from storebridge.payments.provider import PaymentProvider, PaymentRequest, ProviderPayment
 from storebridge.payments.state import apply_provider_state, refresh_order_payment_status
 from storebridge.webhooks.model import WebhookEvent
@@ -92,7 +92,7 @@ class PaymentService:
                 amount=order.total,
                 capture_method=cmd.capture_method,
                 payment_method=cmd.payment_method,
-                status="pending",
+                status=INITIAL_STATUS,
             )
             await _take_live_slot(session, payment)
             await refresh_order_payment_status(session, order.id)
@@ -283,6 +283,17 @@ async def _load(session: AsyncSession, payment_id: str, *, lock: bool = False) -
     return payment
 
 
+async def _find_payment(
+    session: AsyncSession, provider: str, payment_id: str | None, provider_ref: str | None, *, lock: bool
+) -> Payment | None:
+    """Our payment by its id, else by the provider's reference to it."""
+    payment = await session.get(Payment, payment_id, with_for_update=lock) if payment_id else None
+    if payment is None and provider_ref:
+        query = select(Payment).where(Payment.provider == provider, Payment.provider_ref == provider_ref)
+        payment = await session.scalar(query.with_for_update() if lock else query)
+    return payment
+
+
 def payment_webhook_handler(provider: PaymentProvider) -> WebhookHandler:
     """The inbox handler for a payment provider: parse with the adapter, converge the payment."""
 
@@ -292,17 +303,13 @@ def payment_webhook_handler(provider: PaymentProvider) -> WebhookHandler:
             disputed = await apply_dispute(session, provider.name, update.dispute, request_id=row.request_id)
             return disputed.order_id
         state = update.payment
-        if state is None:
-            return None  # an event type we do not act on: processed, with no effect
-        payment = None
-        if state.payment_id:
-            payment = await session.get(Payment, state.payment_id, with_for_update=True)
-        if payment is None and state.provider_ref:
-            payment = await session.scalar(
-                select(Payment)
-                .where(Payment.provider == provider.name, Payment.provider_ref == state.provider_ref)
-                .with_for_update()
-            )
+        if state is None:  # an event type we do not act on: processed, with no effect but its order link
+            named = update.mention
+            if named is None:
+                return None
+            mentioned = await _find_payment(session, provider.name, named.payment_id, named.provider_ref, lock=False)
+            return mentioned.order_id if mentioned is not None else None
+        payment = await _find_payment(session, provider.name, state.payment_id, state.provider_ref, lock=True)
         if payment is None:
             # It may be ours and not committed yet, or not ours at all: retry, then dead-letter.
             raise RetryLater(f"no payment matches {provider.name} {state.provider_ref} ({update.event_type})")

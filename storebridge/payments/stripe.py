@@ -25,9 +25,15 @@ from storebridge.errors import (
 from storebridge.integration import HealthStatus
 from storebridge.observability.calls import CallLog
 from storebridge.observability.http import short_error
-from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
+from storebridge.payments.provider import (
+    PaymentRequest,
+    PaymentUpdate,
+    ProviderPayment,
+    ProviderRefund,
+)
 from storebridge.payments.stripe_currency import from_stripe, stripe_amount_problem, to_stripe
 from storebridge.payments.stripe_disputes import dispute_from_stripe
+from storebridge.payments.stripe_mentions import mention_in
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = [
@@ -355,7 +361,7 @@ class StripeProvider:
             return PaymentUpdate(event_type, payment_from_charge(obj))
         if event_type.startswith("charge.dispute."):
             return PaymentUpdate(event_type, None, dispute_from_stripe(event_type, obj))
-        return PaymentUpdate(event_type, None)
+        return PaymentUpdate(event_type, None, mention=mention_in(obj))
 
     def validate_config(self) -> list[str]:
         problems = []

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storebridge.db import Base, JSONType, now
@@ -57,7 +68,10 @@ class WebhookEvent(Base):
     # aggregate_key once the worker has admitted the row to per-aggregate order; NULL before that.
     ordering_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Attempts within the current budget: a replay sets it back to 0 (webhook_attempts numbers them all).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times an operator replayed it; each attempt records the replay that queued it (migration 0012).
+    replays: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=now)
     locked_until: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -66,11 +80,20 @@ class WebhookEvent(Base):
 
 
 class WebhookAttempt(Base):
+    """One processing attempt. `attempt` is its place among all of its webhook's attempts (1, 2, 3, …,
+    across replays: unique per webhook), `replay` the replay that queued it (None: the delivery itself)."""
+
     __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        UniqueConstraint("webhook_event_id", "attempt"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        CheckConstraint("replay IS NULL OR replay >= 1", name="replay_positive"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     webhook_event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
+    replay: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(16))

@@ -276,7 +276,9 @@ class InboxProcessor:
         attempts: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         outcomes: list[_Outcome] = []
-        for row in await self._still_mine(session, rows, lease):
+        mine = await self._still_mine(session, rows, lease)
+        numbers = await _next_attempt_numbers(session, mine)
+        for row in mine:
             started = now()
             handler = self.handlers.get(row.provider)
             trace = {"request_id": row.request_id} if row.request_id else {}
@@ -292,7 +294,8 @@ class InboxProcessor:
                 except Exception as exc:
                     if not isolate:
                         raise _HandlerFailed from exc
-                    failure = self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts)
+                    error = f"{type(exc).__name__}: {exc}"[:2000]
+                    failure = self._failure(row, started, error, attempts, numbers[row.id])
                     failed.append(failure)
                     outcomes.append((row, str(failure["status"])))
                     continue
@@ -309,23 +312,16 @@ class InboxProcessor:
                     "order_id": order_id or row.order_id,
                 }
             )
-            attempts.append(
-                {
-                    "webhook_event_id": row.id,
-                    "attempt": row.attempts + 1,
-                    "started_at": started,
-                    "finished_at": finished,
-                    "outcome": "processed",
-                    "error": None,
-                }
-            )
+            attempts.append(_attempt(row, numbers[row.id], started, finished, "processed", None))
         if done or failed:
             await session.execute(update(WebhookEvent), done + failed)
         if attempts:
             await session.execute(insert(WebhookAttempt), attempts)
         return outcomes
 
-    def _failure(self, row: WebhookEvent, started: float, error: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    def _failure(
+        self, row: WebhookEvent, started: float, error: str, attempts: list[dict[str, Any]], number: int
+    ) -> dict[str, Any]:
         attempt = row.attempts + 1
         dead = attempt >= self.policy.max_attempts
         t = now()
@@ -340,16 +336,7 @@ class InboxProcessor:
             request_id=row.request_id,
         )
         delay = backoff_delay(attempt, base=self.policy.retry_base, cap=self.policy.retry_cap)
-        attempts.append(
-            {
-                "webhook_event_id": row.id,
-                "attempt": attempt,
-                "started_at": started,
-                "finished_at": t,
-                "outcome": "error",
-                "error": error,
-            }
-        )
+        attempts.append(_attempt(row, number, started, t, "error", error))
         return {
             "id": row.id,
             "status": "dead" if dead else "retrying",
@@ -358,3 +345,33 @@ class InboxProcessor:
             "locked_until": None,
             "next_attempt_at": t if dead else t + delay,
         }
+
+
+def _attempt(
+    row: WebhookEvent, number: int, started: float, finished: float, outcome: str, error: str | None
+) -> dict[str, Any]:
+    """A webhook_attempts row: `number` among all of the webhook's attempts, and the replay that queued it."""
+    return {
+        "webhook_event_id": row.id,
+        "attempt": number,
+        "replay": row.replays or None,
+        "started_at": started,
+        "finished_at": finished,
+        "outcome": outcome,
+        "error": error,
+    }
+
+
+async def _next_attempt_numbers(session: AsyncSession, rows: list[WebhookEvent]) -> dict[str, int]:
+    """Each row's next attempt number across replays. A row never replayed has made `attempts` of them
+    (no query: the fast path); a replayed one asks its attempt log, which the replay did not reset."""
+    numbers = {r.id: r.attempts + 1 for r in rows}
+    replayed = [r.id for r in rows if r.replays]
+    if replayed:
+        made = await session.execute(
+            select(WebhookAttempt.webhook_event_id, func.max(WebhookAttempt.attempt))
+            .where(WebhookAttempt.webhook_event_id.in_(replayed))
+            .group_by(WebhookAttempt.webhook_event_id)
+        )
+        numbers.update({webhook_id: (last or 0) + 1 for webhook_id, last in made.all()})
+    return numbers

@@ -12,7 +12,7 @@ from storebridge.db import Database, now
 from storebridge.errors import InvalidRequest, NotFound
 from storebridge.webhooks.model import INBOX_STATUSES, WebhookAttempt, WebhookEvent
 
-__all__ = ["InboxFilter", "InboxQueries", "webhook_out"]
+__all__ = ["InboxFilter", "InboxQueries", "attempt_causes", "webhook_out"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ def webhook_out(row: WebhookEvent, attempts: list[WebhookAttempt] | None = None)
         out["attempt_log"] = [
             {
                 "attempt": a.attempt,
+                "replay": a.replay,
                 "started_at": a.started_at,
                 "finished_at": a.finished_at,
                 "outcome": a.outcome,
@@ -75,6 +76,22 @@ def webhook_out(row: WebhookEvent, attempts: list[WebhookAttempt] | None = None)
             for a in attempts
         ]
     return out
+
+
+def attempt_causes(attempts: list[WebhookAttempt]) -> list[str]:
+    """What queued each attempt, in the log's order: "delivery" (the provider's), "retry" (the backoff
+    after a failure), "replay N" (the operator's N-th replay) or "retry after replay N"."""
+    causes: list[str] = []
+    previous: WebhookAttempt | None = None
+    for a in attempts:
+        if a.replay is None:
+            causes.append("delivery" if previous is None else "retry")
+        elif previous is None or previous.replay != a.replay:
+            causes.append(f"replay {a.replay}")
+        else:
+            causes.append(f"retry after replay {a.replay}")
+        previous = a
+    return causes
 
 
 class InboxQueries:
@@ -97,7 +114,7 @@ class InboxQueries:
                 await session.scalars(
                     select(WebhookAttempt)
                     .where(WebhookAttempt.webhook_event_id == webhook_id)
-                    .order_by(WebhookAttempt.id)
+                    .order_by(WebhookAttempt.attempt)
                 )
             ).all()
             return row, list(attempts)
@@ -113,7 +130,13 @@ class InboxQueries:
             result = await session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(webhook_ids), WebhookEvent.status != "processing")
-                .values(status="retrying", attempts=0, next_attempt_at=now(), locked_until=None)
+                .values(
+                    status="retrying",
+                    attempts=0,
+                    replays=WebhookEvent.replays + 1,
+                    next_attempt_at=now(),
+                    locked_until=None,
+                )
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

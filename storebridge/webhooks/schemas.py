@@ -26,7 +26,11 @@ class WebhookOut(Out):
 
 
 class WebhookAttemptOut(Out):
+    """One processing attempt: `attempt` numbers it among all of the webhook's attempts (1, 2, 3, …,
+    across replays); `replay` is the replay that queued it (null: the provider's own delivery)."""
+
     attempt: int
+    replay: int | None
     started_at: Timestamp
     finished_at: Timestamp
     outcome: str

@@ -10,7 +10,10 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
+from storebridge.db import now
+from storebridge.ids import new_id
 from storebridge.payments.model import Payment
+from storebridge.webhooks.model import WebhookEvent
 from tests.support.databases import REQUIRE_ENV
 from tests.support.hub import API_TOKEN, RunningHub, wait_for
 from tests.support.stripe_events import event, intent, signed_headers
@@ -23,6 +26,7 @@ __all__ = [
     "ship_and_deliver",
     "dead_webhook",
     "link_payment",
+    "store_webhook",
     "MISSING_CHROMIUM",
 ]
 
@@ -108,3 +112,28 @@ def link_payment(hub: RunningHub, payment_id: str, pi_id: str) -> None:
             row.provider_ref = pi_id
 
     hub.run(link())
+
+
+def store_webhook(hub: RunningHub, *, event_type: str, order_id: str | None = None, status: str = "dead") -> str:
+    """A stored (already processed or dead) Stripe webhook with the given type, linked to `order_id`. Its id."""
+    webhook_id = new_id("whk")
+
+    async def store() -> None:
+        async with hub.hub.db.write() as session:
+            session.add(
+                WebhookEvent(
+                    id=webhook_id,
+                    provider="stripe",
+                    event_id="evt_" + webhook_id,
+                    event_type=event_type,
+                    status=status,
+                    headers={},
+                    body=b"{}",
+                    received_at=now(),
+                    next_attempt_at=now(),
+                    order_id=order_id,
+                )
+            )
+
+    hub.run(store())
+    return webhook_id

@@ -77,6 +77,10 @@ def test_a_dead_webhook_is_replayed_from_the_browser_after_the_fix(page: Page, c
     # The page reloads itself while the webhook is unfinished; Playwright waits for the final state.
     expect(page.locator("#status")).to_have_text("processed")
     expect(page.locator("#attempts tbody tr")).to_have_count(4)
+    # Numbered in sequence across the replay, which marks the attempt it queued.
+    expect(page.locator("#attempts tbody tr td:first-child")).to_have_text(["1", "2", "3", "4"])
+    expect(page.locator("#attempts tbody tr td:nth-child(2)")).to_have_text(["delivery", "retry", "retry", "replay 1"])
+    expect(page.locator("#attempt-count")).to_contain_text("4 (replayed 1 time)")
     wait_for(lambda: console_hub.order(order["id"])["payment_status"] == "captured", what="the payment captured")
 
 

@@ -131,7 +131,7 @@ def test_orders_are_found_by_id_prefix_and_email_and_show_their_timeline(hub: Ru
         timeline = wait_for(timeline_with_the_webhook, what="the webhook on the order's timeline")
         assert timeline.index("order.placed") < timeline.index("payment.captured")
         assert re.search(r'href="/admin/webhooks/whk_\w+"', timeline)
-        event_id = re.search(r'href="/admin/events/(evt_\w+)">payment.captured', timeline)
+        event_id = re.search(r'href="/admin/events/(evt_\w+)"><bdi>payment.captured', timeline)
         assert event_id is not None
         event_page = console.get(f"/admin/events/{event_id.group(1)}").text
         assert '"amount_captured": 2000' in html.unescape(event_page)

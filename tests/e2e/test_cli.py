@@ -159,6 +159,9 @@ def test_demo_pays_an_order_and_prints_its_timeline(tmp_path: Path) -> None:
     assert "status requires_action, next_action redirect_to_url" in result.stdout
     assert "/_sandbox/stripe/3ds/pi_" in result.stdout and "payment.requires_action" in result.stdout
     assert "SCA payment ended captured" in result.stdout
+    # The hub's own lines: each provider's mode once, not again as log warnings.
+    assert "providers: stripe (sandbox)" in result.stdout
+    assert "provider_in_sandbox" not in result.stdout + result.stderr
 
 
 def test_unknown_sandbox_name_is_refused(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_a_disputed_stripe_payment_is_shown_everywhere_and_closing_it_lost_is_re
         assert f'href="/admin/orders/{order["id"]}"' in section and event["provider_ref"] in section
         assert "$20.00" in section and "fraudulent" in section
         page = html.unescape(console.get(f"/admin/orders/{order['id']}").raise_for_status().text)
-        assert f'id="dispute-{event["dispute_id"]}"' in page and "Disputed: $20.00" in page
+        assert f'id="dispute-{event["dispute_id"]}"' in page and 'Disputed: <span class="money">$20.00</span>' in page
         assert 'class="kind-dispute"' in page
 
     closed = _close(hub, event["provider_ref"], "lost")

@@ -103,3 +103,12 @@ def test_identify_reads_id_type_time_and_the_related_order() -> None:
     ident = identify_paypal_event(raw, {})
     assert (ident.event_id, ident.event_type, ident.aggregate_key) == ("WH-1", "PAYMENT.CAPTURE.COMPLETED", "O9")
     assert ident.created_at == 1767225600.0
+
+
+def test_an_event_we_do_not_act_on_still_names_its_payment() -> None:
+    """A PayPal event the hub ignores but that names a capture's order: its mention links it; none if it names none."""
+    resource = {"id": "R9", "custom_id": "pay_9", "supplementary_data": {"related_ids": {"order_id": "O9"}}}
+    update = _provider().parse_webhook(_event("PAYMENT.REFUND.SOMETHING_NEW", resource), {})
+    assert update.payment is None and update.mention is not None
+    assert (update.mention.payment_id, update.mention.provider_ref) == ("pay_9", "O9")
+    assert _provider().parse_webhook(_event("PAYMENT.SOMETHING", {"id": "X"}), {}).mention is None
