@@ -31,12 +31,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fanout import outbound_end_to_end  # noqa: E402
 from bench.report import machine_line, write_section  # noqa: E402
 from storebridge.webhooks.verify import sign_plain  # noqa: E402
 
 SECRET = "bench-secret"
 HEADING = "## Event processing"
 FLOOR_SQLITE = 1000.0
+FLOOR_OUTBOUND = 1000.0  # issue 19: first request to last outbound delivery, 20,000 burst
 
 
 def _client(base: str, start: int, count: int, connections: int) -> None:
@@ -218,28 +220,7 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
         await admin.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("STOREBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
-    args = parser.parse_args(argv)
-    print(f"SQLite, one process, {args.events} events ...", flush=True)
-    lite = sqlite_end_to_end(args.events)
-    print(
-        f"  {lite['rate']:,.0f} events/s ingest-to-delivered ({lite['delivered']}/{lite['events']}; "
-        f"all acknowledged after {lite['ingest_s']:.1f} s)",
-        flush=True,
-    )
-    pg: list[dict[str, Any]] = []
-    for workers in (1, 3):
-        print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
-        result = asyncio.run(_pg(args.postgres, args.events, workers))
-        print(f"  {result['rate']:,.0f} events/s", flush=True)
-        pg.append(result)
+def _report(args: argparse.Namespace, lite: dict[str, Any], pg: list[dict[str, Any]]) -> tuple[str, bool]:
     ok_lite = lite["rate"] >= FLOOR_SQLITE and lite["delivered"] == lite["events"]
     ok_scale = pg[1]["rate"] >= pg[0]["rate"] * 0.95 and all(r["processed"] == r["events"] for r in pg)
     body = f"""Command: `.venv/bin/python bench/process.py --events {args.events}` · {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC
@@ -264,9 +245,60 @@ cores, so more workers cannot add much; the floor is that they do not slow each 
 and SKIP LOCKED, no lock convoy). Claims walk the (status, next_attempt_at) index and stop at the
 batch size, so their cost follows the claim, not the backlog.
 """
+    return body, ok_lite and ok_scale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("STOREBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--only",
+        choices=("sqlite", "postgres", "outbound"),
+        action="append",
+        help="run only these scenarios (repeatable); prints the figures and writes nothing",
+    )
+    parser.add_argument("--workers", type=int, action="append", help="with --only postgres: worker counts")
+    parser.add_argument("--outbound-events", type=int, default=20000, help="burst size of the outbound scenario")
+    args = parser.parse_args(argv)
+    only = set(args.only or ("sqlite", "postgres", "outbound"))
+    ok = True
+    lite: dict[str, Any] = {}
+    pg: list[dict[str, Any]] = []
+    if "sqlite" in only:
+        print(f"SQLite, one process, {args.events} events ...", flush=True)
+        lite = sqlite_end_to_end(args.events)
+        print(
+            f"  {lite['rate']:,.0f} events/s ingest-to-delivered ({lite['delivered']}/{lite['events']}; "
+            f"all acknowledged after {lite['ingest_s']:.1f} s)",
+            flush=True,
+        )
+    if "postgres" in only:
+        for workers in args.workers or (1, 3):
+            print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
+            result = asyncio.run(_pg(args.postgres, args.events, workers))
+            print(f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']})", flush=True)
+            pg.append(result)
+    if "outbound" in only:
+        print(f"Outbound fan-out, SQLite, {args.outbound_events} webhooks to one subscription ...", flush=True)
+        out = outbound_end_to_end(args.outbound_events, secret=SECRET, client=_client)
+        print(
+            f"  {out['rate']:,.0f} events/s first request to last delivery ({out['delivered']}/{out['events']} "
+            f"delivered, {out['lost']} lost, {out['duplicates']} duplicate deliveries; "
+            f"all acknowledged after {out['ingest_s']:.1f} s, last delivery after {out['total_s']:.1f} s)",
+            flush=True,
+        )
+        ok = ok and out["lost"] == 0 and out["duplicates"] == 0 and out["rate"] >= FLOOR_OUTBOUND
+    if args.only:
+        return 0 if ok else 1
+    body, passed = _report(args, lite, pg)
     write_section(args.out, HEADING, body)
     print(f"wrote {HEADING!r} to {args.out}")
-    return 0 if ok_lite and ok_scale else 1
+    return 0 if ok and passed else 1
 
 
 if __name__ == "__main__":
