@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import stages  # noqa: E402
 from bench.fanout import outbound_end_to_end  # noqa: E402
 from bench.report import machine_line, write_section  # noqa: E402
 from storebridge.webhooks.verify import sign_plain  # noqa: E402
@@ -141,7 +142,25 @@ def _worker_env(url: str) -> dict[str, str]:
     return env
 
 
-async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
+async def _in_process_worker(url: str) -> Any:
+    """One worker in this process (for --stages, whose timers live here), configured as _worker_env's."""
+    from storebridge.bootstrap import bootstrap
+    from storebridge.config import Settings, StripeSettings
+    from storebridge.webhooks.custom import CustomProvider
+
+    settings = Settings(
+        database_url=url,
+        log_level="ERROR",
+        stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
+        custom_webhooks=(CustomProvider("bench", "plain", (SECRET,)),),
+        worker_poll_seconds=0.05,
+    )
+    hub = bootstrap(settings)
+    await hub.start(migrate=False, run_worker=True)
+    return hub
+
+
+async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = False) -> dict[str, Any]:
     import asyncpg
     from sqlalchemy import func, select
 
@@ -159,6 +178,7 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
     url = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     db = Database(url)
     procs: list[subprocess.Popen[bytes]] = []
+    hub: Any = None
     try:
         await upgrade(db)
         writer = InboxWriter(db)
@@ -182,15 +202,20 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
             )
         await writer.stop()
         started = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "storebridge", "worker"],
-                env=_worker_env(url),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(workers)
-        ]
+        hub = await _in_process_worker(url) if in_process else None
+        procs = (
+            []
+            if in_process
+            else [
+                subprocess.Popen(
+                    [sys.executable, "-m", "storebridge", "worker"],
+                    env=_worker_env(url),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(workers)
+            ]
+        )
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             async with db.read() as s:
@@ -208,6 +233,8 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
             "rate": events / elapsed,
         }
     finally:
+        if hub is not None:
+            await hub.stop()
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -264,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, action="append", help="with --only postgres: worker counts")
     parser.add_argument("--outbound-events", type=int, default=20000, help="burst size of the outbound scenario")
+    parser.add_argument("--stages", action="store_true", help="print wall time per pipeline stage (bench/stages.py)")
     args = parser.parse_args(argv)
+    if args.stages:
+        stages.instrument()
     only = set(args.only or ("sqlite", "postgres", "outbound"))
     ok = True
     lite: dict[str, Any] = {}
@@ -277,11 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             f"all acknowledged after {lite['ingest_s']:.1f} s)",
             flush=True,
         )
+        if args.stages:
+            print(stages.report(args.events), flush=True)
     if "postgres" in only:
         for workers in args.workers or (1, 3):
             print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
-            result = asyncio.run(_pg(args.postgres, args.events, workers))
+            in_process = args.stages and workers == 1
+            result = asyncio.run(_pg(args.postgres, args.events, workers, in_process=in_process))
             print(f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']})", flush=True)
+            if in_process:
+                print(stages.report(args.events), flush=True)
             pg.append(result)
     if "outbound" in only:
         print(f"Outbound fan-out, SQLite, {args.outbound_events} webhooks to one subscription ...", flush=True)
@@ -292,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             f"all acknowledged after {out['ingest_s']:.1f} s, last delivery after {out['total_s']:.1f} s)",
             flush=True,
         )
+        if args.stages:
+            print(stages.report(args.outbound_events), flush=True)
         ok = ok and out["lost"] == 0 and out["duplicates"] == 0 and out["rate"] >= FLOOR_OUTBOUND
     if args.only:
         return 0 if ok else 1

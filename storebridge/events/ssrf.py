@@ -200,7 +200,7 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, resolver: Resolver) -> None:
         ssl_context = httpx.create_ssl_context()
         super().__init__(verify=ssl_context, trust_env=False)
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+        limits = POOL_LIMITS
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -210,8 +210,13 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+# Every connection may be kept alive: outbound delivery keeps up to 100 sends in flight (at most 20
+# per endpoint), and a pool that closes connections past 20 reconnects on every send.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+
+
 def guarded_transport(*, allow_private: bool, resolver: Resolver = system_resolver) -> httpx.AsyncBaseTransport:
     """An httpx transport that only connects to addresses `check_destination` would accept."""
     if allow_private:
-        return httpx.AsyncHTTPTransport(trust_env=False)
+        return httpx.AsyncHTTPTransport(trust_env=False, limits=POOL_LIMITS)
     return _GuardedTransport(resolver)
