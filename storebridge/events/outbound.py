@@ -294,9 +294,10 @@ class OutboundWebhooks:
         ]
         if rows:
             insert = sqlite_insert if self.db.is_sqlite else pg_insert
-            await session.execute(
-                insert(WebhookDelivery).values(rows).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-            )
+            # Rows as parameters, not .values(rows): a statement with its values inlined is compiled
+            # anew for every batch (that compile was ~14 % of the hub's CPU during a fan-out burst).
+            statement = insert(WebhookDelivery).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+            await session.execute(statement, rows)
 
     # -- deliveries --------------------------------------------------------------------------
 

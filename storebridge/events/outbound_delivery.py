@@ -58,6 +58,9 @@ log = structlog.get_logger("storebridge.outbound")
 # (the connection pool's size, storebridge.events.ssrf.POOL_LIMITS).
 MAX_IN_FLIGHT_PER_ENDPOINT = 20
 MAX_IN_FLIGHT = 100
+# Claims held per endpoint (and in all), as a multiple of what may be in flight.
+CLAIM_AHEAD = 5
+LEASE_MARGIN_SECONDS = 5.0
 # Delay before each attempt: the first at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then `failed`.
 RETRY_SCHEDULE: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 RETRY_JITTER = 0.2
@@ -189,6 +192,8 @@ class OutboundDelivery:
         queue = self._queued.get(endpoint_id)
         while queue and self._in_flight.get(endpoint_id, 0) < self.per_endpoint:
             claim = queue.popleft()
+            if claim.lease - now() < self.timeout + LEASE_MARGIN_SECONDS:
+                continue  # its lease may run out mid-send: left to run out, the delivery is claimed anew
             self._in_flight[endpoint_id] = self._in_flight.get(endpoint_id, 0) + 1
             task = asyncio.create_task(self._attempt(claim), name=f"outbound-{claim.delivery_id}")
             self._tasks.add(task)
@@ -252,12 +257,13 @@ class OutboundDelivery:
     async def _claim(self) -> list[Claim]:
         """Lease due deliveries, at most `per_endpoint` in flight for any one endpoint and
         `batch_size` in all."""
-        # Claimed ahead: up to twice what may be in flight, so a freed slot is refilled at once. A
-        # queued claim waits at most one send (<= timeout) before its own starts: well inside its lease.
-        room = 2 * self.batch_size - len(self._tasks) - sum(len(q) for q in self._queued.values())
+        # Claimed ahead, so a freed slot is refilled at once and a claim (a write transaction) serves
+        # many sends. A queued claim whose lease would run out before its send could end is dropped
+        # (`_pump`): it is claimed again later, never sent twice at once.
+        room = CLAIM_AHEAD * self.batch_size - len(self._tasks) - sum(len(q) for q in self._queued.values())
         if room <= 0:
             return []
-        cap = 2 * self.per_endpoint
+        cap = CLAIM_AHEAD * self.per_endpoint
         full = [eid for eid in self._in_flight if self._outstanding(eid) >= cap]
         t = now()
         lease = t + self.lease_seconds
