@@ -298,6 +298,7 @@ class OutboundWebhooks:
             # anew for every batch (that compile was ~14 % of the hub's CPU during a fan-out burst).
             statement = insert(WebhookDelivery).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
             await session.execute(statement, rows)
+            self.sender.wake.set()  # its claim waits for this transaction's commit (SQLite) or polls again
 
     # -- deliveries --------------------------------------------------------------------------
 

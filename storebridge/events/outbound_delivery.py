@@ -29,16 +29,16 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import httpx
 import structlog
 from sqlalchemy import or_, select, update
 
 from storebridge.db import Database, now
 from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent
+from storebridge.events.outbound_http import OutboundHttp
 from storebridge.events.outbound_model import WebhookDelivery, WebhookEndpoint
 from storebridge.events.outbound_record import Claim, Outcome, Recorded, disable_endpoint, record_outcomes
-from storebridge.events.ssrf import Resolver, UnsafeDestination, check_destination, guarded_transport, system_resolver
+from storebridge.events.ssrf import Resolver, UnsafeDestination, check_destination, system_resolver
 from storebridge.webhooks.verify import sign_standard
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
 log = structlog.get_logger("storebridge.outbound")
 
 # Sends in flight for one endpoint (a claim used to be 20 deliveries, sent together), and in all
-# (the connection pool's size, storebridge.events.ssrf.POOL_LIMITS).
+# (bounded so the hub's sockets and memory are too).
 MAX_IN_FLIGHT_PER_ENDPOINT = 20
 MAX_IN_FLIGHT = 100
 # Claims held per endpoint (and in all), as a multiple of what may be in flight.
@@ -120,7 +120,7 @@ class OutboundDelivery:
         self.batch_size = batch_size  # sends in flight at once, over every endpoint
         self.disable_after_seconds = disable_after_seconds
         self.lease_seconds = 2 * timeout + 60.0
-        self._client: httpx.AsyncClient | None = None
+        self.http = OutboundHttp(allow_private=allow_private, resolver=resolver, excerpt_bytes=_EXCERPT_READ_BYTES)
         # Attempts by outcome: succeeded | retrying | failed (the delivery's status after the attempt).
         self.attempts_total: Counter[str] = Counter()
         self._in_flight: dict[str, int] = {}  # sends in flight per endpoint id
@@ -128,18 +128,7 @@ class OutboundDelivery:
         self._tasks: set[asyncio.Task[None]] = set()
         self._done: list[tuple[Claim, Outcome]] = []  # finished sends not recorded yet
         self._finished = asyncio.Event()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=guarded_transport(allow_private=self.allow_private, resolver=self.resolver),
-                timeout=self.timeout,
-                follow_redirects=False,
-                trust_env=False,
-                headers={"user-agent": "storebridge"},
-            )
-        return self._client
+        self.wake = asyncio.Event()  # set when deliveries were queued in this process
 
     async def aclose(self) -> None:
         """Stop sending: sends in flight are cancelled (their leases run out and they are sent again:
@@ -149,9 +138,7 @@ class OutboundDelivery:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._record_finished()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.http.aclose()
 
     def next_delay(self, attempt: int, retry_after: float | None = None) -> float | None:
         """Seconds until the next attempt after attempt number `attempt` failed; None when none is left."""
@@ -169,20 +156,24 @@ class OutboundDelivery:
         once and starts its next queued delivery as soon as one finishes, between steps too, so a
         slow endpoint holds only its own slots and the send rate does not wait for the database."""
         done = await self._record_finished()
-        claims = await self._claim()
+        claims = self._queue(await self._claim())
+        if not claims and not done:
+            if self._tasks:
+                # Nothing new to claim: wait (a little) for a send to finish so it is recorded promptly.
+                await _wait(self._finished, 0.2)
+                done = await self._record_finished()
+            elif await _wait(self.wake, 1.0):
+                # Deliveries were just queued by the outbox dispatch (in this process): claim them now
+                # rather than after the worker's idle sleep.
+                claims = self._queue(await self._claim())
+        return len(claims) + done
+
+    def _queue(self, claims: list[Claim]) -> list[Claim]:
         for claim in claims:
             self._queued.setdefault(claim.endpoint_id, deque()).append(claim)
         for endpoint_id in {c.endpoint_id for c in claims}:
             self._pump(endpoint_id)
-        if not claims and not done and self._tasks:
-            # Nothing new to claim: wait (a little) for a send to finish so it is recorded promptly.
-            self._finished.clear()
-            try:
-                await asyncio.wait_for(self._finished.wait(), timeout=0.2)
-            except TimeoutError:
-                pass
-            done = await self._record_finished()
-        return len(claims) + done
+        return claims
 
     def _outstanding(self, endpoint_id: str) -> int:
         return self._in_flight.get(endpoint_id, 0) + len(self._queued.get(endpoint_id, ()))
@@ -340,15 +331,13 @@ class OutboundDelivery:
             }
             if claim.request_id and _HEADER_SAFE.fullmatch(claim.request_id):
                 headers["x-request-id"] = claim.request_id
-            async with (
-                asyncio.timeout(self.timeout),
-                self.client.stream("POST", claim.url, content=body, headers=headers) as response,
-            ):
-                excerpt = await _read_excerpt(response)
+            async with asyncio.timeout(self.timeout):
+                answer = await self.http.post(claim.url, body, headers)
+            excerpt = answer.excerpt.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
             retry_after = None
-            if response.status_code in (429, 503):
-                retry_after = parse_retry_after(response.headers.get("retry-after"), now())
-            return Outcome(started, elapsed(), response.status_code, None, excerpt, retry_after)
+            if answer.status in (429, 503):
+                retry_after = parse_retry_after(answer.headers.get("retry-after"), now())
+            return Outcome(started, elapsed(), answer.status, None, excerpt, retry_after)
         except UnsafeDestination as exc:
             return Outcome(started, elapsed(), error=str(exc))
         except TimeoutError:
@@ -357,11 +346,11 @@ class OutboundDelivery:
             return Outcome(started, elapsed(), error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
-async def _read_excerpt(response: httpx.Response) -> str:
-    """The start of the answer's body, without reading more than a few KiB of it."""
-    data = bytearray()
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= _EXCERPT_READ_BYTES:
-            break
-    return bytes(data).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` (and clear it) for at most `seconds`; whether it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    event.clear()
+    return True

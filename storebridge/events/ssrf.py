@@ -25,6 +25,7 @@ import httpcore
 import httpx
 
 __all__ = [
+    "checked_addresses",
     "UnsafeDestination",
     "Resolver",
     "system_resolver",
@@ -149,6 +150,11 @@ async def _checked_addresses(host: str, port: int, resolver: Resolver) -> list[I
     return addresses
 
 
+async def checked_addresses(host: str, port: int, resolver: Resolver = system_resolver) -> list[IPAddress]:
+    """Every address `host` resolves to, or UnsafeDestination if one of them must not be called."""
+    return await _checked_addresses(host, port, resolver)
+
+
 async def check_destination(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> None:
     """Raise UnsafeDestination if `url` must not be called; resolve its host first (every address)."""
     host, port = _parse(url)
@@ -200,7 +206,7 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, resolver: Resolver) -> None:
         ssl_context = httpx.create_ssl_context()
         super().__init__(verify=ssl_context, trust_env=False)
-        limits = POOL_LIMITS
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -210,13 +216,8 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-# Every connection may be kept alive: outbound delivery keeps up to 100 sends in flight (at most 20
-# per endpoint), and a pool that closes connections past 20 reconnects on every send.
-POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
-
-
 def guarded_transport(*, allow_private: bool, resolver: Resolver = system_resolver) -> httpx.AsyncBaseTransport:
     """An httpx transport that only connects to addresses `check_destination` would accept."""
     if allow_private:
-        return httpx.AsyncHTTPTransport(trust_env=False, limits=POOL_LIMITS)
+        return httpx.AsyncHTTPTransport(trust_env=False)
     return _GuardedTransport(resolver)
