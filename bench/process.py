@@ -9,7 +9,14 @@
 2. PostgreSQL (`--postgres`, default STOREBRIDGE_TEST_POSTGRES_URL or the local server), the inbox
    pre-filled, then 1 and then 3 `storebridge worker` processes: events/s from the first claim to
    every event processed and its outbox event dispatched.
-Floors (issue 3): >= 1,000 events/s on SQLite; 3 workers no slower than 1.
+3. Outbound fan-out (bench/fanout.py; `--outbound-events`, default 20,000): the SQLite hub, one
+   subscription to `webhook.bench.*` on a loopback receiver process; from the first request to the
+   last outbound delivery, counting lost and duplicate deliveries.
+Floors (issue 3): >= 1,000 events/s on SQLite; 3 workers no slower than 1. Issue 19: >= 1,000
+events/s end to end for the outbound burst, nothing lost, nothing delivered twice.
+
+`--only sqlite|postgres|outbound` (repeatable) runs those scenarios and writes nothing; `--stages`
+prints the wall time per pipeline stage (bench/stages.py; PostgreSQL then runs one worker in-process).
 """
 
 from __future__ import annotations
@@ -146,6 +153,7 @@ async def _in_process_worker(url: str) -> Any:
     """One worker in this process (for --stages, whose timers live here), configured as _worker_env's."""
     from storebridge.bootstrap import bootstrap
     from storebridge.config import Settings, StripeSettings
+    from storebridge.logs import configure_logging
     from storebridge.webhooks.custom import CustomProvider
 
     settings = Settings(
@@ -155,6 +163,7 @@ async def _in_process_worker(url: str) -> Any:
         custom_webhooks=(CustomProvider("bench", "plain", (SECRET,)),),
         worker_poll_seconds=0.05,
     )
+    configure_logging("ERROR", "json", [])  # as the worker command would with STOREBRIDGE_LOG_LEVEL=ERROR
     hub = bootstrap(settings)
     await hub.start(migrate=False, run_worker=True)
     return hub

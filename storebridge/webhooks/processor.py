@@ -33,8 +33,9 @@ log = structlog.get_logger("storebridge.inbox")
 
 # A handler applies one webhook inside the caller's transaction and returns the order id it touched.
 WebhookHandler = Callable[[WebhookEvent, AsyncSession], Awaitable[str | None]]
-# What became of a row in a committed chunk: "processed", "retrying" or "dead".
-_Outcome = tuple[WebhookEvent, str]
+# What became of a row in a committed chunk ("processed", "retrying" or "dead"), and the attempt's
+# number: taken before the marks, which on PostgreSQL also update the session's copy of the row.
+_Outcome = tuple[WebhookEvent, str, int]
 # Applies leased rows in the leasing transaction; and a claim: its rows, its lease, their outcomes.
 _Apply = Callable[[AsyncSession, list[WebhookEvent], float], Awaitable[list[_Outcome]]]
 _Claimed = tuple[list[WebhookEvent], float, list[_Outcome]]
@@ -260,7 +261,7 @@ class InboxProcessor:
 
     def _report(self, outcomes: list[_Outcome]) -> None:
         """Count and log a chunk's outcomes, after its commit: a rolled-back chunk reports nothing."""
-        for row, outcome in outcomes:
+        for row, outcome, attempt in outcomes:
             if outcome == "processed":
                 self.stats.processed(row.provider, row.event_type)
                 log.info(
@@ -269,7 +270,7 @@ class InboxProcessor:
                     event_id=row.event_id,
                     event_type=row.event_type,
                     webhook_id=row.id,
-                    attempt=row.attempts + 1,
+                    attempt=attempt,
                     request_id=row.request_id,
                 )
             else:
@@ -318,9 +319,9 @@ class InboxProcessor:
                         raise _HandlerFailed from exc
                     failure = self._failure(row, started, f"{type(exc).__name__}: {exc}"[:2000], attempts)
                     failed.append(failure)
-                    outcomes.append((row, str(failure["status"])))
+                    outcomes.append((row, str(failure["status"]), row.attempts + 1))
                     continue
-            outcomes.append((row, "processed"))
+            outcomes.append((row, "processed", row.attempts + 1))
             finished = now()
             done.append(
                 {
