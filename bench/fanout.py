@@ -16,7 +16,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["outbound_end_to_end"]
+__all__ = ["bench_settings", "outbound_end_to_end"]
+
+
+def bench_settings(database_url: str, secret: str, **extra: Any) -> Any:
+    """The hub's settings in every scenario: one custom provider `bench` (plain HMAC), quiet logs
+    (configured here too, as `serve` or `worker` would with STOREBRIDGE_LOG_LEVEL=ERROR), fast polls."""
+    from storebridge.config import Settings, StripeSettings
+    from storebridge.logs import configure_logging
+    from storebridge.webhooks.custom import CustomProvider
+
+    configure_logging("ERROR", "json", [])
+    return Settings(
+        database_url=database_url,
+        log_level="ERROR",
+        stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
+        custom_webhooks=(CustomProvider("bench", "plain", (secret,)),),
+        worker_poll_seconds=0.05,
+        **extra,
+    )
 
 
 def _receiver(port: int, ready: Any) -> None:
@@ -74,10 +92,7 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
     """SQLite hub in this process, `events` signed webhooks from a client process, one subscription."""
     from storebridge.api.app import create_app
     from storebridge.bootstrap import bootstrap
-    from storebridge.config import Settings, StripeSettings
     from storebridge.embedded import free_port, serve_in_thread
-    from storebridge.logs import configure_logging
-    from storebridge.webhooks.custom import CustomProvider
 
     spawn = multiprocessing.get_context("spawn")
     receiver_port = free_port()
@@ -87,15 +102,9 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
     ready.wait(30)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(
-                database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
-                log_level="ERROR",
-                stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
-                custom_webhooks=(CustomProvider("bench", "plain", (secret,)),),
-                worker_poll_seconds=0.05,
-                allow_private_webhook_targets=True,
+            settings = bench_settings(
+                f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", secret, allow_private_webhook_targets=True
             )
-            configure_logging("ERROR", "json", [])
             port = free_port()
             hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
             with serve_in_thread(create_app(hub), port) as base:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import stages  # noqa: E402
-from bench.fanout import outbound_end_to_end  # noqa: E402
+from bench.fanout import bench_settings, outbound_end_to_end  # noqa: E402
 from bench.report import machine_line, write_section  # noqa: E402
 from storebridge.webhooks.verify import sign_plain  # noqa: E402
 
@@ -89,23 +89,13 @@ def _client(base: str, start: int, count: int, connections: int) -> None:
 def sqlite_end_to_end(events: int) -> dict[str, Any]:
     from storebridge.api.app import create_app
     from storebridge.bootstrap import bootstrap
-    from storebridge.config import Settings, StripeSettings
     from storebridge.embedded import free_port, serve_in_thread
     from storebridge.events.bus import Event
-    from storebridge.logs import configure_logging
-    from storebridge.webhooks.custom import CustomProvider
 
     delivered: set[str] = set()
     done = asyncio.Event()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
-            log_level="ERROR",
-            stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
-            custom_webhooks=(CustomProvider("bench", "plain", (SECRET,)),),
-            worker_poll_seconds=0.05,
-        )
-        configure_logging("ERROR", "json", [])  # as `serve` would with STOREBRIDGE_LOG_LEVEL=ERROR
+        settings = bench_settings(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", SECRET)
         port = free_port()
         hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
 
@@ -152,18 +142,8 @@ def _worker_env(url: str) -> dict[str, str]:
 async def _in_process_worker(url: str) -> Any:
     """One worker in this process (for --stages, whose timers live here), configured as _worker_env's."""
     from storebridge.bootstrap import bootstrap
-    from storebridge.config import Settings, StripeSettings
-    from storebridge.logs import configure_logging
-    from storebridge.webhooks.custom import CustomProvider
 
-    settings = Settings(
-        database_url=url,
-        log_level="ERROR",
-        stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
-        custom_webhooks=(CustomProvider("bench", "plain", (SECRET,)),),
-        worker_poll_seconds=0.05,
-    )
-    configure_logging("ERROR", "json", [])  # as the worker command would with STOREBRIDGE_LOG_LEVEL=ERROR
+    settings = bench_settings(url, SECRET)
     hub = bootstrap(settings)
     await hub.start(migrate=False, run_worker=True)
     return hub
