@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import Database, now
 from storebridge.events.bus import Event
@@ -137,7 +138,7 @@ class OutboundDelivery:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._record_finished()
+        await self._step(claim=False)
         await self.http.aclose()
 
     def next_delay(self, attempt: int, retry_after: float | None = None) -> float | None:
@@ -155,17 +156,18 @@ class OutboundDelivery:
         for the endpoints with room, and queue them. Each endpoint sends up to `per_endpoint` at
         once and starts its next queued delivery as soon as one finishes, between steps too, so a
         slow endpoint holds only its own slots and the send rate does not wait for the database."""
-        done = await self._record_finished()
-        claims = self._queue(await self._claim())
+        done, claims = await self._step(claim=True)
+        self._queue(claims)
         if not claims and not done:
             if self._tasks:
                 # Nothing new to claim: wait (a little) for a send to finish so it is recorded promptly.
                 await _wait(self._finished, 0.2)
-                done = await self._record_finished()
+                done, _ = await self._step(claim=False)
             elif await _wait(self.wake, 1.0):
                 # Deliveries were just queued by the outbox dispatch (in this process): claim them now
                 # rather than after the worker's idle sleep.
-                claims = self._queue(await self._claim())
+                _, claims = await self._step(claim=True)
+                self._queue(claims)
         return len(claims) + done
 
     def _queue(self, claims: list[Claim]) -> list[Claim]:
@@ -203,28 +205,40 @@ class OutboundDelivery:
             self._finished.set()
             self._pump(claim.endpoint_id)
 
-    async def _record_finished(self) -> int:
-        """Record every finished send in one transaction; on failure their leases run out and they
-        are attempted again (at least once)."""
+    async def _step(self, *, claim: bool) -> tuple[int, list[Claim]]:
+        """Record every finished send and (with `claim`) claim the next deliveries, in one
+        transaction; on failure the finished ones' leases run out and they are attempted again
+        (at least once). How many were recorded, and the claims."""
         done, self._done = self._done, []
-        if not done:
-            return 0
+        if not done and (not claim or self._room() <= 0):
+            return 0, []
         try:
             async with self.db.write() as session:
-                recorded = await record_outcomes(
-                    session,
-                    done,
-                    next_delay=self.next_delay,
-                    disable_after_seconds=self.disable_after_seconds,
-                    lock=not self.db.is_sqlite,
+                recorded = (
+                    await record_outcomes(
+                        session,
+                        done,
+                        next_delay=self.next_delay,
+                        disable_after_seconds=self.disable_after_seconds,
+                        lock=not self.db.is_sqlite,
+                    )
+                    if done
+                    else []
                 )
+                claims = await self._claim(session) if claim else []
         except Exception as exc:  # noqa: BLE001 - the leases run out and the deliveries are attempted again
             log.error("outbound_record_failed", deliveries=len(done), error=repr(exc))
-            return 0
+            return 0, []
         for r in recorded:  # after the commit: the attempts are on record
             self.attempts_total[r.status] += 1
             self._log(r)
-        return len(done)
+        return len(done), claims
+
+    def _room(self) -> int:
+        # Claimed ahead, so a freed slot is refilled at once and a claim serves many sends. A queued
+        # claim whose lease would run out before its send could end is dropped (`_pump`): it is
+        # claimed again later, never sent twice at once.
+        return CLAIM_AHEAD * self.batch_size - len(self._tasks) - sum(len(q) for q in self._queued.values())
 
     def _log(self, r: Recorded) -> None:
         claim = r.claim
@@ -245,56 +259,50 @@ class OutboundDelivery:
             if r.disabled is not None:
                 log.warning("outbound_endpoint_disabled", endpoint_id=claim.endpoint_id, reason=r.disabled)
 
-    async def _claim(self) -> list[Claim]:
-        """Lease due deliveries, at most `per_endpoint` in flight for any one endpoint and
-        `batch_size` in all."""
-        # Claimed ahead, so a freed slot is refilled at once and a claim (a write transaction) serves
-        # many sends. A queued claim whose lease would run out before its send could end is dropped
-        # (`_pump`): it is claimed again later, never sent twice at once.
-        room = CLAIM_AHEAD * self.batch_size - len(self._tasks) - sum(len(q) for q in self._queued.values())
+    async def _claim(self, session: AsyncSession) -> list[Claim]:
+        """Lease due deliveries, at most CLAIM_AHEAD times `per_endpoint` held for any one endpoint
+        and CLAIM_AHEAD times `batch_size` in all."""
+        room = self._room()
         if room <= 0:
             return []
         cap = CLAIM_AHEAD * self.per_endpoint
         full = [eid for eid in self._in_flight if self._outstanding(eid) >= cap]
         t = now()
         lease = t + self.lease_seconds
-        async with self.db.write() as session:
-            query = (
-                select(
-                    WebhookDelivery.id,
-                    WebhookDelivery.attempts,
-                    WebhookEndpoint.id,
-                    WebhookEndpoint.url,
-                    WebhookEndpoint.secret,
-                    OutboxEvent,
-                )
-                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .outerjoin(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-                .where(
-                    WebhookDelivery.status.in_(("pending", "retrying")),
-                    WebhookDelivery.next_attempt_at <= t,
-                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < t),
-                    WebhookEndpoint.enabled.is_(True),
-                    WebhookEndpoint.id.not_in(full),
-                )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(room)
+        query = (
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.attempts,
+                WebhookEndpoint.id,
+                WebhookEndpoint.url,
+                WebhookEndpoint.secret,
+                OutboxEvent,
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
-            rows = []
-            taken: dict[str, int] = {}
-            for row in (await session.execute(query)).all():
-                eid = row[2]
-                if self._outstanding(eid) + taken.get(eid, 0) < cap:
-                    taken[eid] = taken.get(eid, 0) + 1
-                    rows.append(row)
-            if rows:
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_([r[0] for r in rows]))
-                    .values(locked_until=lease)
-                )
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .outerjoin(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(
+                WebhookDelivery.status.in_(("pending", "retrying")),
+                WebhookDelivery.next_attempt_at <= t,
+                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < t),
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.id.not_in(full),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(room)
+        )
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+        rows = []
+        taken: dict[str, int] = {}
+        for row in (await session.execute(query)).all():
+            eid = row[2]
+            if self._outstanding(eid) + taken.get(eid, 0) < cap:
+                taken[eid] = taken.get(eid, 0) + 1
+                rows.append(row)
+        if rows:
+            await session.execute(
+                update(WebhookDelivery).where(WebhookDelivery.id.in_([r[0] for r in rows])).values(locked_until=lease)
+            )
         return [
             Claim(
                 did,
