@@ -9,7 +9,14 @@
 2. PostgreSQL (`--postgres`, default STOREBRIDGE_TEST_POSTGRES_URL or the local server), the inbox
    pre-filled, then 1 and then 3 `storebridge worker` processes: events/s from the first claim to
    every event processed and its outbox event dispatched.
-Floors (issue 3): >= 1,000 events/s on SQLite; 3 workers no slower than 1.
+3. Outbound fan-out (bench/fanout.py; `--outbound-events`, default 20,000): the SQLite hub, one
+   subscription to `webhook.bench.*` on a loopback receiver process; from the first request to the
+   last outbound delivery, counting lost and duplicate deliveries.
+Floors (issue 3): >= 1,000 events/s on SQLite; 3 workers no slower than 1. Issue 19: >= 1,000
+events/s end to end for the outbound burst, nothing lost, nothing delivered twice.
+
+`--only sqlite|postgres|outbound` (repeatable) runs those scenarios and writes nothing; `--stages`
+prints the wall time per pipeline stage (bench/stages.py; PostgreSQL then runs one worker in-process).
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import stages  # noqa: E402
+from bench.fanout import bench_settings, outbound_end_to_end  # noqa: E402
 from bench.report import machine_line, write_section  # noqa: E402
 from storebridge.webhooks.verify import sign_plain  # noqa: E402
 
 SECRET = "bench-secret"
 HEADING = "## Event processing"
 FLOOR_SQLITE = 1000.0
+FLOOR_OUTBOUND = 1000.0  # issue 19: first request to last outbound delivery, 20,000 burst
 
 
 def _client(base: str, start: int, count: int, connections: int) -> None:
@@ -79,23 +89,13 @@ def _client(base: str, start: int, count: int, connections: int) -> None:
 def sqlite_end_to_end(events: int) -> dict[str, Any]:
     from storebridge.api.app import create_app
     from storebridge.bootstrap import bootstrap
-    from storebridge.config import Settings, StripeSettings
     from storebridge.embedded import free_port, serve_in_thread
     from storebridge.events.bus import Event
-    from storebridge.logs import configure_logging
-    from storebridge.webhooks.custom import CustomProvider
 
     delivered: set[str] = set()
     done = asyncio.Event()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
-            log_level="ERROR",
-            stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
-            custom_webhooks=(CustomProvider("bench", "plain", (SECRET,)),),
-            worker_poll_seconds=0.05,
-        )
-        configure_logging("ERROR", "json", [])  # as `serve` would with STOREBRIDGE_LOG_LEVEL=ERROR
+        settings = bench_settings(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", SECRET)
         port = free_port()
         hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
 
@@ -139,7 +139,17 @@ def _worker_env(url: str) -> dict[str, str]:
     return env
 
 
-async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
+async def _in_process_worker(url: str) -> Any:
+    """One worker in this process (for --stages, whose timers live here), configured as _worker_env's."""
+    from storebridge.bootstrap import bootstrap
+
+    settings = bench_settings(url, SECRET)
+    hub = bootstrap(settings)
+    await hub.start(migrate=False, run_worker=True)
+    return hub
+
+
+async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = False) -> dict[str, Any]:
     import asyncpg
     from sqlalchemy import func, select
 
@@ -157,6 +167,7 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
     url = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     db = Database(url)
     procs: list[subprocess.Popen[bytes]] = []
+    hub: Any = None
     try:
         await upgrade(db)
         writer = InboxWriter(db)
@@ -180,15 +191,20 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
             )
         await writer.stop()
         started = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "storebridge", "worker"],
-                env=_worker_env(url),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(workers)
-        ]
+        hub = await _in_process_worker(url) if in_process else None
+        procs = (
+            []
+            if in_process
+            else [
+                subprocess.Popen(
+                    [sys.executable, "-m", "storebridge", "worker"],
+                    env=_worker_env(url),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(workers)
+            ]
+        )
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             async with db.read() as s:
@@ -206,6 +222,8 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
             "rate": events / elapsed,
         }
     finally:
+        if hub is not None:
+            await hub.stop()
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -218,28 +236,7 @@ async def _pg(admin_url: str, events: int, workers: int) -> dict[str, Any]:
         await admin.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("STOREBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
-    args = parser.parse_args(argv)
-    print(f"SQLite, one process, {args.events} events ...", flush=True)
-    lite = sqlite_end_to_end(args.events)
-    print(
-        f"  {lite['rate']:,.0f} events/s ingest-to-delivered ({lite['delivered']}/{lite['events']}; "
-        f"all acknowledged after {lite['ingest_s']:.1f} s)",
-        flush=True,
-    )
-    pg: list[dict[str, Any]] = []
-    for workers in (1, 3):
-        print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
-        result = asyncio.run(_pg(args.postgres, args.events, workers))
-        print(f"  {result['rate']:,.0f} events/s", flush=True)
-        pg.append(result)
+def _report(args: argparse.Namespace, lite: dict[str, Any], pg: list[dict[str, Any]]) -> tuple[str, bool]:
     ok_lite = lite["rate"] >= FLOOR_SQLITE and lite["delivered"] == lite["events"]
     ok_scale = pg[1]["rate"] >= pg[0]["rate"] * 0.95 and all(r["processed"] == r["events"] for r in pg)
     body = f"""Command: `.venv/bin/python bench/process.py --events {args.events}` · {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC
@@ -264,9 +261,70 @@ cores, so more workers cannot add much; the floor is that they do not slow each 
 and SKIP LOCKED, no lock convoy). Claims walk the (status, next_attempt_at) index and stop at the
 batch size, so their cost follows the claim, not the backlog.
 """
+    return body, ok_lite and ok_scale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("STOREBRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--only",
+        choices=("sqlite", "postgres", "outbound"),
+        action="append",
+        help="run only these scenarios (repeatable); prints the figures and writes nothing",
+    )
+    parser.add_argument("--workers", type=int, action="append", help="with --only postgres: worker counts")
+    parser.add_argument("--outbound-events", type=int, default=20000, help="burst size of the outbound scenario")
+    parser.add_argument("--stages", action="store_true", help="print wall time per pipeline stage (bench/stages.py)")
+    args = parser.parse_args(argv)
+    if args.stages:
+        stages.instrument()
+    only = set(args.only or ("sqlite", "postgres", "outbound"))
+    ok = True
+    lite: dict[str, Any] = {}
+    pg: list[dict[str, Any]] = []
+    if "sqlite" in only:
+        print(f"SQLite, one process, {args.events} events ...", flush=True)
+        lite = sqlite_end_to_end(args.events)
+        print(
+            f"  {lite['rate']:,.0f} events/s ingest-to-delivered ({lite['delivered']}/{lite['events']}; "
+            f"all acknowledged after {lite['ingest_s']:.1f} s)",
+            flush=True,
+        )
+        if args.stages:
+            print(stages.report(args.events), flush=True)
+    if "postgres" in only:
+        for workers in args.workers or (1, 3):
+            print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
+            in_process = args.stages and workers == 1
+            result = asyncio.run(_pg(args.postgres, args.events, workers, in_process=in_process))
+            print(f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']})", flush=True)
+            if in_process:
+                print(stages.report(args.events), flush=True)
+            pg.append(result)
+    if "outbound" in only:
+        print(f"Outbound fan-out, SQLite, {args.outbound_events} webhooks to one subscription ...", flush=True)
+        out = outbound_end_to_end(args.outbound_events, secret=SECRET, client=_client)
+        print(
+            f"  {out['rate']:,.0f} events/s first request to last delivery ({out['delivered']}/{out['events']} "
+            f"delivered, {out['lost']} lost, {out['duplicates']} duplicate deliveries; "
+            f"all acknowledged after {out['ingest_s']:.1f} s, last delivery after {out['total_s']:.1f} s)",
+            flush=True,
+        )
+        if args.stages:
+            print(stages.report(args.outbound_events), flush=True)
+        ok = ok and out["lost"] == 0 and out["duplicates"] == 0 and out["rate"] >= FLOOR_OUTBOUND
+    if args.only:
+        return 0 if ok else 1
+    body, passed = _report(args, lite, pg)
     write_section(args.out, HEADING, body)
     print(f"wrote {HEADING!r} to {args.out}")
-    return 0 if ok_lite and ok_scale else 1
+    return 0 if ok and passed else 1
 
 
 if __name__ == "__main__":

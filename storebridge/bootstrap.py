@@ -318,7 +318,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
     outbound = OutboundWebhooks(
         db, allow_private=settings.allow_private_webhook_targets, timeout=settings.outbound_timeout_seconds
     )
-    bus.subscribe("outbound-webhooks", "*", outbound.fan_out)
+    bus.subscribe("outbound-webhooks", "*", outbound.fan_out, batch=outbound.fan_out_batch)
     return Hub(
         settings=settings,
         public_url=url,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from storebridge.events.catalogue import EventType
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 
-__all__ = ["Event", "EventHandler", "Subscriber", "EventBus", "deliver_to", "record_event"]
+__all__ = ["BatchHandler", "Event", "EventHandler", "Subscriber", "EventBus", "deliver_to", "record_event"]
 
 log = structlog.get_logger("storebridge.events")
 
@@ -53,6 +53,9 @@ class Event:
 
 
 EventHandler = Callable[[Event], Awaitable[None]]
+# Handles a batch of events inside the outbox dispatcher's transaction (the one that marks them
+# dispatched), so a subscriber that only writes rows costs no transaction of its own per event.
+BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,9 @@ class Subscriber:
     patterns: tuple[str, ...]
     handler: EventHandler
     timeout: float = 30.0
+    # Optional: used by the in-process outbox dispatcher instead of `handler` (which retries and
+    # the Redis Streams consumers still call, one event at a time).
+    batch: BatchHandler | None = None
 
     def wants(self, event_type: str) -> bool:
         return any(fnmatch.fnmatchcase(event_type, p) for p in self.patterns)
@@ -79,13 +85,15 @@ class EventBus:
         handler: EventHandler,
         *,
         timeout: float = 30.0,
+        batch: BatchHandler | None = None,
     ) -> None:
-        """`patterns`: declared event types, or fnmatch patterns over type names (`payment.*`)."""
+        """`patterns`: declared event types, or fnmatch patterns over type names (`payment.*`).
+        `batch`: the same work for many events in the dispatcher's transaction (see BatchHandler)."""
         if name in self.subscribers:
             raise ValueError(f"a subscriber named {name!r} is already registered")
         listed = (patterns,) if isinstance(patterns, str | EventType) else patterns
         pats = tuple(str(p) for p in listed)
-        self.subscribers[name] = Subscriber(name, pats, handler, timeout)
+        self.subscribers[name] = Subscriber(name, pats, handler, timeout, batch)
 
     def unsubscribe(self, name: str) -> None:
         self.subscribers.pop(name, None)

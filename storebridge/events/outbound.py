@@ -262,34 +262,43 @@ class OutboundWebhooks:
 
     async def fan_out(self, event: Event) -> None:
         """Queue one delivery per enabled endpoint that wants this event (idempotent)."""
-        targets = await self._targets(event)
+        if await self._targets(event):
+            async with self.db.write() as session:
+                await self.fan_out_batch(session, [event])
+
+    async def fan_out_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """`fan_out` for many events in the caller's transaction (the outbox dispatcher's): one insert."""
+        wanted = {event.id: await self._targets(event) for event in events}
+        targets = sorted({eid for eids in wanted.values() for eid in eids})
         if not targets:
             return
-        async with self.db.write() as session:
-            # The snapshot may be a second old: keep only endpoints still enabled (e.g. not just auto-disabled).
-            still_enabled = select(WebhookEndpoint.id).where(WebhookEndpoint.id.in_(targets), WebhookEndpoint.enabled)
-            targets = list((await session.scalars(still_enabled)).all())
-            if not targets:
-                return
-            t = now()
-            rows = [
-                {
-                    "id": new_id("whd"),
-                    "endpoint_id": eid,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": t,
-                    "created_at": t,
-                    "updated_at": t,
-                }
-                for eid in targets
-            ]
+        # The snapshot may be a second old: keep only endpoints still enabled (e.g. not just auto-disabled).
+        still_enabled = select(WebhookEndpoint.id).where(WebhookEndpoint.id.in_(targets), WebhookEndpoint.enabled)
+        enabled = set((await session.scalars(still_enabled)).all())
+        t = now()
+        rows = [
+            {
+                "id": new_id("whd"),
+                "endpoint_id": eid,
+                "event_id": event.id,
+                "event_type": event.type,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": t,
+                "created_at": t,
+                "updated_at": t,
+            }
+            for event in events
+            for eid in wanted[event.id]
+            if eid in enabled
+        ]
+        if rows:
             insert = sqlite_insert if self.db.is_sqlite else pg_insert
-            await session.execute(
-                insert(WebhookDelivery).values(rows).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-            )
+            # Rows as parameters, not .values(rows): a statement with its values inlined is compiled
+            # anew for every batch (that compile was ~14 % of the hub's CPU during a fan-out burst).
+            statement = insert(WebhookDelivery).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+            await session.execute(statement, rows)
+            self.sender.wake.set()  # its claim waits for this transaction's commit (SQLite) or polls again
 
     # -- deliveries --------------------------------------------------------------------------
 

@@ -25,22 +25,21 @@ import json
 import random
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
 
-import httpx
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import Database, now
 from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent
-from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
-from storebridge.events.ssrf import Resolver, UnsafeDestination, check_destination, guarded_transport, system_resolver
+from storebridge.events.outbound_http import OutboundHttp
+from storebridge.events.outbound_model import WebhookDelivery, WebhookEndpoint
+from storebridge.events.outbound_record import Claim, Outcome, Recorded, disable_endpoint, record_outcomes
+from storebridge.events.ssrf import Resolver, UnsafeDestination, check_destination, system_resolver
 from storebridge.responses import iso8601
 from storebridge.webhooks.verify import sign_standard
 
@@ -57,6 +56,13 @@ __all__ = [
 
 log = structlog.get_logger("storebridge.outbound")
 
+# Sends in flight for one endpoint (a claim used to be 20 deliveries, sent together), and in all
+# (bounded so the hub's sockets and memory are too).
+MAX_IN_FLIGHT_PER_ENDPOINT = 20
+MAX_IN_FLIGHT = 100
+# Claims held per endpoint (and in all), as a multiple of what may be in flight.
+CLAIM_AHEAD = 5
+LEASE_MARGIN_SECONDS = 5.0
 # Delay before each attempt: the first at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then `failed`.
 RETRY_SCHEDULE: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 RETRY_JITTER = 0.2
@@ -90,36 +96,6 @@ def parse_retry_after(value: str | None, current: float) -> float | None:
     return max(0.0, when.timestamp() - current)
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    delivery_id: str
-    attempts: int  # attempts already made in this round (a resend starts a new round)
-    lease: float
-    endpoint_id: str
-    url: str
-    secret: str
-    event: Event | None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    started: float
-    duration_ms: float
-    status_code: int | None = None
-    error: str | None = None
-    excerpt: str | None = None
-    retry_after: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
-
-
 class OutboundDelivery:
     def __init__(
         self,
@@ -130,7 +106,8 @@ class OutboundDelivery:
         retry_schedule: Sequence[float] = RETRY_SCHEDULE,
         schedule_scale: float = 1.0,
         resolver: Resolver = system_resolver,
-        batch_size: int = 20,
+        per_endpoint: int = MAX_IN_FLIGHT_PER_ENDPOINT,
+        batch_size: int = MAX_IN_FLIGHT,
         disable_after_seconds: float = DISABLE_AFTER_FAILING_SECONDS,
     ) -> None:
         self.db = db
@@ -140,29 +117,29 @@ class OutboundDelivery:
         self.retry_schedule = tuple(retry_schedule)
         self.schedule_scale = schedule_scale
         self.resolver = resolver
-        self.batch_size = batch_size
+        self.per_endpoint = per_endpoint
+        self.batch_size = batch_size  # sends in flight at once, over every endpoint
         self.disable_after_seconds = disable_after_seconds
         self.lease_seconds = 2 * timeout + 60.0
-        self._client: httpx.AsyncClient | None = None
+        self.http = OutboundHttp(allow_private=allow_private, resolver=resolver, excerpt_bytes=_EXCERPT_READ_BYTES)
         # Attempts by outcome: succeeded | retrying | failed (the delivery's status after the attempt).
         self.attempts_total: Counter[str] = Counter()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=guarded_transport(allow_private=self.allow_private, resolver=self.resolver),
-                timeout=self.timeout,
-                follow_redirects=False,
-                trust_env=False,
-                headers={"user-agent": "storebridge"},
-            )
-        return self._client
+        self._in_flight: dict[str, int] = {}  # sends in flight per endpoint id
+        self._queued: dict[str, deque[Claim]] = {}  # claimed, waiting for a slot of their endpoint
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._done: list[tuple[Claim, Outcome]] = []  # finished sends not recorded yet
+        self._finished = asyncio.Event()
+        self.wake = asyncio.Event()  # set when deliveries were queued in this process
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Stop sending: sends in flight are cancelled (their leases run out and they are sent again:
+        at least once), the finished ones recorded."""
+        self._queued.clear()  # claimed, not sent: their leases run out and they are sent later
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._step(claim=False)
+        await self.http.aclose()
 
     def next_delay(self, attempt: int, retry_after: float | None = None) -> float | None:
         """Seconds until the next attempt after attempt number `attempt` failed; None when none is left."""
@@ -175,50 +152,159 @@ class OutboundDelivery:
         return delay
 
     async def deliver_once(self) -> int:
-        """One worker step: claim due deliveries, send them concurrently, record the outcomes."""
-        claims = await self._claim()
-        results = await asyncio.gather(*(self._attempt(c) for c in claims), return_exceptions=True)
-        for claim, result in zip(claims, results, strict=True):
-            if isinstance(result, BaseException):
-                # The lease runs out and the delivery is attempted again: at least once.
-                log.error("outbound_record_failed", delivery_id=claim.delivery_id, error=repr(result))
-        return len(claims)
+        """One worker step: record the sends that finished (one transaction), claim due deliveries
+        for the endpoints with room, and queue them. Each endpoint sends up to `per_endpoint` at
+        once and starts its next queued delivery as soon as one finishes, between steps too, so a
+        slow endpoint holds only its own slots and the send rate does not wait for the database."""
+        done, claims = await self._step(claim=True)
+        self._queue(claims)
+        if not claims and not done:
+            if self._tasks:
+                # Nothing new to claim: wait (a little) for a send to finish so it is recorded promptly.
+                await _wait(self._finished, 0.2)
+                done, _ = await self._step(claim=False)
+            elif await _wait(self.wake, 1.0):
+                # Deliveries were just queued by the outbox dispatch (in this process): claim them now
+                # rather than after the worker's idle sleep.
+                _, claims = await self._step(claim=True)
+                self._queue(claims)
+        return len(claims) + done
 
-    async def _claim(self) -> list[_Claim]:
+    def _queue(self, claims: list[Claim]) -> list[Claim]:
+        for claim in claims:
+            self._queued.setdefault(claim.endpoint_id, deque()).append(claim)
+        for endpoint_id in {c.endpoint_id for c in claims}:
+            self._pump(endpoint_id)
+        return claims
+
+    def _outstanding(self, endpoint_id: str) -> int:
+        return self._in_flight.get(endpoint_id, 0) + len(self._queued.get(endpoint_id, ()))
+
+    def _pump(self, endpoint_id: str) -> None:
+        """Start the endpoint's queued deliveries while it has a free slot."""
+        queue = self._queued.get(endpoint_id)
+        while queue and self._in_flight.get(endpoint_id, 0) < self.per_endpoint:
+            claim = queue.popleft()
+            if claim.lease - now() < self.timeout + LEASE_MARGIN_SECONDS:
+                continue  # its lease may run out mid-send: left to run out, the delivery is claimed anew
+            self._in_flight[endpoint_id] = self._in_flight.get(endpoint_id, 0) + 1
+            task = asyncio.create_task(self._attempt(claim), name=f"outbound-{claim.delivery_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if not queue:
+            self._queued.pop(endpoint_id, None)
+
+    async def _attempt(self, claim: Claim) -> None:
+        trace = {"request_id": claim.request_id} if claim.request_id else {}
+        try:
+            with structlog.contextvars.bound_contextvars(**trace):
+                outcome = await self._send(claim)
+            self._done.append((claim, outcome))
+        finally:
+            self._in_flight[claim.endpoint_id] -= 1
+            self._finished.set()
+            self._pump(claim.endpoint_id)
+
+    async def _step(self, *, claim: bool) -> tuple[int, list[Claim]]:
+        """Record every finished send and (with `claim`) claim the next deliveries, in one
+        transaction; on failure the finished ones' leases run out and they are attempted again
+        (at least once). How many were recorded, and the claims."""
+        done, self._done = self._done, []
+        if not done and (not claim or self._room() <= 0):
+            return 0, []
+        try:
+            async with self.db.write() as session:
+                recorded = (
+                    await record_outcomes(
+                        session,
+                        done,
+                        next_delay=self.next_delay,
+                        disable_after_seconds=self.disable_after_seconds,
+                        lock=not self.db.is_sqlite,
+                    )
+                    if done
+                    else []
+                )
+                claims = await self._claim(session) if claim else []
+        except Exception as exc:  # noqa: BLE001 - the leases run out and the deliveries are attempted again
+            log.error("outbound_record_failed", deliveries=len(done), error=repr(exc))
+            return 0, []
+        for r in recorded:  # after the commit: the attempts are on record
+            self.attempts_total[r.status] += 1
+            self._log(r)
+        return len(done), claims
+
+    def _room(self) -> int:
+        # Claimed ahead, so a freed slot is refilled at once and a claim serves many sends. A queued
+        # claim whose lease would run out before its send could end is dropped (`_pump`): it is
+        # claimed again later, never sent twice at once.
+        return CLAIM_AHEAD * self.batch_size - len(self._tasks) - sum(len(q) for q in self._queued.values())
+
+    def _log(self, r: Recorded) -> None:
+        claim = r.claim
+        trace = {"request_id": claim.request_id} if claim.request_id else {}
+        fields = {
+            "delivery_id": claim.delivery_id,
+            "endpoint_id": claim.endpoint_id,
+            "event_id": claim.event.id if claim.event else None,
+            "attempt": claim.attempts + 1,
+            "status_code": r.outcome.status_code,
+            "status": r.status,
+        }
+        with structlog.contextvars.bound_contextvars(**trace):
+            if r.outcome.ok:
+                log.info("outbound_webhook_delivered", **fields)
+            else:
+                log.warning("outbound_webhook_failed", error=r.last_error, **fields)
+            if r.disabled is not None:
+                log.warning("outbound_endpoint_disabled", endpoint_id=claim.endpoint_id, reason=r.disabled)
+
+    async def _claim(self, session: AsyncSession) -> list[Claim]:
+        """Lease due deliveries, at most CLAIM_AHEAD times `per_endpoint` held for any one endpoint
+        and CLAIM_AHEAD times `batch_size` in all."""
+        room = self._room()
+        if room <= 0:
+            return []
+        cap = CLAIM_AHEAD * self.per_endpoint
+        full = [eid for eid in self._in_flight if self._outstanding(eid) >= cap]
         t = now()
         lease = t + self.lease_seconds
-        async with self.db.write() as session:
-            query = (
-                select(
-                    WebhookDelivery.id,
-                    WebhookDelivery.attempts,
-                    WebhookEndpoint.id,
-                    WebhookEndpoint.url,
-                    WebhookEndpoint.secret,
-                    OutboxEvent,
-                )
-                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .outerjoin(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-                .where(
-                    WebhookDelivery.status.in_(("pending", "retrying")),
-                    WebhookDelivery.next_attempt_at <= t,
-                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < t),
-                    WebhookEndpoint.enabled.is_(True),
-                )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(self.batch_size)
+        query = (
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.attempts,
+                WebhookEndpoint.id,
+                WebhookEndpoint.url,
+                WebhookEndpoint.secret,
+                OutboxEvent,
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
-            rows = (await session.execute(query)).all()
-            if rows:
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_([r[0] for r in rows]))
-                    .values(locked_until=lease)
-                )
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .outerjoin(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(
+                WebhookDelivery.status.in_(("pending", "retrying")),
+                WebhookDelivery.next_attempt_at <= t,
+                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < t),
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.id.not_in(full),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(room)
+        )
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+        rows = []
+        taken: dict[str, int] = {}
+        for row in (await session.execute(query)).all():
+            eid = row[2]
+            if self._outstanding(eid) + taken.get(eid, 0) < cap:
+                taken[eid] = taken.get(eid, 0) + 1
+                rows.append(row)
+        if rows:
+            await session.execute(
+                update(WebhookDelivery).where(WebhookDelivery.id.in_([r[0] for r in rows])).values(locked_until=lease)
+            )
         return [
-            _Claim(
+            Claim(
                 did,
                 attempts,
                 lease,
@@ -231,13 +317,7 @@ class OutboundDelivery:
             for did, attempts, eid, url, secret, ev in rows
         ]
 
-    async def _attempt(self, claim: _Claim) -> None:
-        trace = {"request_id": claim.request_id} if claim.request_id else {}
-        with structlog.contextvars.bound_contextvars(**trace):
-            outcome = await self._send(claim)
-            await self._record(claim, outcome)
-
-    async def _send(self, claim: _Claim) -> _Outcome:
+    async def _send(self, claim: Claim) -> Outcome:
         started = now()
         t0 = time.perf_counter()
 
@@ -246,7 +326,7 @@ class OutboundDelivery:
 
         try:
             if claim.event is None:
-                return _Outcome(started, elapsed(), error="the event is no longer stored")
+                return Outcome(started, elapsed(), error="the event is no longer stored")
             await check_destination(claim.url, allow_private=self.allow_private, resolver=self.resolver)
             body = encode_payload(claim.event)
             stamp = int(now())
@@ -259,121 +339,26 @@ class OutboundDelivery:
             }
             if claim.request_id and _HEADER_SAFE.fullmatch(claim.request_id):
                 headers["x-request-id"] = claim.request_id
-            async with (
-                asyncio.timeout(self.timeout),
-                self.client.stream("POST", claim.url, content=body, headers=headers) as response,
-            ):
-                excerpt = await _read_excerpt(response)
+            async with asyncio.timeout(self.timeout):
+                answer = await self.http.post(claim.url, body, headers)
+            excerpt = answer.excerpt.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
             retry_after = None
-            if response.status_code in (429, 503):
-                retry_after = parse_retry_after(response.headers.get("retry-after"), now())
-            return _Outcome(started, elapsed(), response.status_code, None, excerpt, retry_after)
+            if answer.status in (429, 503):
+                retry_after = parse_retry_after(answer.headers.get("retry-after"), now())
+            return Outcome(started, elapsed(), answer.status, None, excerpt, retry_after)
         except UnsafeDestination as exc:
-            return _Outcome(started, elapsed(), error=str(exc))
+            return Outcome(started, elapsed(), error=str(exc))
         except TimeoutError:
-            return _Outcome(started, elapsed(), error=f"timed out after {self.timeout:g} s")
+            return Outcome(started, elapsed(), error=f"timed out after {self.timeout:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure to deliver is a failed attempt, kept in the log
-            return _Outcome(started, elapsed(), error=f"{type(exc).__name__}: {exc}"[:2000])
-
-    async def _record(self, claim: _Claim, outcome: _Outcome) -> None:
-        t = now()
-        attempt = claim.attempts + 1
-        values: dict[str, Any] = {
-            "attempts": attempt,
-            "locked_until": None,
-            "last_status_code": outcome.status_code,
-            "last_error": None if outcome.ok else outcome.error or f"HTTP {outcome.status_code}",
-        }
-        endpoint_values: dict[str, Any] = {}
-        disable: str | None = None
-        async with self.db.write() as session:
-            endpoint = await session.get(WebhookEndpoint, claim.endpoint_id)
-            if outcome.ok:
-                values["status"] = "succeeded"
-                endpoint_values = {"last_success_at": t, "failing_since": None}
-            elif outcome.status_code == 410:
-                values["status"] = "failed"
-                disable = f"the endpoint answered 410 Gone at {_iso(t)}"
-            else:
-                delay = self.next_delay(attempt, outcome.retry_after)
-                values["status"] = "failed" if delay is None else "retrying"
-                values["next_attempt_at"] = t + (delay or 0.0)
-                failing_since = endpoint.failing_since if endpoint is not None else None
-                if failing_since is None:
-                    endpoint_values = {"failing_since": t}
-                elif t - failing_since >= self.disable_after_seconds:
-                    days = self.disable_after_seconds / 86400
-                    disable = f"no successful delivery for {days:g} days (failing since {_iso(failing_since)})"
-                    values["status"] = "failed"
-            result = await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == claim.delivery_id, WebhookDelivery.locked_until == claim.lease)
-                .values(**values)
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                # The lease was lost (or the endpoint deleted): keep the attempt, change nothing else.
-                if await session.get(WebhookDelivery, claim.delivery_id) is None:
-                    self.attempts_total[values["status"]] += 1
-                    return
-            elif endpoint is not None:
-                if disable is not None:
-                    await disable_endpoint(session, claim.endpoint_id, disable)
-                elif endpoint_values:
-                    await session.execute(
-                        update(WebhookEndpoint).where(WebhookEndpoint.id == claim.endpoint_id).values(**endpoint_values)
-                    )
-            session.add(
-                WebhookDeliveryAttempt(
-                    delivery_id=claim.delivery_id,
-                    attempt=await _next_attempt_number(session, claim.delivery_id),
-                    started_at=outcome.started,
-                    duration_ms=outcome.duration_ms,
-                    status_code=outcome.status_code,
-                    error=outcome.error,
-                    response_excerpt=outcome.excerpt,
-                )
-            )
-        self.attempts_total[values["status"]] += 1  # after the commit: the attempt is on record
-        fields = {
-            "delivery_id": claim.delivery_id,
-            "endpoint_id": claim.endpoint_id,
-            "event_id": claim.event.id if claim.event else None,
-            "attempt": attempt,
-            "status_code": outcome.status_code,
-            "status": values["status"],
-        }
-        if outcome.ok:
-            log.info("outbound_webhook_delivered", **fields)
-        else:
-            log.warning("outbound_webhook_failed", error=values["last_error"], **fields)
-        if disable is not None:
-            log.warning("outbound_endpoint_disabled", endpoint_id=claim.endpoint_id, reason=disable)
+            return Outcome(started, elapsed(), error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
-async def disable_endpoint(session: AsyncSession, endpoint_id: str, reason: str) -> None:
-    """Disable an endpoint and end its queued deliveries as failed (they can be resent later)."""
-    await session.execute(
-        update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(enabled=False, disabled_reason=reason)
-    )
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status.in_(("pending", "retrying")))
-        .values(status="failed", locked_until=None, last_error=f"endpoint disabled: {reason}")
-    )
-
-
-async def _next_attempt_number(session: AsyncSession, delivery_id: str) -> int:
-    query = select(func.coalesce(func.max(WebhookDeliveryAttempt.attempt), 0)).where(
-        WebhookDeliveryAttempt.delivery_id == delivery_id
-    )
-    return int(await session.scalar(query) or 0) + 1
-
-
-async def _read_excerpt(response: httpx.Response) -> str:
-    """The start of the answer's body, without reading more than a few KiB of it."""
-    data = bytearray()
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= _EXCERPT_READ_BYTES:
-            break
-    return bytes(data).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` (and clear it) for at most `seconds`; whether it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    event.clear()
+    return True

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
-from storebridge.events.bus import Event, EventBus, deliver_to
+from storebridge.events.bus import Event, EventBus, Subscriber, deliver_to
 from storebridge.events.model import EventReceipt, OutboxEvent
 
 __all__ = ["OutboxDispatcher", "DispatchPolicy", "Publisher"]
@@ -76,16 +76,27 @@ class OutboxDispatcher:
         if not events:
             return 0
         failures: list[tuple[str, str, str]] = []
+        batched: dict[str, tuple[Subscriber, list[Event]]] = {}  # batch subscribers: their events, in order
         if self.publisher is not None:
             await self.publisher(events)
         else:
             for event in events:
                 for sub in self.bus.matching(event.type):
+                    if sub.batch is not None:
+                        batched.setdefault(sub.name, (sub, []))[1].append(event)
+                        continue
                     error = await deliver_to(sub, event)
                     if error is not None:
                         failures.append((sub.name, event.id, error))
         t = now()
         async with self.db.write() as session:
+            for sub, subset in batched.values():
+                try:
+                    async with session.begin_nested():
+                        await sub.batch(session, subset)  # type: ignore[misc]
+                except Exception as exc:  # noqa: BLE001 - retried one event at a time, like any failure
+                    log.warning("subscriber_failed", subscriber=sub.name, events=len(subset), error=repr(exc))
+                    failures.extend((sub.name, e.id, f"{type(exc).__name__}: {exc}"[:2000]) for e in subset)
             await session.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.id.in_([e.id for e in events]))

@@ -25,6 +25,7 @@ import httpcore
 import httpx
 
 __all__ = [
+    "checked_addresses",
     "UnsafeDestination",
     "Resolver",
     "system_resolver",
@@ -147,6 +148,11 @@ async def _checked_addresses(host: str, port: int, resolver: Resolver) -> list[I
         if problem is not None:
             raise _refuse(host, str(ip), problem)
     return addresses
+
+
+async def checked_addresses(host: str, port: int, resolver: Resolver = system_resolver) -> list[IPAddress]:
+    """Every address `host` resolves to, or UnsafeDestination if one of them must not be called."""
+    return await _checked_addresses(host, port, resolver)
 
 
 async def check_destination(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> None:

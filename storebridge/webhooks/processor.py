@@ -33,8 +33,12 @@ log = structlog.get_logger("storebridge.inbox")
 
 # A handler applies one webhook inside the caller's transaction and returns the order id it touched.
 WebhookHandler = Callable[[WebhookEvent, AsyncSession], Awaitable[str | None]]
-# What became of a row in a committed chunk: "processed", "retrying" or "dead".
-_Outcome = tuple[WebhookEvent, str]
+# What became of a row in a committed chunk ("processed", "retrying" or "dead"), and the attempt's
+# number: taken before the marks, which on PostgreSQL also update the session's copy of the row.
+_Outcome = tuple[WebhookEvent, str, int]
+# Applies leased rows in the leasing transaction; and a claim: its rows, its lease, their outcomes.
+_Apply = Callable[[AsyncSession, list[WebhookEvent], float], Awaitable[list[_Outcome]]]
+_Claimed = tuple[list[WebhookEvent], float, list[_Outcome]]
 
 
 # Rows admitted to per-aggregate order per claimed row, and admission chunks tried per claim.
@@ -109,21 +113,21 @@ class InboxProcessor:
                     await session.execute(admit(found[-1]))
         return found[-1] if len(found) == chunk else None
 
-    async def _claim(self, limit: int) -> tuple[list[WebhookEvent], float]:
-        """Admit the next arrivals to per-aggregate order, then lease what is due among admitted rows.
+    async def _claim(self, limit: int, apply: _Apply | None = None) -> _Claimed:
+        """Admit the next arrivals to per-aggregate order, then lease what is due among admitted rows
+        (and with `apply`, apply them in the leasing transaction: see process_once).
 
         When a whole admission chunk is blocked behind its aggregates' unfinished rows, the next
         chunk is admitted, so one long blocked aggregate does not hold up the others."""
-        rows: list[WebhookEvent] = []
-        lease = now() + self.policy.lease_seconds
+        claimed: _Claimed = ([], now() + self.policy.lease_seconds, [])
         for _ in range(_ADMIT_ROUNDS):
             horizon = await self._admit(_ADMIT_PER_CLAIM * limit)
-            rows, lease = await self._lease_admitted(limit, horizon)
-            if rows or horizon is None:
+            claimed = await self._lease_admitted(limit, horizon, apply)
+            if claimed[0] or horizon is None:
                 break
-        return rows, lease
+        return claimed
 
-    async def _lease_admitted(self, limit: int, horizon: float | None) -> tuple[list[WebhookEvent], float]:
+    async def _lease_admitted(self, limit: int, horizon: float | None, apply: _Apply | None) -> _Claimed:
         """Lease up to `limit` due rows; fresh rows only up to `horizon` (the admitted arrivals)."""
         t = now()
         # Per-aggregate order: a row waits while an older row of the same payment/order/shipment is
@@ -192,28 +196,41 @@ class InboxProcessor:
             again = [r for q in retry_lane for r in (await run(q, room)).all()] if room else []
             return pick(first, again)
 
+        async def lease_and_apply(session: AsyncSession, candidates: list[WebhookEvent]) -> _Claimed:
+            rows = await mark(session, candidates)
+            return rows, lease, (await apply(session, rows, lease) if apply is not None and rows else [])
+
         if self.db.is_sqlite:
             # In a read transaction the search does not hold SQLite's one write lock (webhooks keep
             # being stored meanwhile); the short claim below takes only the rows still due.
             async with self.db.read() as session:
                 candidates = await search(session, lock=False)
             if not candidates:
-                return [], lease
+                return [], lease, []
             async with self.db.write() as session:
-                return await mark(session, candidates), lease
+                return await lease_and_apply(session, candidates)
         async with self.db.write() as session:
             rows = await search(session, lock=True)
-            return (await mark(session, rows) if rows else []), lease
+            return await lease_and_apply(session, rows) if rows else ([], lease, [])
 
     async def process_once(self, limit: int | None = None) -> int:
         """Claim a batch and apply it in chunks, one transaction (one commit, one fsync) per chunk.
 
+        When the batch is one chunk (the default, and every claim during a burst), it is applied in
+        the transaction that leases it: one commit for lease, effects, events and marks. A worker
+        that dies in it leaves the rows as they were (due), which its lease would have done later.
+
         Fast path: every handler in one go, then one bulk update. If any handler raises, that
-        transaction is rolled back and the batch is applied again with a savepoint per row, so the
+        chunk's savepoint is rolled back and it is applied again with a savepoint per row, so the
         failing row is marked for retry alone and the others still commit. `limit` claims fewer
         rows (and so holds the write lock for shorter chunks) while webhooks arrive in a burst."""
-        rows, lease = await self._claim(min(limit or self.policy.batch_size, self.policy.batch_size))
+        claim = min(limit or self.policy.batch_size, self.policy.batch_size)
         step = min(self.policy.chunk_size, limit or self.policy.chunk_size)
+        if claim <= step:
+            rows, _, outcomes = await self._claim(claim, self._apply_chunk)
+            self._report(outcomes)
+            return len(rows)
+        rows, lease, _ = await self._claim(claim)
         # First attempts are applied first, in chunks of their own (the fast path), then the retries.
         first = [r for r in rows if not r.attempts]
         again = [r for r in rows if r.attempts]
@@ -221,22 +238,30 @@ class InboxProcessor:
         for chunk in chunks:
             # Chunks bound how long the SQLite write lock is held, so webhook ingest (which waits for
             # the same lock to commit) is never stuck behind a whole batch.
-            try:
-                # A chunk holding a retry is likely to fail again: isolate its rows from the start
-                # rather than running it twice.
-                if any(row.attempts for row in chunk):
-                    raise _HandlerFailed
-                async with self.db.write() as session:
-                    outcomes = await self._apply_batch(session, chunk, lease, isolate=False)
-            except _HandlerFailed:
-                async with self.db.write() as session:
-                    outcomes = await self._apply_batch(session, chunk, lease, isolate=True)
+            async with self.db.write() as session:
+                outcomes = await self._apply_chunk(session, chunk, lease)
             self._report(outcomes)
         return len(rows)
 
+    async def _apply_chunk(self, session: AsyncSession, rows: list[WebhookEvent], lease: float) -> list[_Outcome]:
+        """First attempts together on the fast path (in a savepoint), then retries row by row: a row
+        that failed before is likely to fail again, so it is isolated from the start."""
+        first = [r for r in rows if not r.attempts]
+        again = [r for r in rows if r.attempts]
+        outcomes: list[_Outcome] = []
+        if first:
+            try:
+                async with session.begin_nested():
+                    outcomes = await self._apply_batch(session, first, lease, isolate=False)
+            except _HandlerFailed:
+                outcomes = await self._apply_batch(session, first, lease, isolate=True)
+        if again:
+            outcomes += await self._apply_batch(session, again, lease, isolate=True)
+        return outcomes
+
     def _report(self, outcomes: list[_Outcome]) -> None:
         """Count and log a chunk's outcomes, after its commit: a rolled-back chunk reports nothing."""
-        for row, outcome in outcomes:
+        for row, outcome, attempt in outcomes:
             if outcome == "processed":
                 self.stats.processed(row.provider, row.event_type)
                 log.info(
@@ -245,7 +270,7 @@ class InboxProcessor:
                     event_id=row.event_id,
                     event_type=row.event_type,
                     webhook_id=row.id,
-                    attempt=row.attempts + 1,
+                    attempt=attempt,
                     request_id=row.request_id,
                 )
             else:
@@ -297,9 +322,9 @@ class InboxProcessor:
                     error = f"{type(exc).__name__}: {exc}"[:2000]
                     failure = self._failure(row, started, error, attempts, numbers[row.id])
                     failed.append(failure)
-                    outcomes.append((row, str(failure["status"])))
+                    outcomes.append((row, str(failure["status"]), row.attempts + 1))
                     continue
-            outcomes.append((row, "processed"))
+            outcomes.append((row, "processed", row.attempts + 1))
             finished = now()
             done.append(
                 {

@@ -1,0 +1,142 @@
+"""The outbound fan-out scenario of bench/process.py: inbound burst -> inbox -> outbox -> one subscription.
+
+A loopback receiver (its own process) answers every POST 200 and counts what it got: deliveries,
+distinct `webhook-id`s and distinct inbound event ids (the hub's event carries the inbound one in
+`data.event_id`). Lost = acknowledged inbound webhooks never delivered; duplicates = deliveries of
+an inbound event beyond its first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["bench_settings", "outbound_end_to_end"]
+
+
+def bench_settings(database_url: str, secret: str, **extra: Any) -> Any:
+    """The hub's settings in every scenario: one custom provider `bench` (plain HMAC), quiet logs
+    (configured here too, as `serve` or `worker` would with STOREBRIDGE_LOG_LEVEL=ERROR), fast polls."""
+    from storebridge.config import Settings, StripeSettings
+    from storebridge.logs import configure_logging
+    from storebridge.webhooks.custom import CustomProvider
+
+    configure_logging("ERROR", "json", [])
+    return Settings(
+        database_url=database_url,
+        log_level="ERROR",
+        stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
+        custom_webhooks=(CustomProvider("bench", "plain", (secret,)),),
+        worker_poll_seconds=0.05,
+        **extra,
+    )
+
+
+def _receiver(port: int, ready: Any) -> None:
+    """A minimal HTTP/1.1 keep-alive server: POST -> 200 and count; GET -> the counts as JSON."""
+    webhook_ids: set[str] = set()
+    events: set[str] = set()
+    counts = {"deliveries": 0, "first_at": 0.0, "last_at": 0.0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if lines[0].startswith("GET"):
+                    out = json.dumps(
+                        {**counts, "webhook_ids": len(webhook_ids), "events": len(events)}, separators=(",", ":")
+                    ).encode()
+                else:
+                    t = time.time()
+                    counts["deliveries"] += 1
+                    counts["first_at"] = counts["first_at"] or t
+                    counts["last_at"] = t
+                    webhook_ids.add(headers.get("webhook-id", ""))
+                    events.add(str(json.loads(body)["data"]["event_id"]))
+                    out = b""
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _stats(port: int) -> dict[str, Any]:
+    async def get() -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        data: dict[str, Any] = json.loads(await reader.readexactly(length))
+        writer.close()
+        return data
+
+    return asyncio.run(get())
+
+
+def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float = 600.0) -> dict[str, Any]:
+    """SQLite hub in this process, `events` signed webhooks from a client process, one subscription."""
+    from storebridge.api.app import create_app
+    from storebridge.bootstrap import bootstrap
+    from storebridge.embedded import free_port, serve_in_thread
+
+    spawn = multiprocessing.get_context("spawn")
+    receiver_port = free_port()
+    ready = spawn.Event()
+    receiver = spawn.Process(target=_receiver, args=(receiver_port, ready), daemon=True)
+    receiver.start()
+    ready.wait(30)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = bench_settings(
+                f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", secret, allow_private_webhook_targets=True
+            )
+            port = free_port()
+            hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
+            with serve_in_thread(create_app(hub), port) as base:
+                assert hub.loop is not None
+                asyncio.run_coroutine_threadsafe(
+                    hub.outbound.create(url=f"http://127.0.0.1:{receiver_port}/hook", event_types=["webhook.bench.*"]),
+                    hub.loop,
+                ).result(30)
+                started = time.time()
+                proc = spawn.Process(target=client, args=(base, 0, events, 32))
+                proc.start()
+                proc.join()
+                ingested = time.time() - started
+                deadline = time.monotonic() + timeout
+                stats = _stats(receiver_port)
+                while stats["events"] < events and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    stats = _stats(receiver_port)
+                time.sleep(1.0)  # a late duplicate would show here
+                stats = _stats(receiver_port)
+    finally:
+        receiver.terminate()
+        receiver.join(10)
+    total = stats["last_at"] - started if stats["last_at"] else float("nan")
+    return {
+        "events": events,
+        "acknowledged": events if proc.exitcode == 0 else -1,
+        "delivered": stats["events"],
+        "deliveries": stats["deliveries"],
+        "lost": events - stats["events"],
+        "duplicates": stats["deliveries"] - stats["events"],
+        "ingest_s": ingested,
+        "total_s": total,
+        "rate": stats["events"] / total if stats["last_at"] else 0.0,
+    }
