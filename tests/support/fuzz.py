@@ -43,6 +43,7 @@ from schemathesis.errors import FailureGroup
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import ignored_auth
 
+from storebridge.events.outbound_http import Answer, OutboundHttp
 from tests.support.hub import API_TOKEN, ORDER, RunningHub, wait_for
 
 __all__ = ["FuzzReport", "FuzzRun", "Seeds", "ServerLog", "fuzz_hub", "seed_records"]
@@ -108,12 +109,12 @@ FuzzCase = Case[Any]
 def fuzz_hub(running: RunningHub) -> Iterator[RunningHub]:
     """`running` with outbound webhooks answered in-process: fuzzed subscription URLs must never be called."""
 
-    def answer(_: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="ok")
+    class Answering(OutboundHttp):
+        async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+            return Answer(200, {}, b"ok")
 
     sender = running.hub.outbound.sender
-    assert sender._client is None, "outbound deliveries began before the fuzz hub was set up"
-    sender._client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    sender.http = Answering(allow_private=True)
     yield running
 
 
