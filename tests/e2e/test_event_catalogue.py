@@ -195,7 +195,8 @@ def test_every_event_of_the_real_flows_matches_its_declared_schema(
     assert problems == []
     providers = {r.payload["provider"] for r in rows if r.type.startswith("payment.")}
     assert providers == {"stripe", "paypal"}
-    assert {d["id"] for d in deliveries} == {r.id for r in rows}
+    # Every settled event was delivered; an event recorded after the snapshot may have been too.
+    assert {r.id for r in rows} <= {d["id"] for d in deliveries} <= {r.id for r in _outbox(hub)}
     assert {e.id for e in hub.events} >= {r.id for r in rows}
 
 
