@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from storebridge.cli import command
-from tests.e2e.test_cli import STOREBRIDGE, _env
-from tests.support.hub import wait_for
-from tests.support.servers import free_port
+from tests.e2e.test_cli import _serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPE_NAMES = re.compile(r"<(str|int|float|bool|path|text|integer|boolean)>", re.I)
@@ -44,27 +39,10 @@ def test_help_names_no_python_types(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_serve_opens_with_its_own_lines_and_the_console_address(tmp_path: Path) -> None:
     """serve prints the token, each provider's mode once (no log line repeats it) and where the console is."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [*STOREBRIDGE, "serve", "--port", str(port)],
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(healthy, timeout=30, what="serve to answer /healthz")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+    with _serving(tmp_path) as (base, _token, proc):
+        pass  # it answered /healthz; leaving the block stops it
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()
     assert f"console at {base}/admin (sign in with the API token)" in out
     assert re.search(r"stripe\s+sandbox\s+webhooks at", out)
     assert "provider_in_sandbox" not in out + err
