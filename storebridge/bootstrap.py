@@ -26,15 +26,20 @@ from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
+from storebridge.inventory.timeline import InventoryTimeline
 from storebridge.migrate import upgrade
+from storebridge.notifications.timeline import NotificationsTimeline
 from storebridge.observability.calls import CallLog
 from storebridge.observability.http import recording_calls
 from storebridge.observability.metrics import Metrics
 from storebridge.orders.service import OrderService
+from storebridge.orders.timeline import OrderEventsTimeline
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
 from storebridge.payments.service import PaymentService, payment_webhook_handler
+from storebridge.payments.timeline import PaymentsTimeline
 from storebridge.sandbox.persistence import SandboxStates
+from storebridge.shipping.timeline import ShippingTimeline
 from storebridge.stats import WebhookStats
 from storebridge.webhooks.custom import custom_handler, custom_source
 from storebridge.webhooks.inbox import InboxWriter
@@ -42,6 +47,7 @@ from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, Webhoo
 from storebridge.webhooks.queries import InboxQueries
 from storebridge.webhooks.retention import InboxPruner
 from storebridge.webhooks.sources import WebhookSource
+from storebridge.webhooks.timeline import WebhooksTimeline
 from storebridge.worker import Job, Worker
 
 __all__ = ["Hub", "Integration", "bootstrap"]
@@ -333,7 +339,19 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         processor=processor,
         dispatcher=dispatcher,
         payments=payments,
-        orders=OrderService(db, stock=wiring.stock),
+        orders=OrderService(
+            db,
+            stock=wiring.stock,
+            # Each capability's part of an order's timeline, merged by the orders capability (API and console).
+            timeline=(
+                OrderEventsTimeline(),
+                PaymentsTimeline(),
+                ShippingTimeline(),
+                InventoryTimeline(),
+                NotificationsTimeline(),
+                WebhooksTimeline(),
+            ),
+        ),
         inbox_queries=InboxQueries(db),
         reconciler=reconciler,
         outbound=outbound,

@@ -27,5 +27,6 @@ async def orders(
 async def order(
     order_id: str, request: Request, session: Session = Depends(page_session), console: Console = Depends(get_console)
 ) -> Response:
-    story = await order_story(console.hub.db, order_id)
+    hub = console.hub
+    story = await order_story(hub.db, hub.orders, hub.payments, order_id)
     return console.render(request, "order.html", session=session, story=story)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from storebridge.money import format_amount
+from storebridge.orders.timeline import utc_text
 
 __all__ = ["make_environment", "fmt_time", "fmt_ago", "fmt_money", "isolate", "pretty_body"]
 
@@ -20,9 +20,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def fmt_time(ts: float | None) -> str:
-    if ts is None:
-        return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "—" if ts is None else utc_text(ts)
 
 
 def fmt_ago(ts: float | None) -> str:

@@ -22,6 +22,7 @@ from storebridge.api.schemas import (
 from storebridge.bootstrap import Hub
 from storebridge.orders.commands import NewLineItem, PlaceOrder
 from storebridge.orders.schemas import NewOrderOut, OrderDetailOut, OrderListOut
+from storebridge.orders.timeline import api_timeline
 from storebridge.payments.commands import CancelPayment, CapturePayment, ConfirmPayment, CreatePayment, RefundPayment
 from storebridge.payments.schemas import PaymentOut, PaymentWithDisputesOut, RefundedOut
 
@@ -57,7 +58,7 @@ async def list_orders(
 async def get_order(order_id: str, hub: Hub = Depends(get_hub)) -> Any:
     order, payments, refunds = await hub.orders.get(order_id)
     disputes = await hub.payments.disputes([p.id for p in payments])
-    return order_out(order, payments, refunds, await hub.orders.timeline(order_id), disputes)
+    return order_out(order, payments, refunds, api_timeline(await hub.orders.timeline(order_id)), disputes)
 
 
 @router.post("/orders/{order_id}/payments", status_code=201, response_model=PaymentOut, responses=_PAYMENT_ERRORS)

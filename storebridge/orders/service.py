@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import select
 
 from storebridge.db import Database, now
 from storebridge.errors import NotFound
 from storebridge.events.bus import record_event
-from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 from storebridge.orders.commands import PlaceOrder
 from storebridge.orders.events import ORDER_PLACED
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
 from storebridge.orders.summary import summarize_event
-from storebridge.payments.model import Dispute, Payment, Refund
-from storebridge.webhooks.model import WebhookEvent
+from storebridge.orders.timeline import OrderEventsTimeline, OrderTimeline, TimelineEntry, TimelineSource
+from storebridge.payments.model import Payment, Refund
 
 __all__ = ["OrderService", "summarize_event"]
 
 
 class OrderService:
-    def __init__(self, db: Database, stock: StockHold | None = None) -> None:
+    def __init__(
+        self, db: Database, stock: StockHold | None = None, timeline: Sequence[TimelineSource] | None = None
+    ) -> None:
         self.db = db
         self.stock = stock  # None when the inventory capability is off: nothing is reserved
+        # Each capability's part of an order's timeline; the composition root hands in every one.
+        self._timeline = OrderTimeline(db, (OrderEventsTimeline(),) if timeline is None else timeline)
 
     async def place(self, cmd: PlaceOrder) -> Order:
         subtotal = sum(i.quantity * i.unit_price for i in cmd.items)
@@ -109,44 +112,6 @@ class OrderService:
                 query = query.where(Order.id < before_id)
             return list((await session.scalars(query)).all())
 
-    async def timeline(self, order_id: str) -> list[dict[str, Any]]:
-        """Everything that happened to an order, oldest first: events, webhooks, records."""
-        async with self.db.read() as session:
-            events = (await session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == order_id))).all()
-            hooks = (await session.scalars(select(WebhookEvent).where(WebhookEvent.order_id == order_id))).all()
-            disputes = (await session.scalars(select(Dispute).where(Dispute.order_id == order_id))).all()
-        entries = [
-            {
-                "at": e.created_at,
-                "kind": "event",
-                "type": e.type,
-                "id": e.id,
-                "ref": e.aggregate_id,
-                "summary": summarize_event(e.payload, e.type),
-            }
-            for e in events
-        ]
-        entries += [
-            {
-                "at": h.received_at,
-                "kind": "webhook",
-                "type": f"{h.provider}:{h.event_type}",
-                "id": h.id,
-                "ref": h.event_id,
-                "summary": f"status={h.status} attempts={h.attempts}",
-            }
-            for h in hooks
-        ]
-        entries += [
-            {
-                "at": d.created_at,
-                "kind": "dispute",
-                "type": f"{d.provider}:dispute",
-                "id": d.id,
-                "ref": d.provider_ref,
-                "summary": f"status={d.status} amount={d.amount} currency={d.currency} reason={d.reason}"
-                + (f" evidence_due_by={d.evidence_due_by}" if d.evidence_due_by is not None else ""),
-            }
-            for d in disputes
-        ]
-        return sorted(entries, key=lambda e: (e["at"], e["id"]))
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        """Everything that happened to an order, oldest first: each capability's part (orders.timeline)."""
+        return await self._timeline.entries(order_id)
