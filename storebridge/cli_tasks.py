@@ -16,6 +16,8 @@ from storebridge.config import Settings
 from storebridge.embedded import free_port, serve_in_thread
 from storebridge.events.bus import Event
 from storebridge.money import format_amount
+from storebridge.orders.events import EVENT_TYPES as ORDER_EVENT_TYPES
+from storebridge.payments.events import EVENT_TYPES as PAYMENT_EVENT_TYPES
 from storebridge.payments.events import PAYMENT_CAPTURED, PAYMENT_REQUIRES_ACTION
 
 __all__ = ["run_demo", "run_check", "DEMO_ORDER"]
@@ -64,7 +66,7 @@ def run_demo(
     async def remember(event: Event) -> None:
         received.append(event)
 
-    hub.bus.subscribe("demo", ("order.*", "payment.*"), remember)
+    hub.bus.subscribe("demo", (*ORDER_EVENT_TYPES, *PAYMENT_EVENT_TYPES), remember)
     with (
         serve_in_thread(app, port) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {hub.api_token}"}, timeout=30) as client,

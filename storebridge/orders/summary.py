@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
 from storebridge.money import format_amount
+from storebridge.payments.events import PAYMENT_AUTHORIZED, PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED
 
 __all__ = ["summarize_event"]
 
@@ -56,13 +58,17 @@ def _shortage(p: dict[str, Any]) -> str:
     return f"{p.get('sku')}{where}: {requested} requested, {p.get('available')} available"
 
 
+# A shortage is no longer recorded as an event (an order that cannot be reserved is refused); older hubs
+# recorded this type, and their rows keep their line on the timeline.
+_RETIRED_SHORTAGE = "inventory.shortage"
+
 _BY_TYPE: dict[str, Callable[[dict[str, Any]], str]] = {
-    "payment.authorized": _authorized,
-    "payment.captured": _moved("captured", "amount_captured"),
-    "payment.refunded": _moved("refunded", "amount_refunded"),
-    "payment.failed": _failed,
-    "inventory.level_changed": _level_changed,
-    "inventory.shortage": _shortage,
+    PAYMENT_AUTHORIZED.name: _authorized,
+    PAYMENT_CAPTURED.name: _moved("captured", "amount_captured"),
+    PAYMENT_REFUNDED.name: _moved("refunded", "amount_refunded"),
+    PAYMENT_FAILED.name: _failed,
+    INVENTORY_LEVEL_CHANGED.name: _level_changed,
+    _RETIRED_SHORTAGE: _shortage,
 }
 
 
