@@ -11,9 +11,10 @@ import asyncio
 import fnmatch
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import now
@@ -24,6 +25,8 @@ from storebridge.ids import new_id
 __all__ = ["BatchHandler", "Event", "EventHandler", "Subscriber", "EventBus", "deliver_to", "record_event"]
 
 log = structlog.get_logger("storebridge.events")
+
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,7 @@ class EventBus:
     def subscribe(
         self,
         name: str,
-        patterns: str | EventType | tuple[str | EventType, ...],
+        patterns: str | EventType[Any] | tuple[str | EventType[Any], ...],
         handler: EventHandler,
         *,
         timeout: float = 30.0,
@@ -119,8 +122,8 @@ async def deliver_to(sub: Subscriber, event: Event) -> str | None:
 
 def record_event(
     session: AsyncSession,
-    type: EventType,
-    payload: dict[str, Any],
+    type: EventType[P],
+    payload: P | dict[str, Any],
     *,
     aggregate_id: str | None = None,
     order_id: str | None = None,
@@ -128,8 +131,9 @@ def record_event(
 ) -> OutboxEvent:
     """Add an event of a declared type (storebridge.events.catalogue) to the outbox inside the caller's transaction.
 
-    Without an explicit `request_id` it takes the one bound to the log context, if any: that of
-    the API request (or webhook being applied) that caused the event."""
+    `payload`: the type's payload model (stored as its JSON dump), or a dict of the same shape from a
+    path that builds it by hand. Without an explicit `request_id` it takes the one bound to the log
+    context, if any: that of the API request (or webhook being applied) that caused the event."""
     if not isinstance(type, EventType):
         raise TypeError(f"record_event needs a declared EventType (storebridge.events.catalogue), not {type!r}")
     if type.is_family:
@@ -142,7 +146,7 @@ def record_event(
         type=type.name,
         aggregate_id=aggregate_id,
         order_id=order_id,
-        payload=payload,
+        payload=payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload,
         request_id=request_id,
         created_at=now(),
     )

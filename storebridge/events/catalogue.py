@@ -8,6 +8,9 @@ EVENT_MODULES, imported when it is called, never at import time of this module) 
 
 A name ending in `.*` declares a family (`webhook.*`: custom providers' events as
 `webhook.<provider>.<type>`); `EventType.member(suffix)` gives the concrete type to record.
+
+An `EventType[P]` is generic in its payload model: emitters build a `P` (`record_event` dumps it), so
+what is recorded is validated against the very model the published JSON Schema is derived from.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import fnmatch
 import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 __all__ = ["EventType", "Catalogue", "EVENT_MODULES", "load_catalogue"]
+
+P = TypeVar("P", bound=BaseModel)
 
 # Modules with an `EVENT_TYPES: tuple[EventType, ...]`, listed in the order the catalogue shows them.
 EVENT_MODULES: tuple[str, ...] = (
@@ -34,13 +39,13 @@ EVENT_MODULES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
-class EventType:
+class EventType(Generic[P]):
     """One event type: its name (`payment.captured`), what it reports, and the model of its payload
     (the `data` of outbound webhooks, `Event.payload` in process)."""
 
     name: str
     description: str
-    payload: type[BaseModel]
+    payload: type[P]
 
     def __str__(self) -> str:
         return self.name
@@ -49,7 +54,7 @@ class EventType:
     def is_family(self) -> bool:
         return self.name.endswith(".*")
 
-    def member(self, suffix: str) -> EventType:
+    def member(self, suffix: str) -> EventType[P]:
         """The concrete type `<family>.<suffix>` of a family (`webhook.*` -> `webhook.acme.order.paid`)."""
         if not self.is_family or not suffix:
             raise ValueError(f"{self.name!r} is not a family, or the suffix is empty")
@@ -66,23 +71,23 @@ class EventType:
 class Catalogue:
     """Event types by name; a name is declared once."""
 
-    def __init__(self, types: Iterable[EventType] = ()) -> None:
-        self._types: dict[str, EventType] = {}
+    def __init__(self, types: Iterable[EventType[Any]] = ()) -> None:
+        self._types: dict[str, EventType[Any]] = {}
         for t in types:
             self.add(t)
 
-    def add(self, event_type: EventType) -> None:
+    def add(self, event_type: EventType[Any]) -> None:
         if event_type.name in self._types:
             raise ValueError(f"event type {event_type.name!r} is declared twice")
         self._types[event_type.name] = event_type
 
-    def __iter__(self) -> Iterator[EventType]:
+    def __iter__(self) -> Iterator[EventType[Any]]:
         return iter(self._types.values())
 
     def __len__(self) -> int:
         return len(self._types)
 
-    def find(self, event_type: str) -> EventType | None:
+    def find(self, event_type: str) -> EventType[Any] | None:
         """The declared type of a recorded one: its exact name, else the family it belongs to."""
         found = self._types.get(event_type)
         if found is not None:

@@ -66,7 +66,7 @@ def _nested(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _section(t: EventType) -> str:
+def _section(t: EventType[Any]) -> str:
     schema = t.schema()
     defs = schema.get("$defs", {})
     lines = [f"## `{t.name}`", "", t.description, ""]

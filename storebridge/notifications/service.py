@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import structlog
@@ -38,6 +38,8 @@ from storebridge.notifications.events import (
     NOTIFICATION_DELIVERED,
     NOTIFICATION_FAILED,
     NOTIFICATION_SENT,
+    NotificationOutcomePayload,
+    NotificationPayload,
 )
 from storebridge.notifications.model import STATUS_RANK, Notification, SendgridEventSeen
 from storebridge.notifications.provider import MailProvider, MailRejected, MailUnavailable, OutgoingMail
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger("storebridge.notifications")
+
+N = TypeVar("N", bound=NotificationPayload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +153,20 @@ def order_view(order: Order) -> dict[str, Any]:
     }
 
 
-def _event_payload(n: Notification, **extra: Any) -> dict[str, Any]:
-    return {
-        "notification_id": n.id,
-        "order_id": n.order_id,
-        "kind": n.kind,
-        "status": n.status,
-        "provider": n.provider,
-        "provider_message_id": n.provider_message_id,
-        "attempts": n.attempts,
-        **extra,
-    }
+def _event_payload(shape: type[N], n: Notification, **extra: Any) -> N:
+    """The notification as it stands, in the payload model of the event that reports it (`shape`)."""
+    return shape.model_validate(
+        {
+            "notification_id": n.id,
+            "order_id": n.order_id,
+            "kind": n.kind,
+            "status": n.status,
+            "provider": n.provider,
+            "provider_message_id": n.provider_message_id,
+            "attempts": n.attempts,
+            **extra,
+        }
+    )
 
 
 class NotificationService:
@@ -300,8 +307,9 @@ class NotificationService:
         )
 
     @staticmethod
-    def _record(session: AsyncSession, event_type: EventType, n: Notification, **extra: Any) -> None:
-        record_event(session, event_type, _event_payload(n, **extra), aggregate_id=n.id, order_id=n.order_id)
+    def _record(session: AsyncSession, event_type: EventType[N], n: Notification, **extra: Any) -> None:
+        payload = _event_payload(event_type.payload, n, **extra)
+        record_event(session, event_type, payload, aggregate_id=n.id, order_id=n.order_id)
 
     # -- queries and operator actions -------------------------------------------------------
 
@@ -368,13 +376,8 @@ def sendgrid_event_handler() -> WebhookHandler:
                 n.detail = "spamreport: the recipient marked this message as spam"
             if target is not None and STATUS_RANK[target] > STATUS_RANK.get(n.status, 0):
                 n.status = target
-                record_event(
-                    session,
-                    _SG_EVENTS[event],
-                    _event_payload(n, reason=reason, sendgrid_event=event),
-                    aggregate_id=n.id,
-                    order_id=n.order_id,
-                )
+                outcome = _event_payload(NotificationOutcomePayload, n, reason=reason, sendgrid_event=event)
+                record_event(session, _SG_EVENTS[event], outcome, aggregate_id=n.id, order_id=n.order_id)
             order_id = order_id or n.order_id
         return order_id
 

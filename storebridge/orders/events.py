@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from storebridge.events.catalogue import EventType
 
-__all__ = ["OrderPlacedPayload", "OrderOverpaidPayload", "ORDER_PLACED", "ORDER_OVERPAID", "EVENT_TYPES"]
+__all__ = ["OrderedItem", "OrderPlacedPayload", "OrderOverpaidPayload", "ORDER_PLACED", "ORDER_OVERPAID", "EVENT_TYPES"]
 
 
 class OrderedItem(BaseModel):

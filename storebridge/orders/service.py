@@ -11,7 +11,7 @@ from storebridge.errors import NotFound
 from storebridge.events.bus import record_event
 from storebridge.ids import new_id
 from storebridge.orders.commands import PlaceOrder
-from storebridge.orders.events import ORDER_PLACED
+from storebridge.orders.events import ORDER_PLACED, OrderedItem, OrderPlacedPayload
 from storebridge.orders.model import LineItem, Order
 from storebridge.orders.stock import StockHold
 from storebridge.orders.summary import summarize_event
@@ -60,19 +60,14 @@ class OrderService:
             session.add(order)
             if self.stock is not None:  # the order and its stock commit together, or neither does
                 await self.stock.hold(session, order.id, [(i.sku, i.quantity) for i in cmd.items])
-            record_event(
-                session,
-                ORDER_PLACED,
-                {
-                    "order_id": order.id,
-                    "email": order.email,
-                    "currency": order.currency,
-                    "total": order.total,
-                    "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in cmd.items],
-                },
-                aggregate_id=order.id,
+            placed = OrderPlacedPayload(
                 order_id=order.id,
+                email=order.email,
+                currency=order.currency,
+                total=order.total,
+                items=[OrderedItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in cmd.items],
             )
+            record_event(session, ORDER_PLACED, placed, aggregate_id=order.id, order_id=order.id)
         return order
 
     async def get(self, order_id: str) -> tuple[Order, list[Payment], list[Refund]]:

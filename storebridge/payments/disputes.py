@@ -20,7 +20,7 @@ counts 0, since the merchant keeps that money.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,10 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storebridge.events.bus import record_event
 from storebridge.events.catalogue import EventType
 from storebridge.ids import new_id
-from storebridge.payments.events import PAYMENT_DISPUTE_CLOSED, PAYMENT_DISPUTE_UPDATED, PAYMENT_DISPUTED
+from storebridge.payments.events import (
+    PAYMENT_DISPUTE_CLOSED,
+    PAYMENT_DISPUTE_UPDATED,
+    PAYMENT_DISPUTED,
+    DisputePayload,
+)
 from storebridge.payments.model import Dispute, Payment
 from storebridge.payments.provider import ProviderDispute
-from storebridge.responses import iso8601
 from storebridge.webhooks.processor import RetryLater
 
 __all__ = [
@@ -61,22 +65,22 @@ def is_open(status: str) -> bool:
     return status not in CLOSED_STATUSES
 
 
-def dispute_event_payload(d: Dispute, payment: Payment) -> dict[str, Any]:
-    return {
-        "dispute_id": d.id,
-        "payment_id": d.payment_id,
-        "order_id": d.order_id,
-        "provider": d.provider,
-        "provider_ref": d.provider_ref,
-        "amount": d.amount,
-        "currency": d.currency,
-        "reason": d.reason,
-        "status": d.status,
-        "evidence_due_by": None if d.evidence_due_by is None else iso8601(d.evidence_due_by),
-        "funds_withdrawn": d.funds_withdrawn,
-        "funds_reinstated": d.funds_reinstated,
-        "amount_disputed": payment.amount_disputed,
-    }
+def dispute_event_payload(d: Dispute, payment: Payment) -> DisputePayload:
+    return DisputePayload(
+        dispute_id=d.id,
+        payment_id=d.payment_id,
+        order_id=d.order_id,
+        provider=d.provider,
+        provider_ref=d.provider_ref,
+        amount=d.amount,
+        currency=d.currency,
+        reason=d.reason,
+        status=d.status,
+        evidence_due_by=None if d.evidence_due_by is None else datetime.fromtimestamp(d.evidence_due_by, UTC),
+        funds_withdrawn=d.funds_withdrawn,
+        funds_reinstated=d.funds_reinstated,
+        amount_disputed=payment.amount_disputed,
+    )
 
 
 async def _payment_of(session: AsyncSession, provider: str, d: ProviderDispute) -> Payment:
@@ -124,7 +128,7 @@ async def apply_dispute(
     row = await session.scalar(
         select(Dispute).where(Dispute.provider == provider, Dispute.provider_ref == d.provider_ref)
     )
-    emitted: list[EventType] = []
+    emitted: list[EventType[DisputePayload]] = []
     if row is None:
         row = Dispute(
             id=new_id("dsp"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 from storebridge.events.catalogue import EventType
+from storebridge.responses import iso8601
 
 __all__ = [
     "PaymentPayload",
@@ -113,6 +115,11 @@ class DisputePayload(BaseModel):
     funds_withdrawn: bool
     funds_reinstated: bool
     amount_disputed: int = Field(description="what the payment's open or lost disputes hold, in minor units")
+
+    @field_serializer("evidence_due_by")
+    def _as_api_time(self, due: datetime | None) -> str | None:
+        # The API's one time format (milliseconds, `Z`), not pydantic's default.
+        return None if due is None else iso8601(due.timestamp())
 
 
 PAYMENT_AUTHORIZED = EventType("payment.authorized", "The payment's authorized amount grew.", PaymentDeltaPayload)

@@ -6,14 +6,14 @@ twice, or two states in either order, ends in the same payment and the same set 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.events.bus import record_event
 from storebridge.events.catalogue import EventType
-from storebridge.orders.events import ORDER_OVERPAID
+from storebridge.orders.events import ORDER_OVERPAID, OrderOverpaidPayload
 from storebridge.orders.model import Order
 from storebridge.payments.events import (
     PAYMENT_AUTHORIZED,
@@ -22,11 +22,14 @@ from storebridge.payments.events import (
     PAYMENT_FAILED,
     PAYMENT_REFUNDED,
     PAYMENT_REQUIRES_ACTION,
+    PaymentPayload,
 )
 from storebridge.payments.model import LIVE_STATUSES, Payment, derive_status
 from storebridge.payments.provider import ProviderPayment
 
 __all__ = ["apply_provider_state", "refresh_order_payment_status", "payment_event_payload", "next_action"]
+
+PP = TypeVar("PP", bound=PaymentPayload)
 
 # How far along a payment is, to pick the one that speaks for the order.
 _RANK = {
@@ -55,20 +58,23 @@ def next_action(p: Payment) -> dict[str, Any] | None:
     return None
 
 
-def payment_event_payload(p: Payment, **extra: Any) -> dict[str, Any]:
-    return {
-        "payment_id": p.id,
-        "order_id": p.order_id,
-        "provider": p.provider,
-        "provider_ref": p.provider_ref,
-        "currency": p.currency,
-        "amount": p.amount,
-        "amount_authorized": p.amount_authorized,
-        "amount_captured": p.amount_captured,
-        "amount_refunded": p.amount_refunded,
-        "status": p.status,
-        **extra,
-    }
+def payment_event_payload(shape: type[PP], p: Payment, **extra: Any) -> PP:
+    """The payment as it stands, in the payload model of the event that reports it (`shape`)."""
+    return shape.model_validate(
+        {
+            "payment_id": p.id,
+            "order_id": p.order_id,
+            "provider": p.provider,
+            "provider_ref": p.provider_ref,
+            "currency": p.currency,
+            "amount": p.amount,
+            "amount_authorized": p.amount_authorized,
+            "amount_captured": p.amount_captured,
+            "amount_refunded": p.amount_refunded,
+            "status": p.status,
+            **extra,
+        }
+    )
 
 
 def apply_provider_state(
@@ -100,7 +106,8 @@ def apply_provider_state(
     if payment.status not in LIVE_STATUSES:
         payment.live_order_id = None  # failed, canceled or refunded: the order may be paid anew
 
-    emitted: list[tuple[EventType, dict[str, Any]]] = []
+    # Each event type with what its payload adds to the payment's (its model is the payload's shape).
+    emitted: list[tuple[EventType[Any], dict[str, Any]]] = []
     if payment.amount_authorized > before_auth:
         emitted.append((PAYMENT_AUTHORIZED, {"delta": payment.amount_authorized - before_auth}))
     if payment.amount_captured > before_cap:
@@ -119,7 +126,7 @@ def apply_provider_state(
         record_event(
             session,
             event_type,
-            payment_event_payload(payment, **extra),
+            payment_event_payload(event_type.payload, payment, **extra),
             aggregate_id=payment.id,
             order_id=payment.order_id,
             request_id=request_id,
@@ -143,19 +150,14 @@ async def refresh_order_payment_status(session: AsyncSession, order_id: str) -> 
     if held > order.total:
         status = "overpaid"
         if order.payment_status != "overpaid":
-            record_event(
-                session,
-                ORDER_OVERPAID,
-                {
-                    "order_id": order.id,
-                    "currency": order.currency,
-                    "total": order.total,
-                    "amount_held": held,
-                    "overpaid_by": held - order.total,
-                    "payment_ids": [p.id for p in payments if p.amount_captured > p.amount_refunded],
-                },
-                aggregate_id=order.id,
+            overpaid = OrderOverpaidPayload(
                 order_id=order.id,
+                currency=order.currency,
+                total=order.total,
+                amount_held=held,
+                overpaid_by=held - order.total,
+                payment_ids=[p.id for p in payments if p.amount_captured > p.amount_refunded],
             )
+            record_event(session, ORDER_OVERPAID, overpaid, aggregate_id=order.id, order_id=order.id)
     order.payment_status = status
     return status

@@ -12,6 +12,7 @@ __all__ = [
     "FulfillmentStatus",
     "ShipmentPayload",
     "ShipmentCreatedPayload",
+    "LabelRate",
     "LabelPurchasedPayload",
     "ShipmentUpdatedPayload",
     "SHIPMENT_CREATED",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -30,7 +30,17 @@ from storebridge.integration import HealthStatus
 from storebridge.money import quote_to_minor
 from storebridge.orders.model import Order
 from storebridge.shipping.commands import Address, BuyLabel, CreateShipment
-from storebridge.shipping.events import SHIPMENT_CREATED, SHIPMENT_DELIVERED, SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
+from storebridge.shipping.events import (
+    SHIPMENT_CREATED,
+    SHIPMENT_DELIVERED,
+    SHIPMENT_LABEL_PURCHASED,
+    SHIPMENT_UPDATED,
+    LabelPurchasedPayload,
+    LabelRate,
+    ShipmentCreatedPayload,
+    ShipmentPayload,
+    ShipmentUpdatedPayload,
+)
 from storebridge.shipping.model import (
     TRACKING_TO_FULFILLMENT,
     Shipment,
@@ -46,6 +56,8 @@ from storebridge.shipping.settings import ShippoSettings
 __all__ = ["ShippingService", "ShipmentView", "LabelPurchase", "apply_label", "apply_tracking", "PAID_STATUSES"]
 
 log = structlog.get_logger("storebridge.shipping")
+
+S = TypeVar("S", bound=ShipmentPayload)
 
 PAID_STATUSES = frozenset({"captured", "partially_refunded"})
 
@@ -105,19 +117,23 @@ def _by_price(rates: list[ShipmentRate]) -> list[ShipmentRate]:
     return sorted(rates, key=lambda r: (Decimal(r.amount), r.estimated_days or 99))
 
 
-def _label_rate(rate_id: str, rate: ShipmentRate) -> dict[str, Any]:
-    return {"id": rate_id, "amount": quote_to_minor(rate.amount, rate.currency), "currency": rate.currency}
+def _label_rate(rate_id: str, rate: ShipmentRate) -> LabelRate:
+    return LabelRate(id=rate_id, amount=quote_to_minor(rate.amount, rate.currency), currency=rate.currency)
 
 
-def _shipment_event(shipment: Shipment) -> dict[str, Any]:
-    return {
-        "shipment_id": shipment.id,
-        "order_id": shipment.order_id,
-        "tracking_number": shipment.tracking_number,
-        "carrier": shipment.carrier,
-        "status": shipment.status,
-        "tracking_status": shipment.tracking_status,
-    }
+def _shipment_event(shape: type[S], shipment: Shipment, **extra: Any) -> S:
+    """The shipment as it stands, in the payload model of the event that reports it (`shape`)."""
+    return shape.model_validate(
+        {
+            "shipment_id": shipment.id,
+            "order_id": shipment.order_id,
+            "tracking_number": shipment.tracking_number,
+            "carrier": shipment.carrier,
+            "status": shipment.status,
+            "tracking_status": shipment.tracking_status,
+            **extra,
+        }
+    )
 
 
 async def apply_label(
@@ -146,12 +162,13 @@ async def apply_label(
     shipment.status = advance(shipment.status, "label_purchased")
     shipment.tracking_status = shipment.tracking_status or result.tracking_status
     await refresh_order_fulfillment(session, shipment.order_id)
-    payload = {
-        **_shipment_event(shipment),
-        "label_id": label.id,
-        "label_url": label.label_url,
-        "rate": _label_rate(label.rate_id, rate) if rate else None,
-    }
+    payload = _shipment_event(
+        LabelPurchasedPayload,
+        shipment,
+        label_id=label.id,
+        label_url=label.label_url,
+        rate=_label_rate(label.rate_id, rate) if rate else None,
+    )
     record_event(
         session,
         SHIPMENT_LABEL_PURCHASED,
@@ -192,9 +209,10 @@ async def apply_tracking(
     shipment.status, shipment.tracking_status = status, update.status
     await refresh_order_fulfillment(session, shipment.order_id)
     ids = {"aggregate_id": shipment.id, "order_id": shipment.order_id, "request_id": request_id}
-    record_event(session, SHIPMENT_UPDATED, {**_shipment_event(shipment), "details": update.status_details}, **ids)
+    updated = _shipment_event(ShipmentUpdatedPayload, shipment, details=update.status_details)
+    record_event(session, SHIPMENT_UPDATED, updated, **ids)
     if status == "delivered":
-        record_event(session, SHIPMENT_DELIVERED, _shipment_event(shipment), **ids)
+        record_event(session, SHIPMENT_DELIVERED, _shipment_event(ShipmentPayload, shipment), **ids)
     return True
 
 
@@ -335,7 +353,9 @@ class ShippingService:
             record_event(
                 session,
                 SHIPMENT_CREATED,
-                {"shipment_id": shipment.id, "order_id": order_id, "rates": len(rates), "items": items},
+                ShipmentCreatedPayload.model_validate(
+                    {"shipment_id": shipment.id, "order_id": order_id, "rates": len(rates), "items": items}
+                ),
                 aggregate_id=shipment.id,
                 order_id=order_id,
             )
