@@ -99,7 +99,9 @@ class OrderEventsTimeline:
     def _entry(e: OutboxEvent) -> TimelineEntry:
         line = summarize_event(e.payload, e.type)
         link = f"/admin/events/{e.id}"
-        return TimelineEntry(e.created_at, "event", e.id, e.type, e.type, line, line, ref=e.aggregate_id, link=link)
+        return TimelineEntry(
+            e.created_at, "event", e.id, e.type, title=e.type, detail=line, summary=line, ref=e.aggregate_id, link=link
+        )
 
 
 class OrderTimeline:

@@ -54,5 +54,13 @@ def _dispute(d: Dispute) -> TimelineEntry:
         f" evidence_due_by={d.evidence_due_by}" if d.evidence_due_by is not None else ""
     )
     return TimelineEntry(
-        d.created_at, "dispute", d.id, f"{d.provider}:dispute", "Dispute", detail, summary, d.status, d.provider_ref
+        d.created_at,
+        "dispute",
+        d.id,
+        f"{d.provider}:dispute",
+        title="Dispute",
+        detail=detail,
+        summary=summary,
+        status=d.status,
+        ref=d.provider_ref,
     )
