@@ -138,6 +138,8 @@ def record_event(
         raise TypeError(f"record_event needs a declared EventType (storebridge.events.catalogue), not {type!r}")
     if type.is_family:
         raise ValueError(f"record a member of {type.name!r} (EventType.member), not the family itself")
+    if isinstance(payload, BaseModel) and not isinstance(payload, type.payload):
+        raise TypeError(f"{type.name} carries {type.payload.__name__}, not {payload.__class__.__name__}")
     if request_id is None:
         bound = structlog.contextvars.get_contextvars().get("request_id")
         request_id = bound if isinstance(bound, str) else None

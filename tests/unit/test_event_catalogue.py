@@ -96,3 +96,46 @@ def test_record_event_takes_only_a_concrete_declared_type() -> None:
         record_event(session, "payment.captured", {})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="member"):
         record_event(session, CUSTOM_WEBHOOK, {})
+
+
+class _Session:
+    """Collects what record_event adds."""
+
+    def __init__(self) -> None:
+        self.added: list[Any] = []
+
+    def add(self, row: Any) -> None:
+        self.added.append(row)
+
+
+def test_record_event_stores_a_payload_model_as_its_json_and_refuses_another_model() -> None:
+    """A payload built as the type's model is stored as its JSON dump; a model of another type is refused."""
+    session: Any = _Session()
+    captured = PaymentDeltaPayload(
+        payment_id="pay_1",
+        order_id="ord_1",
+        provider="stripe",
+        provider_ref="pi_1",
+        currency="USD",
+        amount=2000,
+        amount_authorized=2000,
+        amount_captured=2000,
+        amount_refunded=0,
+        status="captured",
+        delta=2000,
+    )
+    row = record_event(session, PAYMENT_CAPTURED, captured, order_id="ord_1")
+    assert session.added == [row] and row.payload == captured.model_dump(mode="json")
+    assert row.type == "payment.captured" and row.payload["delta"] == 2000
+    sent = NotificationPayload(
+        notification_id="ntf_1",
+        order_id="ord_1",
+        kind="order_confirmation",
+        status="sent",
+        provider="smtp",
+        provider_message_id=None,
+        attempts=1,
+    )
+    with pytest.raises(TypeError, match="carries PaymentDeltaPayload, not NotificationPayload"):
+        record_event(session, PAYMENT_CAPTURED, sent)  # type: ignore[arg-type]
+    assert len(session.added) == 1
