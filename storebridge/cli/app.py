@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperArgument, TyperOption
 
+from storebridge.cli.terminal import make_console
 from storebridge.config import Settings, load_settings
 from storebridge.errors import ConfigError
-from storebridge.terminal import make_console
 
 if TYPE_CHECKING:
     from storebridge.api_token import ApiToken
@@ -202,7 +202,7 @@ def migrate() -> None:
 @app.command()
 def check() -> None:
     """Validate settings, the database and each enabled provider's health; print a table."""
-    from storebridge.cli_tasks import run_check
+    from storebridge.cli.tasks import run_check
 
     settings = _settings()
     _logging(settings)
@@ -220,7 +220,7 @@ def demo(
 ) -> None:
     """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline; then pay a
     second order with a 3-D Secure card (pm_card_threeDSecure2Required) through the sandbox's challenge page."""
-    from storebridge.cli_tasks import run_demo
+    from storebridge.cli.tasks import run_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("STOREBRIDGE_DATABASE_URL", database_url or f"sqlite:///{Path(tmp) / 'demo.db'}")
@@ -245,7 +245,7 @@ def sandbox(
     """Run one provider emulator alone."""
     import uvicorn
 
-    from storebridge.cli_sandbox import SANDBOXES, build_sandbox
+    from storebridge.cli.sandbox import SANDBOXES, build_sandbox
 
     if provider not in SANDBOXES:
         console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(SANDBOXES)}")
@@ -258,10 +258,10 @@ def sandbox(
 
 
 def _register_subcommands() -> None:
-    from storebridge.cli_webhooks import webhooks_app
-    from storebridge.inventory.cli import inventory_app
-    from storebridge.payments.cli import payments_app
-    from storebridge.shipping.cli import shipping_app
+    from storebridge.cli.inventory import inventory_app
+    from storebridge.cli.payments import payments_app
+    from storebridge.cli.shipping import shipping_app
+    from storebridge.cli.webhooks import webhooks_app
 
     if app.registered_groups:  # once per process
         return
