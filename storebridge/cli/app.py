@@ -280,13 +280,9 @@ def _without_type_names(command: Any) -> None:
     """Help shows what a parameter means, not its Python type: an option with a value gets an empty
     metavar, an argument's type an empty name, so Typer's help prints no `<str>`, `<int>` or `<float>`."""
     for param in command.params:
-        if (
-            isinstance(param, TyperOption)
-            and getattr(param, "metavar", "") is None
-            and not getattr(param, "is_flag", 1)
-        ):
+        if isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
             param.metavar = ""
-        elif isinstance(param, TyperArgument) and hasattr(param, "type"):  # Typer 0.29's arguments keep no type
+        elif isinstance(param, TyperArgument):
             plain = copy.copy(param.type)  # this parameter's own copy: parses as before, names no type
             setattr(plain, "get_metavar", lambda *_, **__: "")  # noqa: B010 - an instance attribute on purpose
             param.type = plain
