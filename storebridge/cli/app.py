@@ -258,6 +258,7 @@ def sandbox(
 
 
 def _register_subcommands() -> None:
+    from storebridge.cli.config import config_app
     from storebridge.cli.inventory import inventory_app
     from storebridge.cli.payments import payments_app
     from storebridge.cli.shipping import shipping_app
@@ -269,6 +270,7 @@ def _register_subcommands() -> None:
     app.add_typer(shipping_app, name="shipping")
     app.add_typer(inventory_app, name="inventory")
     app.add_typer(payments_app, name="payments")
+    app.add_typer(config_app, name="config")
 
 
 @app.callback()
