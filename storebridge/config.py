@@ -132,6 +132,8 @@ class Settings(_Base):
     """Subscribers `serve` and `worker` load: comma-separated `module:function` entries, each called once with the Hub
     before it starts; a bad entry stops the command (exit 2)."""
     custom_webhooks: tuple[CustomProvider, ...] = ()
+    """The custom webhook providers: parsed by load_settings from STOREBRIDGE_WEBHOOK_PROVIDERS and each one's
+    `<NAME>_WEBHOOK_SECRET` (no variable of its own)."""
     webhook_retention_days: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_RETENTION_DAYS")
     """Processed inbox rows older than this many days are pruned (dead ones never)."""
     reconcile_interval_seconds: float = Field(60.0, gt=0, validation_alias="STOREBRIDGE_RECONCILE_INTERVAL")
@@ -182,6 +184,7 @@ class Settings(_Base):
     """Reverse proxies (IPs or networks, comma-separated; `*` for any peer) whose X-Forwarded-For and X-Forwarded-Proto
     are believed. Empty: nobody's, so the client address (logs, the console's sign-in throttle) is the TCP peer."""
     stripe: StripeSettings = Field(default_factory=StripeSettings)
+    """Stripe's settings (`STRIPE_*`), read on their own by load_settings."""
 
     @field_validator("log_level")
     @classmethod
