@@ -36,17 +36,28 @@ def _check_prefix(value: SecretStr | None, prefixes: tuple[str, ...], what: str)
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=True, use_attribute_docstrings=True
+    )
 
 
 class StripeSettings(_Base):
     enabled: bool = Field(True, validation_alias="STRIPE_ENABLED")
+    """`false`: no Stripe payments, webhooks or sandbox."""
     secret_key: SecretStr | None = Field(None, validation_alias="STRIPE_SECRET_KEY")
+    """`sk_…` or `rk_…` from the Stripe Dashboard. Unset: Stripe calls go to the built-in sandbox."""
     publishable_key: SecretStr | None = Field(None, validation_alias="STRIPE_PUBLISHABLE_KEY")
+    """`pk_…` from the Stripe Dashboard."""
     webhook_secret: SecretStr | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET")
+    """The endpoint's signing secret (`whsec_…`); required with STRIPE_SECRET_KEY. Unset in sandbox mode: generated at
+    start-up."""
     webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="STRIPE_WEBHOOK_TOLERANCE")
+    """Seconds a signature's timestamp may be off."""
     api_base: str | None = Field(None, validation_alias="STRIPE_API_BASE")
+    """Point the adapter at another API base (e.g. a standalone `storebridge sandbox stripe`). Unset: Stripe's own (or
+    the mounted sandbox without a key)."""
     max_network_retries: int = Field(2, ge=0, le=10, validation_alias="STRIPE_MAX_NETWORK_RETRIES")
+    """Retries of a failed Stripe call by the SDK (409, 5xx and network errors; it obeys Stripe-Should-Retry)."""
 
     @field_validator("secret_key")
     @classmethod
@@ -79,53 +90,101 @@ class StripeSettings(_Base):
 
 
 class Settings(_Base):
-    # production: every enabled provider needs real credentials (no sandbox fallback) and /_sandbox is not served.
     env: Literal["development", "production"] = Field("development", validation_alias="STOREBRIDGE_ENV")
+    """`development`: a provider without credentials talks to its sandbox (with a log warning). `production`: every
+    enabled provider needs its real credentials (no sandbox fallback; start-up names what is missing) and nothing is
+    served under /_sandbox."""
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="STOREBRIDGE_DATABASE_URL")
+    """`sqlite:///path` or `postgresql://user@host/db` (`postgres://` and the async-driver forms are accepted too)."""
     redis_url: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_REDIS_URL")
-    # Redis Streams fan-out (used when STOREBRIDGE_REDIS_URL is set).
+    """Redis for event fan-out (scale-out): the outbox is published to a Redis Stream and each subscriber reads through
+    its own consumer group. Unset: events are dispatched from the database outbox."""
     redis_stream: str = Field("storebridge:events", min_length=1, validation_alias="STOREBRIDGE_REDIS_STREAM")
-    # Entries idle this long are taken over by another consumer: the 30 s handler timeout plus a margin.
+    """The Redis Stream events are published to (when STOREBRIDGE_REDIS_URL is set); a key name without spaces."""
     redis_claim_idle_seconds: float = Field(60.0, gt=0, validation_alias="STOREBRIDGE_REDIS_CLAIM_IDLE_SECONDS")
+    """Stream entries a consumer left pending this long are taken over by another one (XAUTOCLAIM): the 30 s handler
+    timeout plus a margin."""
     redis_stream_maxlen: int = Field(1_000_000, ge=1000, validation_alias="STOREBRIDGE_REDIS_STREAM_MAXLEN")
+    """Length the Redis Stream is trimmed to as events are published."""
     redis_repair_interval_seconds: float = Field(
         30.0, gt=0, validation_alias="STOREBRIDGE_REDIS_REPAIR_INTERVAL_SECONDS"
     )
-    # Events dispatched (created) this recently are re-published if Redis lost them before delivery.
+    """How often the repair job re-publishes from the outbox what a Redis restart lost."""
     redis_repair_window_seconds: float = Field(
         7 * 86400.0, gt=0, validation_alias="STOREBRIDGE_REDIS_REPAIR_WINDOW_SECONDS"
     )
+    """Events dispatched this recently (default 7 days) are re-published if Redis lost them before delivery."""
     api_token: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_API_TOKEN")
+    """Bearer token for the API, /metrics, the sandboxes' controls and the console's sign-in; it always wins. Unset:
+    the first `serve` generates one, prints it once and keeps it beside the SQLite database as `<database>.token`
+    (on PostgreSQL `./storebridge.token`)."""
     public_url: str | None = Field(None, validation_alias="STOREBRIDGE_PUBLIC_URL")
+    """The URL providers (and the sandboxes) reach this hub at: the base of every webhook URL. Unset:
+    `http://<host>:<port>` of `serve`; an https URL also marks the console's cookie Secure."""
     log_level: str = Field("INFO", validation_alias="STOREBRIDGE_LOG_LEVEL")
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     log_format: str = Field("json", validation_alias="STOREBRIDGE_LOG_FORMAT")
+    """`json` (structured logs, structlog) or `console` for humans."""
     webhook_providers: str = Field("", validation_alias="STOREBRIDGE_WEBHOOK_PROVIDERS")
-    # Subscribers `serve` and `worker` load: comma-separated `module:function`, each called with the Hub.
+    """Webhook providers by settings alone, `name:scheme` comma-separated (e.g. `acme:standard,legacy:plain`); each
+    reads its secret(s) from `<NAME>_WEBHOOK_SECRET`, comma-separated during a rotation."""
     plugins: str = Field("", validation_alias="STOREBRIDGE_PLUGINS")
+    """Subscribers `serve` and `worker` load: comma-separated `module:function` entries, each called once with the Hub
+    before it starts; a bad entry stops the command (exit 2)."""
     custom_webhooks: tuple[CustomProvider, ...] = ()
+    """The custom webhook providers: parsed by load_settings from STOREBRIDGE_WEBHOOK_PROVIDERS and each one's
+    `<NAME>_WEBHOOK_SECRET` (no variable of its own)."""
     webhook_retention_days: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_RETENTION_DAYS")
+    """Processed inbox rows older than this many days are pruned (dead ones never)."""
     reconcile_interval_seconds: float = Field(60.0, gt=0, validation_alias="STOREBRIDGE_RECONCILE_INTERVAL")
+    """Seconds between two runs of the reconciler (re-reads pending payments, catches up on missed Stripe events)."""
     reconcile_pending_after_seconds: float = Field(600.0, gt=0, validation_alias="STOREBRIDGE_RECONCILE_PENDING_AFTER")
+    """Seconds after which a pending payment is re-read from its provider by the reconciler."""
     webhook_max_body_bytes: int = Field(1024 * 1024, gt=0, validation_alias="STOREBRIDGE_WEBHOOK_MAX_BODY_BYTES")
+    """Largest webhook body stored; a larger one is answered 413."""
     webhook_max_attempts: int = Field(8, ge=1, validation_alias="STOREBRIDGE_WEBHOOK_MAX_ATTEMPTS")
+    """Processing attempts before a webhook is `dead` (replay it after fixing the cause)."""
     retry_base_seconds: float = Field(2.0, gt=0, validation_alias="STOREBRIDGE_RETRY_BASE_SECONDS")
+    """First backoff delay for stored work (webhooks, subscriber deliveries, e-mails); it grows up to
+    STOREBRIDGE_RETRY_MAX_SECONDS."""
     retry_max_seconds: float = Field(3600.0, gt=0, validation_alias="STOREBRIDGE_RETRY_MAX_SECONDS")
+    """Longest backoff delay for stored work."""
     worker_poll_seconds: float = Field(0.2, gt=0, validation_alias="STOREBRIDGE_WORKER_POLL_SECONDS")
-    # In-process worker: the share of the event loop it may take while webhooks are arriving in a burst.
+    """How long an idle worker waits before it looks for work again."""
     worker_burst_share: float = Field(0.2, gt=0, le=1, validation_alias="STOREBRIDGE_WORKER_BURST_SHARE")
+    """Share of the event loop the in-process worker takes while webhooks arrive in a burst (acknowledging comes first;
+    the inbox absorbs the burst and the worker drains it after)."""
     worker_lease_seconds: float = Field(300.0, gt=0, validation_alias="STOREBRIDGE_WORKER_LEASE_SECONDS")
+    """How long a worker's claim on inbox rows and outbox events lasts; after it another worker may take them over."""
     worker_batch_size: int = Field(100, gt=0, validation_alias="STOREBRIDGE_WORKER_BATCH_SIZE")
+    """Rows a worker claims at once."""
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias="STOREBRIDGE_HTTP_TIMEOUT")
+    """Timeout of each call to a provider's API."""
     allow_private_webhook_targets: bool = Field(False, validation_alias="STOREBRIDGE_ALLOW_PRIVATE_WEBHOOK_TARGETS")
+    """Allow outbound webhooks to loopback, private and link-local addresses (refused by default; metadata addresses
+    stay refused)."""
     outbound_timeout_seconds: float = Field(15.0, gt=0, validation_alias="STOREBRIDGE_OUTBOUND_TIMEOUT")
+    """Timeout of an outbound webhook request."""
     # The hub's HTTP server (storebridge.webhooks.http_limits): slow or idle clients are cut off.
     http_header_timeout_seconds: float = Field(20.0, gt=0, validation_alias="STOREBRIDGE_HTTP_HEADER_TIMEOUT")
+    """A request head must be complete this long after the connection opens or the previous answer; else 408 and the
+    connection is closed (an idle keep-alive connection is closed silently, and uvicorn's 5 s keep-alive timeout
+    usually comes first)."""
     http_body_timeout_seconds: float = Field(20.0, gt=0, validation_alias="STOREBRIDGE_HTTP_BODY_TIMEOUT")
+    """Longest gap between two reads of a request body; else 408 and closed (time the hub itself holds the body back
+    does not count)."""
     http_max_header_bytes: int = Field(64 * 1024, ge=1024, validation_alias="STOREBRIDGE_HTTP_MAX_HEADER_BYTES")
+    """Largest request head (request line and headers); a larger one is 431 and closed, never stored."""
     http_max_connections: int = Field(2048, ge=1, validation_alias="STOREBRIDGE_HTTP_MAX_CONNECTIONS")
-    # Forwarded headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from these peers.
+    """Open connections served at once; one more is answered 503 and closed at once. Keep it under the process's
+    open-file limit (`ulimit -n`) minus the database's and clients' files. uvicorn's `limit_concurrency` is not
+    used: it also counts running requests, refuses only once a head has arrived, and the fast webhook path bypasses
+    it."""
     trusted_proxies: str = Field("", validation_alias="STOREBRIDGE_TRUSTED_PROXIES")
+    """Reverse proxies (IPs or networks, comma-separated; `*` for any peer) whose X-Forwarded-For and X-Forwarded-Proto
+    are believed. Empty: nobody's, so the client address (logs, the console's sign-in throttle) is the TCP peer."""
     stripe: StripeSettings = Field(default_factory=StripeSettings)
+    """Stripe's settings (`STRIPE_*`), read on their own by load_settings."""
 
     @field_validator("log_level")
     @classmethod

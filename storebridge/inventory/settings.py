@@ -15,20 +15,36 @@ __all__ = ["InventorySettings", "load_inventory_settings"]
 
 
 class InventorySettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=True, use_attribute_docstrings=True
+    )
 
     enabled: bool = Field(True, validation_alias="INVENTORY_ENABLED")
+    """`false`: no external inventory system (no sync, webhooks or inventory sandbox)."""
     api_key: SecretStr | None = Field(None, validation_alias="INVENTORY_API_KEY")
+    """The external inventory system's API key. Unset: its built-in sandbox."""
     base_url: str | None = Field(None, validation_alias="INVENTORY_BASE_URL")
+    """The external inventory system's base URL (the guide's /stores/{storeId}/inventory API); required with
+    INVENTORY_API_KEY."""
     store_id: str = Field("store_default", min_length=1, validation_alias="INVENTORY_STORE_ID")
+    """The store's id in that system's paths."""
     webhook_secret: SecretStr | None = Field(None, validation_alias="INVENTORY_WEBHOOK_SECRET")
+    """Secret of POST /webhooks/inventory: `whsec_<base64>` for the standard scheme; required with INVENTORY_API_KEY."""
     webhook_scheme: Literal["standard", "plain"] = Field("standard", validation_alias="INVENTORY_WEBHOOK_SCHEME")
+    """`standard` (Standard Webhooks) or `plain` (the guide's hex HMAC-SHA256 of the raw body; the event id comes from
+    the body)."""
     webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="INVENTORY_WEBHOOK_TOLERANCE")
+    """Seconds a Standard Webhooks timestamp may be off."""
     batch_size: int = Field(50, ge=1, le=1000, validation_alias="INVENTORY_SYNC_BATCH_SIZE")
+    """Levels per batch sent by `storebridge inventory sync`."""
     concurrency: int = Field(16, ge=1, le=256, validation_alias="INVENTORY_SYNC_CONCURRENCY")
+    """Batches in flight at once during `storebridge inventory sync`."""
     sync_retry_rounds: int = Field(2, ge=0, le=20, validation_alias="INVENTORY_SYNC_RETRY_ROUNDS")
+    """Rounds in which `storebridge inventory sync` retries its failed batches."""
     reservation_ttl_seconds: float = Field(1800.0, ge=0, validation_alias="INVENTORY_RESERVATION_TTL")
+    """Seconds an order's stock reservation lasts before it expires and its units are released."""
     default_location: str = Field("default", min_length=1, validation_alias="INVENTORY_DEFAULT_LOCATION")
+    """The location an order line takes its units from first (then the others by location id)."""
 
     @field_validator("api_key", "webhook_secret")
     @classmethod

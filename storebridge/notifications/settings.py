@@ -14,29 +14,54 @@ __all__ = ["NotificationSettings", "load_notification_settings"]
 
 
 class NotificationSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=True, use_attribute_docstrings=True
+    )
 
     provider: Literal["sendgrid", "smtp"] = Field("sendgrid", validation_alias="NOTIFICATIONS_PROVIDER")
+    """`sendgrid` (without an API key: the sandbox mailbox at /_sandbox/sendgrid/messages) or `smtp`."""
     enabled: bool = Field(True, validation_alias="SENDGRID_ENABLED")
+    """`false`: no e-mail through SendGrid (and no SendGrid sandbox)."""
     api_key: SecretStr | None = Field(None, validation_alias="SENDGRID_API_KEY")
+    """`SG.…` from the SendGrid console. Unset: mail goes to the built-in sandbox."""
     api_base: str | None = Field(None, validation_alias="SENDGRID_API_BASE")
+    """Point the adapter at another API base. Unset: SendGrid's own (or the mounted sandbox without a key)."""
     from_email: str = Field("orders@storebridge.local", validation_alias="DEFAULT_FROM_EMAIL")
+    """The sender address of every e-mail."""
     from_name: str | None = Field(None, validation_alias="DEFAULT_FROM_NAME")
+    """The sender's display name."""
     order_confirmation_template: str | None = Field(None, validation_alias="SENDGRID_ORDER_CONFIRMATION_TEMPLATE")
+    """A SendGrid dynamic template id for the order confirmation. Unset: the built-in template."""
     shipping_template: str | None = Field(None, validation_alias="SENDGRID_SHIPPING_TEMPLATE")
+    """A SendGrid dynamic template id for the shipping notice. Unset: the built-in template."""
     refund_template: str | None = Field(None, validation_alias="SENDGRID_REFUND_TEMPLATE")
+    """A SendGrid dynamic template id for the refund notice. Unset: the built-in template."""
     webhook_public_key: SecretStr | None = Field(None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
+    """The Event Webhook's ECDSA verification key; POST /webhooks/sendgrid then records delivered, bounce, dropped,
+    deferred and spam reports."""
     webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="SENDGRID_WEBHOOK_TOLERANCE")
+    """Seconds an Event Webhook's timestamp may be off."""
     smtp_host: str = Field("localhost", validation_alias="SMTP_HOST")
+    """SMTP server (NOTIFICATIONS_PROVIDER=smtp)."""
     smtp_port: int = Field(25, gt=0, lt=65536, validation_alias="SMTP_PORT")
+    """SMTP server port."""
     smtp_user: str | None = Field(None, validation_alias="SMTP_USER")
+    """SMTP login. Unset: no authentication."""
     smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    """SMTP password."""
     smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
+    """Upgrade the connection with STARTTLS (set this or SMTP_TLS, not both)."""
     smtp_tls: bool = Field(False, validation_alias="SMTP_TLS")
+    """Connect over TLS from the start (implicit TLS, usually port 465)."""
     smtp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT")
+    """Timeout of an SMTP exchange."""
     templates_dir: str | None = Field(None, validation_alias="NOTIFICATIONS_TEMPLATES_DIR")
+    """A folder of Jinja2 templates (HTML and text) that override the built-in ones in
+    storebridge/notifications/templates/."""
     locale: str = Field("en", validation_alias="NOTIFICATIONS_LOCALE")
+    """Locale for amounts in e-mails (Babel; always exactly the currency's ISO digits), e.g. `en`, `en_US`, `de_DE`."""
     max_attempts: int = Field(8, ge=1, validation_alias="NOTIFICATIONS_MAX_ATTEMPTS")
+    """Send attempts per e-mail before it is failed."""
 
     @field_validator("api_key")
     @classmethod

@@ -15,16 +15,29 @@ API_BASES = {"sandbox": "https://api-m.sandbox.paypal.com", "live": "https://api
 
 
 class PayPalSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=True, use_attribute_docstrings=True
+    )
 
     enabled: bool = Field(True, validation_alias="PAYPAL_ENABLED")
+    """`false`: no PayPal payments, webhooks or sandbox."""
     client_id: str | None = Field(None, validation_alias="PAYPAL_CLIENT_ID")
+    """The REST app's client id. Unset: PayPal calls go to the built-in sandbox."""
     client_secret: SecretStr | None = Field(None, validation_alias="PAYPAL_CLIENT_SECRET")
+    """The REST app's client secret; required with PAYPAL_CLIENT_ID."""
     environment: Literal["sandbox", "live"] = Field("sandbox", validation_alias="PAYPAL_ENVIRONMENT")
+    """Which PayPal API: `sandbox` (api-m.sandbox.paypal.com) or `live` (api-m.paypal.com)."""
     webhook_id: str | None = Field(None, validation_alias="PAYPAL_WEBHOOK_ID")
+    """The webhook's id from the PayPal developer dashboard (part of what PayPal signs); required with
+    PAYPAL_CLIENT_ID."""
     verify_mode: Literal["offline", "api"] = Field("offline", validation_alias="PAYPAL_VERIFY_MODE")
+    """`offline`: check the SHA256withRSA signature with the certificate fetched only from PayPal's own hosts (cached,
+    validity and chain checked); `api`: ask PayPal's verify-webhook-signature."""
     webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="PAYPAL_WEBHOOK_TOLERANCE")
+    """Seconds a webhook's transmission time may be off."""
     api_base: str | None = Field(None, validation_alias="PAYPAL_API_BASE")
+    """Point the adapter at another API base (e.g. a standalone `storebridge sandbox paypal`). Unset: the one
+    PAYPAL_ENVIRONMENT names."""
 
     @model_validator(mode="after")
     def _credentials_come_together(self) -> PayPalSettings:

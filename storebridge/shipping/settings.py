@@ -15,26 +15,48 @@ _KEY_PREFIXES = ("shippo_live_", "shippo_test_")
 
 
 class ShippoSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=True, use_attribute_docstrings=True
+    )
 
     enabled: bool = Field(True, validation_alias="SHIPPO_ENABLED")
+    """`false`: no labels, tracking webhooks or Shippo sandbox."""
     api_key: SecretStr | None = Field(None, validation_alias="SHIPPO_API_KEY")
+    """`shippo_live_…` or `shippo_test_…` from the Shippo app. Unset: calls go to the built-in sandbox."""
     webhook_token: SecretStr | None = Field(None, validation_alias="SHIPPO_WEBHOOK_TOKEN")
+    """A random string (16 characters or more); register `https://<hub>/webhooks/shippo?token=<it>` in Shippo. Compared
+    in constant time, never stored; required with SHIPPO_API_KEY."""
     webhook_hmac_secret: SecretStr | None = Field(None, validation_alias="SHIPPO_WEBHOOK_HMAC_SECRET")
+    """Also check an HMAC signature header on Shippo webhooks (16 characters or more; the header format is unconfirmed
+    against Shippo's live webhooks)."""
     webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="SHIPPO_WEBHOOK_TOLERANCE")
+    """Seconds an HMAC-signed webhook's timestamp may be off."""
     api_base: str | None = Field(None, validation_alias="SHIPPO_API_BASE")
-    carriers: str = Field("", validation_alias="SHIPPO_CARRIERS")  # carrier account object_ids, comma-separated
+    """Point the adapter at another API base. Unset: Shippo's own (or the mounted sandbox without a key)."""
+    carriers: str = Field("", validation_alias="SHIPPO_CARRIERS")
+    """Carrier account object_ids to ask for rates, comma-separated. Empty: every carrier on the account."""
     label_file_type: str = Field("PDF", validation_alias="SHIPPO_LABEL_FILE_TYPE")
+    """Label format: PDF, PDF_4x6, PDF_4x8, PDF_A4, PDF_A5, PDF_A6, PNG or ZPLII."""
     from_name: str = Field("storebridge warehouse", validation_alias="SHIPPO_FROM_NAME")
+    """Default from-address: name."""
     from_company: str | None = Field(None, validation_alias="SHIPPO_FROM_COMPANY")
+    """Default from-address: company."""
     from_street1: str = Field("215 Clayton St.", validation_alias="SHIPPO_FROM_STREET1")
+    """Default from-address: street, first line."""
     from_street2: str | None = Field(None, validation_alias="SHIPPO_FROM_STREET2")
+    """Default from-address: street, second line."""
     from_city: str = Field("San Francisco", validation_alias="SHIPPO_FROM_CITY")
+    """Default from-address: city."""
     from_state: str | None = Field("CA", validation_alias="SHIPPO_FROM_STATE")
+    """Default from-address: state or region."""
     from_zip: str = Field("94117", validation_alias="SHIPPO_FROM_ZIP")
+    """Default from-address: postal code."""
     from_country: str = Field("US", validation_alias="SHIPPO_FROM_COUNTRY")
+    """Default from-address: ISO 3166-1 alpha-2 country code."""
     from_phone: str | None = Field(None, validation_alias="SHIPPO_FROM_PHONE")
+    """Default from-address: phone number."""
     from_email: str | None = Field(None, validation_alias="SHIPPO_FROM_EMAIL")
+    """Default from-address: e-mail address."""
 
     @field_validator("api_key")
     @classmethod

@@ -173,7 +173,7 @@ def test_cli_sync_shows_progress_and_a_summary_then_pull_applies_differences(inv
     from rich.console import Console
     from typer.testing import CliRunner
 
-    from storebridge.inventory.cli import inventory_app
+    from storebridge.cli.inventory import inventory_app
 
     adjustments = [{"sku": f"CLI-{i:03d}", "stocked": i} for i in range(120)]
     inv_hub.client.post("/inventory/adjustments", json={"adjustments": adjustments}).raise_for_status()

@@ -1,4 +1,5 @@
-"""The README's "Library use" example runs as written against the Stripe sandbox (so it cannot drift)."""
+"""The library example (docs/library.md, linked from the README) runs as written against the Stripe sandbox (so it
+cannot drift)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from pathlib import Path
 from storebridge.sandbox.stripe import StripeSandbox
 from tests.support.servers import serve_in_thread
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+LIBRARY_DOC = Path(__file__).resolve().parents[2] / "docs" / "library.md"
 
 
 def library_example() -> str:
-    """The first ```python block after the "## Library use" heading."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Library use") :]
+    """The first ```python block after the "# Library use" heading."""
+    text = LIBRARY_DOC.read_text(encoding="utf-8")
+    section = text[text.index("# Library use") :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "README.md's Library use section has no python block"
+    assert match, "docs/library.md's Library use section has no python block"
     return match.group(1)
 
 

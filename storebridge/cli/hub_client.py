@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import httpx
 import typer
 
-from storebridge.terminal import make_console
+from storebridge.cli.terminal import make_console
 
 __all__ = ["hub_client", "fail"]
 

@@ -54,7 +54,7 @@ def run_demo(
 ) -> int:
     """Pay an order with Stripe's sandbox; where shipping and e-mail are built, ship it and show the mail; then
     pay a second order with a 3-D Secure card through the sandbox's challenge page."""
-    from storebridge.cli_demo_steps import save_mailbox, sca_payment, ship_to_delivered
+    from storebridge.cli.demo import save_mailbox, sca_payment, ship_to_delivered
 
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from storebridge.admin.render import pretty_body
+from storebridge.cli.terminal import iso_time
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.errors import NotFound, StorebridgeError
-from storebridge.terminal import iso_time
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
 from storebridge.webhooks.queries import InboxFilter, InboxQueries, attempt_causes, webhook_out
 

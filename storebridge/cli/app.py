@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperArgument, TyperOption
 
+from storebridge.cli.terminal import make_console
 from storebridge.config import Settings, load_settings
 from storebridge.errors import ConfigError
-from storebridge.terminal import make_console
 
 if TYPE_CHECKING:
     from storebridge.api_token import ApiToken
@@ -202,7 +202,7 @@ def migrate() -> None:
 @app.command()
 def check() -> None:
     """Validate settings, the database and each enabled provider's health; print a table."""
-    from storebridge.cli_tasks import run_check
+    from storebridge.cli.tasks import run_check
 
     settings = _settings()
     _logging(settings)
@@ -220,7 +220,7 @@ def demo(
 ) -> None:
     """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline; then pay a
     second order with a 3-D Secure card (pm_card_threeDSecure2Required) through the sandbox's challenge page."""
-    from storebridge.cli_tasks import run_demo
+    from storebridge.cli.tasks import run_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("STOREBRIDGE_DATABASE_URL", database_url or f"sqlite:///{Path(tmp) / 'demo.db'}")
@@ -245,7 +245,7 @@ def sandbox(
     """Run one provider emulator alone."""
     import uvicorn
 
-    from storebridge.cli_sandbox import SANDBOXES, build_sandbox
+    from storebridge.cli.sandbox import SANDBOXES, build_sandbox
 
     if provider not in SANDBOXES:
         console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(SANDBOXES)}")
@@ -258,10 +258,11 @@ def sandbox(
 
 
 def _register_subcommands() -> None:
-    from storebridge.cli_webhooks import webhooks_app
-    from storebridge.inventory.cli import inventory_app
-    from storebridge.payments.cli import payments_app
-    from storebridge.shipping.cli import shipping_app
+    from storebridge.cli.config import config_app
+    from storebridge.cli.inventory import inventory_app
+    from storebridge.cli.payments import payments_app
+    from storebridge.cli.shipping import shipping_app
+    from storebridge.cli.webhooks import webhooks_app
 
     if app.registered_groups:  # once per process
         return
@@ -269,6 +270,7 @@ def _register_subcommands() -> None:
     app.add_typer(shipping_app, name="shipping")
     app.add_typer(inventory_app, name="inventory")
     app.add_typer(payments_app, name="payments")
+    app.add_typer(config_app, name="config")
 
 
 @app.callback()
@@ -280,13 +282,9 @@ def _without_type_names(command: Any) -> None:
     """Help shows what a parameter means, not its Python type: an option with a value gets an empty
     metavar, an argument's type an empty name, so Typer's help prints no `<str>`, `<int>` or `<float>`."""
     for param in command.params:
-        if (
-            isinstance(param, TyperOption)
-            and getattr(param, "metavar", "") is None
-            and not getattr(param, "is_flag", 1)
-        ):
+        if isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
             param.metavar = ""
-        elif isinstance(param, TyperArgument) and hasattr(param, "type"):  # Typer 0.29's arguments keep no type
+        elif isinstance(param, TyperArgument):
             plain = copy.copy(param.type)  # this parameter's own copy: parses as before, names no type
             setattr(plain, "get_metavar", lambda *_, **__: "")  # noqa: B010 - an instance attribute on purpose
             param.type = plain

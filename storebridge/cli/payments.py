@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from storebridge.hub_client import fail, hub_client
+from storebridge.cli.hub_client import fail, hub_client
+from storebridge.cli.terminal import make_console
 from storebridge.money import format_amount
-from storebridge.terminal import make_console
 
 __all__ = ["payments_app"]
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import typer
 
-from storebridge.hub_client import fail, hub_client
-from storebridge.terminal import make_console
+from storebridge.cli.hub_client import fail, hub_client
+from storebridge.cli.terminal import make_console
 
 __all__ = ["shipping_app"]
 
