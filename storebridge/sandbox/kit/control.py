@@ -65,7 +65,10 @@ class _Controls:
             try:
                 data = await read_json_object(request)
                 if "seed" in data:  # makes probabilistic rules repeatable
-                    self.faults.reseed(data.pop("seed"))
+                    seed = data.pop("seed")
+                    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                        raise ControlError("seed must be an integer or null.", "seed")
+                    self.faults.reseed(seed)
                 if data:
                     self.faults.add(parse_fault(data))
             except ControlError as exc:

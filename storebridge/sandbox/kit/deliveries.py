@@ -151,9 +151,10 @@ class DeliverySender:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         delivery.attempts += 1
-        headers = {"Content-Type": "application/json", **delivery.sign(delivery.body)}
+        headers = httpx.Headers({"Content-Type": "application/json"})
         if self.user_agent:
-            headers.setdefault("User-Agent", self.user_agent)
+            headers["User-Agent"] = self.user_agent
+        headers.update(delivery.sign(delivery.body))  # case-insensitive: the signer's own headers win
         record: dict[str, Any] = {
             "delivery_id": delivery.id,
             "event_id": delivery.event_id,

@@ -83,6 +83,7 @@ class Emulator:
     ) -> None:
         self.webhooks = WebhookTarget(webhook_url)
         self.faults = Faults()
+        self.calls = 0  # API calls received, faulted ones included (counted before any injected delay)
         self.sender = DeliverySender(retry_delays=retry_delays, initial_delay=initial_delay, user_agent=user_agent)
         self._app: Starlette | None = None
 
@@ -179,6 +180,7 @@ class Emulator:
 
     def _faulted(self, endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
+            self.calls += 1
             hits = self.faults.take(request.method, path_in_mount(request))
             if not hits:
                 return await endpoint(request)

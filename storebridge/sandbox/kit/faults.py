@@ -57,8 +57,14 @@ def _number(data: dict[str, Any], name: str, default: float, *, low: float, high
     return float(value)
 
 
+_FIELDS = frozenset(Fault.__dataclass_fields__)
+
+
 def parse_fault(data: dict[str, Any]) -> Fault:
-    """A rule from a `POST /_control/faults` body; ControlError names the first bad field."""
+    """A rule from a `POST /_control/faults` body; ControlError names the first bad or unknown field."""
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise ControlError(f"Unknown fault field(s): {', '.join(unknown)}.", unknown[0])
     prefix, status, count = data.get("path_prefix", "/"), data.get("status", 503), data.get("count", 1)
     if not isinstance(prefix, str):
         raise ControlError("path_prefix must be a string.", "path_prefix")
