@@ -15,6 +15,7 @@ webhook target. State lives on the instance; `to_dict`/`from_dict` (each emulato
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def path_in_mount(request: Request) -> str:
     return path
 
 
-class Emulator:
+class Emulator(ABC):
     """One provider emulator: subclasses give the route table and shape injected errors."""
 
     def __init__(
@@ -89,8 +90,9 @@ class Emulator:
 
     # -- what each emulator declares -------------------------------------------------------
 
+    @abstractmethod
     def route_table(self) -> RouteTable:
-        raise NotImplementedError
+        """The emulator's routes (see the module docstring); called once, when `app` is first built."""
 
     def fault_response(self, fault: Fault, request: Request) -> Response:
         """The error an injected fault answers with; emulators answer in their provider's shape."""
