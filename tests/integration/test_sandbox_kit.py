@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -19,7 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from storebridge.sandbox.inventory import InventorySandbox
 from storebridge.sandbox.kit import ApiRoute, Emulator, RouteTable
+from storebridge.sandbox.paypal import PayPalSandbox
+from storebridge.sandbox.sendgrid import SendGridSandbox
+from storebridge.sandbox.shippo import ShippoSandbox
+from storebridge.sandbox.stripe import StripeSandbox
 from tests.support.servers import serve_in_thread
 
 SECRET = b"kit-secret"
@@ -283,5 +288,39 @@ def test_wait_times_out_with_504_while_a_delivery_is_pending() -> None:
             assert answer.status_code == 504 and answer.json() == {"in_flight": 1}
             await things.aclose()
             await things.wait_for_deliveries(0.1)
+
+    asyncio.run(go())
+
+
+def _emulators() -> list[tuple[Emulator, str, str, Callable[[httpx.Response], object]]]:
+    """Each emulator, an API call, and what its provider's error body says (its own shape)."""
+    paypal = PayPalSandbox(base_url="http://x", webhook_url=None, webhook_id="W", client_id="c", client_secret="s")
+    return [
+        (
+            StripeSandbox(webhook_url=None, webhook_secret="whsec_x"),
+            "GET",
+            "/v1/balance",
+            lambda r: r.json()["error"]["type"],
+        ),
+        (paypal, "GET", "/v2/checkout/orders/O1", lambda r: r.json()["name"]),
+        (ShippoSandbox(webhook_url=None), "GET", "/shipments/s1", lambda r: r.json()["detail"][:14]),
+        (SendGridSandbox(webhook_url=None), "POST", "/v3/mail/send", lambda r: r.json()["errors"][0]["message"][:14]),
+        (InventorySandbox(), "GET", "/stores/s/health", lambda r: r.json()["error"]["code"]),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5), ids=["stripe", "paypal", "shippo", "sendgrid", "inventory"])
+def test_every_emulator_has_the_kit_controls_and_answers_faults_in_its_providers_shape(index: int) -> None:
+    """A 503 rule on any emulator answers in that provider's error shape; deliveries and webhooks controls exist."""
+    expected = ["api_error", "SERVICE_UNAVAILABLE", "Injected fault", "Injected fault", "unavailable"][index]
+    emulator, method, path, shape = _emulators()[index]
+
+    async def go() -> None:
+        async with _client(emulator) as http:
+            assert (await http.post("/_control/faults", json={"status": 503, "path_prefix": path})).status_code == 200
+            answer = await http.request(method, path)
+            assert answer.status_code == 503 and shape(answer) == expected
+            assert (await http.get("/_control/deliveries")).json() == {"object": "list", "data": [], "in_flight": 0}
+            assert (await http.get("/_control/webhooks")).json()["enabled"] is True
 
     asyncio.run(go())
