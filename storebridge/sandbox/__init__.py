@@ -1,6 +1,8 @@
 """Provider emulators ("sandboxes") that the official SDKs can talk to over HTTP, for tests and demos.
 
-Import the submodules directly, e.g. `from storebridge.sandbox.stripe import StripeSandbox`.
+Every emulator is its state machine plus its routes on one kit (`kit/`): a route table, one fault model,
+one signed-delivery sender with retries, one control API (`/_control/faults`, `/_control/deliveries`,
+`/_control/webhooks`). Import the submodules directly, e.g. `from storebridge.sandbox.stripe import StripeSandbox`.
 """
 
 __all__: list[str] = []

@@ -8,14 +8,15 @@
     DELETE /stores/{store}/inventory/release/{id}
 
 `Idempotency-Key` is honoured on POSTs (the stored answer is replayed; the same key with another body
-is a 422). Test controls: POST `/_control/faults` {latency, error_rate, rate_limit_rate, fail_skus, seed},
-POST `/_control/levels` {sku, quantity, location_id} (sets a level and sends a signed `inventory.updated`
-webhook), GET `/_control/state`. Mount `.app` anywhere or serve it alone; all state is in memory.
+is a 422). Built on the sandbox kit: `latency`, `error_rate` and `rate_limit_rate` are standing fault rules
+(`/_control/faults` adds others), webhooks go through the kit's sender (no retries: `send_update` reports the
+one answer). Its own controls: POST `/_control/levels` {sku, quantity, location_id} (sets a level and sends a
+signed `inventory.updated` webhook), POST `/_control/rejections` {skus} (syncs naming them are refused),
+GET `/_control/state`. Mount `.app` anywhere or serve it alone; all state is in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import random
@@ -25,14 +26,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from storebridge.webhooks.verify import sign_plain, sign_standard
+
+from .kit import ApiRoute, ControlError, Emulator, Fault, RouteTable, control_error, read_json_object
 
 __all__ = ["InventorySandbox"]
 
@@ -53,7 +54,7 @@ class _Refused(Exception):
         self.response = response
 
 
-class InventorySandbox:
+class InventorySandbox(Emulator):
     """The emulator: `app` answers the guide's API; `inventory.updated` webhooks go to `webhook_url`."""
 
     def __init__(
@@ -65,25 +66,68 @@ class InventorySandbox:
         api_key: str | None = None,
         latency: float = 0.0,
     ) -> None:
-        self.webhook_url = webhook_url
+        super().__init__(webhook_url=webhook_url, retry_delays=())
         self.webhook_secret = webhook_secret
         self.webhook_scheme = webhook_scheme
         self.api_key = api_key
-        self.latency = latency
-        self.error_rate = 0.0
-        self.rate_limit_rate = 0.0
+        # Standing rules, in this order: one roll per call, so a 429 and a 503 never hit the same call.
+        self._rate_limit_rule = self.faults.add(Fault(status=429, count=None, probability=0.0, retry_after=0))
+        self._error_rule = self.faults.add(Fault(status=503, count=None, probability=0.0))
+        self._latency_rule = self.faults.add(Fault(status=None, count=None, delay=latency))
         self.fail_skus: set[str] = set()
-        self.rng = random.Random(0)
         self.levels: dict[str, dict[tuple[str, str], int]] = {}  # store -> (sku, location) -> quantity
         self.reservations: dict[str, dict[str, Any]] = {}
         self.applied: Counter[str] = Counter()  # sku -> times a sync actually applied it
-        self.requests = 0
-        self.faults_served = 0
         self.replays = 0  # requests answered from the idempotency store
-        self.deliveries: list[dict[str, Any]] = []
         self._idempotent: dict[str, tuple[str, int, str]] = {}  # key -> (body hash, status, answer)
-        self._client: httpx.AsyncClient | None = None
-        self._app: Starlette | None = None
+
+    # -- the standing faults, as attributes (tests and the benchmark set them) -----------------
+
+    def _standing(self, rule: Fault) -> Fault:
+        if not any(live is rule for live in self.faults.rules):  # cleared through /_control/faults
+            self.faults.add(rule)
+        return rule
+
+    @property
+    def latency(self) -> float:
+        return self._latency_rule.delay
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._standing(self._latency_rule).delay = seconds
+
+    @property
+    def error_rate(self) -> float:
+        return self._error_rule.probability
+
+    @error_rate.setter
+    def error_rate(self, rate: float) -> None:
+        self._standing(self._error_rule).probability = rate
+
+    @property
+    def rate_limit_rate(self) -> float:
+        return self._rate_limit_rule.probability
+
+    @rate_limit_rate.setter
+    def rate_limit_rate(self, rate: float) -> None:
+        self._standing(self._rate_limit_rule).probability = rate
+
+    @property
+    def rng(self) -> random.Random:
+        return self.faults.rng
+
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self.faults.rng = rng
+
+    @property
+    def requests(self) -> int:
+        """API calls received, faulted ones included."""
+        return self.calls
+
+    @property
+    def faults_served(self) -> int:
+        return self.faults.served
 
     def to_dict(self) -> dict[str, Any]:
         """Stock levels per store, reservations and applied-sync counts, JSON-ready."""
@@ -100,13 +144,7 @@ class InventorySandbox:
         self.reservations = dict(data.get("reservations", {}))
         self.applied = Counter(data.get("applied", {}))
 
-    @property
-    def app(self) -> Starlette:
-        if self._app is None:
-            self._app = self._build()
-        return self._app
-
-    def _build(self) -> Starlette:
+    def route_table(self) -> RouteTable:
         api: list[tuple[str, str, Handler]] = [
             ("GET", "/stores/{store}/health", self._health),
             ("POST", "/stores/{store}/inventory/sync", self._sync),
@@ -115,36 +153,32 @@ class InventorySandbox:
             ("POST", "/stores/{store}/inventory", self._set_level),
             ("GET", "/stores/{store}/inventory", self._list_levels),
         ]
-        routes = [Route(path, self._guard(handler), methods=[method]) for method, path, handler in api]
-        routes += [
-            Route("/_control/faults", self._control_faults, methods=["POST"]),
-            Route("/_control/levels", self._control_levels, methods=["POST"]),
-            Route("/_control/state", self._control_state, methods=["GET"]),
-        ]
-        return Starlette(routes=routes)
+        return RouteTable(
+            api=[ApiRoute(method, path, self._guard(handler)) for method, path, handler in api],
+            controls=[
+                Route("/_control/levels", self._control_levels, methods=["POST"]),
+                Route("/_control/rejections", self._control_rejections, methods=["GET", "POST"]),
+                Route("/_control/state", self._control_state, methods=["GET"]),
+            ],
+        )
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def fault_response(self, fault: Fault, request: Request) -> Response:
+        """An injected error in the inventory API's shape: 429 rate_limited, 503 unavailable, or the status."""
+        assert fault.status is not None
+        if fault.status == 429:
+            retry_after = f"{fault.retry_after:g}" if fault.retry_after is not None else "0"
+            body = {"error": {"code": "rate_limited", "message": "too many requests"}}
+            return _json(429, body, headers={"Retry-After": retry_after})
+        if fault.status == 503:
+            return _error(503, "unavailable", "the inventory system is temporarily unavailable")
+        return _error(fault.status, "injected_fault", f"Injected fault: HTTP {fault.status}")
 
-    # -- the request path: auth, latency, faults, idempotency --------------------------------
+    # -- the request path (after the kit's faults): auth, idempotency ------------------------
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            self.requests += 1
-            if self.latency:
-                await asyncio.sleep(self.latency)
             if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
                 return _error(401, "unauthorized", "send Authorization: Bearer <INVENTORY_API_KEY>")
-            roll = self.rng.random()
-            if roll < self.rate_limit_rate:
-                self.faults_served += 1
-                body = {"error": {"code": "rate_limited", "message": "too many requests"}}
-                return _json(429, body, headers={"Retry-After": "0"})
-            if roll < self.rate_limit_rate + self.error_rate:
-                self.faults_served += 1
-                return _error(503, "unavailable", "the inventory system is temporarily unavailable")
             key = request.headers.get("idempotency-key")
             if request.method != "POST" or not key:
                 return await self._answer(handler, request)
@@ -253,15 +287,16 @@ class InventorySandbox:
 
     # -- test controls and webhooks ------------------------------------------------------------
 
-    async def _control_faults(self, request: Request) -> Response:
-        body = json.loads(await request.body() or b"{}")
-        self.latency = float(body.get("latency", self.latency))
-        self.error_rate = float(body.get("error_rate", self.error_rate))
-        self.rate_limit_rate = float(body.get("rate_limit_rate", self.rate_limit_rate))
-        self.fail_skus = set(body.get("fail_skus", self.fail_skus))
-        if "seed" in body:
-            self.rng = random.Random(body["seed"])
-        return _json(200, {"latency": self.latency, "error_rate": self.error_rate, "fail_skus": sorted(self.fail_skus)})
+    async def _control_rejections(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                skus = (await read_json_object(request)).get("skus", [])
+                if not isinstance(skus, list) or not all(isinstance(sku, str) for sku in skus):
+                    raise ControlError("skus must be a list of strings.", "skus")
+            except ControlError as exc:
+                return control_error(exc)
+            self.fail_skus = set(skus)
+        return _json(200, {"skus": sorted(self.fail_skus)})
 
     async def _control_levels(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
@@ -313,16 +348,10 @@ class InventorySandbox:
     async def send_update(
         self, sku: str, quantity: int, location: str, *, store_id: str = "store_default"
     ) -> int | None:
-        """Send a signed `inventory.updated` to the hub; returns its HTTP status (None: not sent)."""
-        if not self.webhook_url:
-            return None
+        """Send a signed `inventory.updated` to the hub; returns its HTTP status (None: not sent or no answer)."""
         body, headers = self.signed_update(sku, quantity, location, store_id=store_id)
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10)
-        try:
-            response = await self._client.post(self.webhook_url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            self.deliveries.append({"sku": sku, "status": None, "error": repr(exc)})
-            return None
-        self.deliveries.append({"sku": sku, "status": response.status_code})
-        return response.status_code
+        event_id = headers.get("webhook-id") or str(orjson.loads(body)["id"])
+        delivery = self.deliver(
+            body, sign=lambda _body: headers, event_id=event_id, event_type="inventory.updated", extra={"sku": sku}
+        )
+        return None if delivery is None else await self.sender.outcome(delivery)

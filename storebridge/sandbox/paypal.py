@@ -5,13 +5,12 @@ storebridge's PayPal client talks to over HTTP, mounted at `/_sandbox/paypal` or
 capture does; `?outcome=payer_action` leaves the order in PAYER_ACTION_REQUIRED, as a card that needs 3-D
 Secure does, until the buyer opens its payer-action link). Webhooks go to `webhook_url`, signed
 SHA256withRSA with the sandbox's own key; its self-signed certificate is served at `/certs/{cert_id}`.
-Control endpoints under `/_control`: `POST /_control/tokens/expire`, `GET /_control/stats`,
-`POST /_control/deliveries/wait`.
+Built on the sandbox kit (faults, deliveries, `/_control`); its own controls: `POST /_control/tokens/expire`,
+`GET /_control/stats`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -20,24 +19,22 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from storebridge.payments.paypal_verify import signed_message
 
+from .kit import ApiRoute, Emulator, Endpoint, Fault, RouteTable, path_in_mount
 from .paypal_state import Ctx, PayPalError, PayPalState, iso_now, new_id
 
 __all__ = ["PayPalSandbox", "Exchange"]
@@ -49,6 +46,14 @@ _AUTH_FAILURE = {
     "message": "Authentication failed due to missing authorization header, or invalid authentication credentials.",
 }
 Handler = Callable[[Ctx], tuple[int, dict[str, Any]]]
+_FAULT_NAMES = {
+    401: "AUTHENTICATION_FAILURE",
+    403: "NOT_AUTHORIZED",
+    404: "RESOURCE_NOT_FOUND",
+    422: "UNPROCESSABLE_ENTITY",
+    429: "RATE_LIMIT_REACHED",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -70,7 +75,7 @@ class _Stored:
     body: bytes
 
 
-class PayPalSandbox:
+class PayPalSandbox(Emulator):
     def __init__(
         self,
         *,
@@ -83,26 +88,20 @@ class PayPalSandbox:
         delivery_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0),
         delivery_delay: float = 0.2,
     ) -> None:
+        # PayPal sends webhooks after the API answer, never before: `delivery_delay`.
+        super().__init__(webhook_url=webhook_url, retry_delays=delivery_retry_delays, initial_delay=delivery_delay)
         self.base_url = base_url.rstrip("/")
-        self.webhook_url = webhook_url
         self.webhook_id = webhook_id
         self.client_id, self.client_secret = client_id, client_secret
         self.token_ttl = token_ttl
-        self.delivery_retry_delays = delivery_retry_delays
-        self.delivery_delay = delivery_delay  # PayPal sends webhooks after the API answer, never before
-        self.webhooks_enabled = True
         self.state = PayPalState(self._emit)
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch seconds)
         self.token_requests = 0
         self.exchanges: list[Exchange] = []  # every API call, for spec checks in tests
-        self.deliveries: list[dict[str, Any]] = []
         self.cert_id = "CERT-" + uuid.uuid4().hex[:24]
         self._key: rsa.RSAPrivateKey | None = None
         self._cert: x509.Certificate | None = None
         self._idempotency: dict[str, _Stored] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
-        self._app: Starlette | None = None
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -159,13 +158,7 @@ class PayPalSandbox:
 
     # -- app --------------------------------------------------------------------------------
 
-    @property
-    def app(self) -> Starlette:
-        if self._app is None:
-            self._app = self._build_app()
-        return self._app
-
-    def _build_app(self) -> Starlette:
+    def route_table(self) -> RouteTable:
         s = self.state
         api: list[tuple[str, str, Handler]] = [
             ("POST", "/v2/checkout/orders", s.create_order),
@@ -180,24 +173,33 @@ class PayPalSandbox:
             ("GET", "/v2/payments/refunds/{id}", s.get_refund),
             ("POST", "/v1/notifications/verify-webhook-signature", self._verify_signature),
         ]
-        routes = [Route(path, self._endpoint(handler), methods=[method]) for method, path, handler in api]
-        routes += [
-            Route("/v1/oauth2/token", self._token, methods=["POST"]),
-            Route("/approve/{id}", self._approve, methods=["GET", "POST"]),
-            Route("/certs/{cert_id}", self._cert_pem, methods=["GET"]),
-            Route("/_control/tokens/expire", self._expire_tokens, methods=["POST"]),
-            Route("/_control/stats", self._stats, methods=["GET"]),
-            Route("/_control/deliveries/wait", self._wait, methods=["POST"]),
-        ]
+        return RouteTable(
+            api=[
+                *(ApiRoute(method, path, self._endpoint(handler)) for method, path, handler in api),
+                ApiRoute("POST", "/v1/oauth2/token", self._token),
+            ],
+            pages=[
+                Route("/approve/{id}", self._approve, methods=["GET", "POST"]),
+                Route("/certs/{cert_id}", self._cert_pem, methods=["GET"]),
+            ],
+            controls=[
+                Route("/_control/tokens/expire", self._expire_tokens, methods=["POST"]),
+                Route("/_control/stats", self._stats, methods=["GET"]),
+            ],
+        )
 
-        @asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            yield
-            await self.aclose()
+    def fault_response(self, fault: Fault, request: Request) -> Response:
+        """An injected error in PayPal's shape (name, message, debug_id)."""
+        assert fault.status is not None
+        name = _FAULT_NAMES.get(fault.status, "INTERNAL_SERVER_ERROR" if fault.status >= 500 else "INVALID_REQUEST")
+        message = f"Injected fault: HTTP {fault.status} for {request.method} {path_in_mount(request)}."
+        headers = {"Paypal-Debug-Id": secrets.token_hex(7)}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        body = {"name": name, "message": message, "debug_id": headers["Paypal-Debug-Id"], "links": []}
+        return _json(fault.status, body, headers)
 
-        return Starlette(routes=routes, lifespan=lifespan)
-
-    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(self, handler: Handler) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             return await self._handle(request, handler)
 
@@ -337,19 +339,12 @@ class PayPalSandbox:
     async def _stats(self, request: Request) -> Response:
         return _json(200, {"token_requests": self.token_requests, "deliveries": self.deliveries})
 
-    async def _wait(self, request: Request) -> Response:
-        try:
-            await self.wait_for_deliveries(10.0)
-        except TimeoutError:
-            return _json(504, {"in_flight": len(self._tasks)})
-        return _json(200, {"in_flight": 0})
-
     # -- webhooks ---------------------------------------------------------------------------
 
     def _emit(self, event_type: str, resource_type: str, resource: dict[str, Any]) -> None:
-        if not self.webhooks_enabled or not self.webhook_url:
+        if not self.webhooks.current():
             return
-        event = {
+        event: dict[str, Any] = {
             "id": "WH-" + new_id(17) + "-" + new_id(17),
             "event_version": "1.0",
             "create_time": iso_now(),
@@ -359,43 +354,4 @@ class PayPalSandbox:
             "summary": f"{event_type} (storebridge sandbox)",
             "resource": resource,
         }
-        task = asyncio.get_running_loop().create_task(
-            self._deliver(json.dumps(event).encode(), event, self.webhook_url)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, raw: bytes, event: dict[str, Any], url: str) -> None:
-        await asyncio.sleep(self.delivery_delay)
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10.0)
-        for attempt, delay in enumerate((*self.delivery_retry_delays, None), start=1):
-            record: dict[str, Any] = {"event_id": event["id"], "type": event["event_type"], "attempt": attempt}
-            try:
-                response = await self._client.post(url, content=raw, headers=self.signed_headers(raw))
-                record["status"] = response.status_code
-                ok = response.status_code < 300
-            except httpx.HTTPError as exc:
-                record["error"], ok = repr(exc), False
-            self.deliveries.append(record)
-            if ok or delay is None:
-                return
-            await asyncio.sleep(delay)
-
-    async def wait_for_deliveries(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while self._tasks:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self._tasks)} PayPal webhook deliveries still in flight")
-            await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - time.monotonic()))
-
-    async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        self.deliver(json.dumps(event).encode(), sign=self.signed_headers, event_id=event["id"], event_type=event_type)

@@ -1,34 +1,29 @@
 """A SendGrid v3 Mail Send emulator: validation errors shaped like SendGrid's, 202 + X-Message-Id, a mailbox
 (`GET /messages` as JSON, or as a page for a browser) and signed Event Webhooks (`delivered` by default,
 `bounce` for addresses like bounce@..., `dropped` for dropped@...), signed with its own P-256 key.
+Built on the sandbox kit (faults, deliveries, `/_control`); `rate_limited` is a 429 fault on Mail Send.
 Mount `SendGridSandbox(...).app` under `/_sandbox/sendgrid` or serve it on its own port.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
-import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from storebridge.notifications.sendgrid_verify import public_key_b64, sign_sendgrid
 
-__all__ = ["SendGridSandbox"]
+from .kit import ApiRoute, Emulator, Fault, RouteTable
 
-logger = logging.getLogger(__name__)
+__all__ = ["SendGridSandbox"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -116,7 +111,7 @@ def validate_mail_send(body: Any) -> list[dict[str, Any]]:
     return errors
 
 
-class SendGridSandbox:
+class SendGridSandbox(Emulator):
     def __init__(
         self,
         *,
@@ -125,17 +120,11 @@ class SendGridSandbox:
         delivery_delay: float = 0.0,
         delivery_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0),
     ) -> None:
-        self.webhook_url = webhook_url
+        super().__init__(webhook_url=webhook_url, retry_delays=delivery_retry_delays, initial_delay=delivery_delay)
         self.api_key = api_key
-        self.delivery_delay = delivery_delay
-        self.delivery_retry_delays = delivery_retry_delays
         self.private_key = ec.generate_private_key(ec.SECP256R1())
         self.messages: list[dict[str, Any]] = []
-        self.deliveries: list[dict[str, Any]] = []
-        self.rate_limited = 0  # answer this many sends with 429 (tests)
-        self._app: Starlette | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._rate_limit: Fault | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The mailbox (every accepted message), JSON-ready."""
@@ -150,22 +139,37 @@ class SendGridSandbox:
         return public_key_b64(self.private_key)
 
     @property
-    def app(self) -> Starlette:
-        if self._app is None:
-            routes = [
-                Route("/v3/mail/send", self._send, methods=["POST"]),
-                Route("/v3/scopes", self._scopes, methods=["GET"]),
+    def rate_limited(self) -> int:
+        """How many of the next sends are answered 429 (a fault rule on Mail Send)."""
+        rule = self._rate_limit
+        if rule is None or not any(live is rule for live in self.faults.live()):
+            return 0
+        return rule.count or 0
+
+    @rate_limited.setter
+    def rate_limited(self, sends: int) -> None:
+        if self._rate_limit is not None:
+            self.faults.remove(self._rate_limit)
+        rule = Fault(path_prefix="/v3/mail/send", method="POST", status=429, count=sends) if sends > 0 else None
+        self._rate_limit = self.faults.add(rule) if rule is not None else None
+
+    def route_table(self) -> RouteTable:
+        return RouteTable(
+            api=[ApiRoute("POST", "/v3/mail/send", self._send), ApiRoute("GET", "/v3/scopes", self._scopes)],
+            pages=[  # the mailbox
                 Route("/messages", self._messages, methods=["GET", "DELETE"]),
                 Route("/messages/{id}", self._message, methods=["GET"]),
-            ]
+            ],
+        )
 
-            @asynccontextmanager
-            async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-                yield
-                await self.aclose()
-
-            self._app = Starlette(routes=routes, lifespan=lifespan)
-        return self._app
+    def fault_response(self, fault: Fault, request: Request) -> Response:
+        """An injected error as SendGrid answers; a 429 carries its X-RateLimit-* headers (reset in 1 s)."""
+        assert fault.status is not None
+        if fault.status == 429:
+            reset = str(int(time.time()) + 1)
+            headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+            return JSONResponse({"errors": [_error("too many requests")]}, 429, headers=headers)
+        return _errors(fault.status, [_error(f"Injected fault: HTTP {fault.status}")])
 
     def _authorized(self, request: Request) -> bool:
         auth = request.headers.get("authorization", "")
@@ -182,11 +186,6 @@ class SendGridSandbox:
     async def _send(self, request: Request) -> Response:
         if not self._authorized(request):
             return _errors(401, [_error("The provided authorization grant is invalid, expired, or revoked", None)])
-        if self.rate_limited > 0:
-            self.rate_limited -= 1
-            reset = str(int(time.time()) + 1)
-            headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
-            return JSONResponse({"errors": [_error("too many requests")]}, 429, headers=headers)
         try:
             body = json.loads(await request.body())
         except ValueError:
@@ -254,41 +253,17 @@ class SendGridSandbox:
         return events
 
     def _schedule(self, message: dict[str, Any]) -> None:
-        if not self.webhook_url:
-            return
-        task = asyncio.get_running_loop().create_task(self._deliver(self.events_for(message)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        events = self.events_for(message)
+        self.deliver(
+            json.dumps(events).encode(),
+            sign=self._signed_headers,
+            event_id=message["message_id"],
+            event_type=str(events[-1]["event"]),
+            extra={"events": events},
+        )
 
-    async def _deliver(self, events: list[dict[str, Any]]) -> None:
-        assert self.webhook_url is not None
-        if self.delivery_delay:
-            await asyncio.sleep(self.delivery_delay)
-        raw = json.dumps(events).encode()
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10)
-        for delay in (0.0, *self.delivery_retry_delays):
-            await asyncio.sleep(delay)
-            headers = {
-                "Content-Type": "application/json",
-                **sign_sendgrid(raw, private_key=self.private_key, timestamp=int(time.time())),
-            }
-            try:
-                response = await self._client.post(self.webhook_url, content=raw, headers=headers)
-            except httpx.HTTPError as exc:
-                logger.info("sendgrid sandbox webhook delivery failed: %r", exc)
-                continue
-            self.deliveries.append({"events": events, "status": response.status_code})
-            if response.status_code < 300:
-                return
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def _signed_headers(self, raw: bytes) -> dict[str, str]:
+        return sign_sendgrid(raw, private_key=self.private_key, timestamp=int(time.time()))
 
 
 def _page(messages: list[dict[str, Any]]) -> str:

@@ -2,14 +2,14 @@
 tracks that advance on request and send `track_updated` webhooks), with Shippo's error shapes and 429s.
 
 Mount `ShippoSandbox(...).app` anywhere (the client's base address is the mount point) or serve it alone.
-Test controls: POST `/advance/{tracking_number}` (PRE_TRANSIT -> TRANSIT -> DELIVERED, or `?to=RETURNED`),
-`/_control/faults` (inject an error, a 429 with rate-limit headers, or a delay before or after the work),
-`/_control/deliveries` (webhooks sent). All state lives on the instance, in memory.
+Built on the sandbox kit: `/_control/faults` injects an error (a 429 comes with Shippo's rate-limit headers),
+a delay or a dropped connection, before or after the work; `/_control/deliveries` shows the webhooks sent.
+The carrier's part: POST `/advance/{tracking_number}` (PRE_TRANSIT -> TRANSIT -> DELIVERED, or `?to=RETURNED`).
+All state lives on the instance, in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -17,17 +17,14 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .kit import ApiRoute, Emulator, Endpoint, Fault, RouteTable
 from .shippo_label import (
     SERVICES,
     TRACKING_DETAILS,
@@ -48,17 +45,6 @@ logger = logging.getLogger(__name__)
 _NEXT = {"UNKNOWN": "PRE_TRANSIT", "PRE_TRANSIT": "TRANSIT", "TRANSIT": "DELIVERED"}
 
 
-@dataclass
-class _Fault:
-    path_prefix: str
-    status: int | None
-    count: int
-    method: str | None
-    retry_after: float | None
-    delay: float
-    after: bool  # do the work first, then fail (or delay): the caller cannot tell whether it happened
-
-
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(payload), status, headers=headers, media_type="application/json")
 
@@ -67,7 +53,7 @@ def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"count": len(items), "results": items}  # no next/previous: everything fits on one page
 
 
-class ShippoSandbox:
+class ShippoSandbox(Emulator):
     """The emulator: `app` answers the Shippo API subset storebridge uses; webhooks go to `webhook_url`."""
 
     def __init__(
@@ -78,20 +64,14 @@ class ShippoSandbox:
         hmac_secret: str | None = None,
         delivery_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0),
     ) -> None:
-        self.webhook_url = webhook_url
+        super().__init__(webhook_url=webhook_url, retry_delays=delivery_retry_delays, user_agent="Shippo/1.0 (sandbox)")
         self.api_key = api_key
         self.hmac_secret = hmac_secret
-        self.delivery_retry_delays = delivery_retry_delays
         self.shipments: dict[str, dict[str, Any]] = {}
         self.rates: dict[str, dict[str, Any]] = {}
         self.transactions: dict[str, dict[str, Any]] = {}
         self.tracks: dict[str, dict[str, Any]] = {}
         self.labels: dict[str, bytes] = {}
-        self.deliveries: list[dict[str, Any]] = []
-        self._faults: list[_Fault] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
-        self._app: Starlette | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Shipments, rates, transactions, tracks and the label PDFs (base64), JSON-ready."""
@@ -111,13 +91,7 @@ class ShippoSandbox:
         self.tracks = dict(data.get("tracks", {}))
         self.labels = {k: base64.b64decode(v) for k, v in data.get("labels", {}).items()}
 
-    @property
-    def app(self) -> Starlette:
-        if self._app is None:
-            self._app = self._build_app()
-        return self._app
-
-    def _build_app(self) -> Starlette:
+    def route_table(self) -> RouteTable:
         api: list[tuple[str, str, Callable[[Request], Awaitable[Any]]]] = [
             ("POST", "/shipments", self._create_shipment),
             ("GET", "/shipments/{id}", self._get_shipment),
@@ -130,34 +104,39 @@ class ShippoSandbox:
             ("GET", "/tracks/{carrier}/{number}", self._get_track),
             ("GET", "/carrier_accounts", self._carrier_accounts),
         ]
-        routes = [Route(path, self._api(handler), methods=[method]) for method, path, handler in api]
-        routes += [
-            Route("/labels/{id}.pdf", self._label_pdf, methods=["GET"]),
-            Route("/advance/{number}", self._advance_route, methods=["POST", "GET"]),
-            Route("/_control/faults", self._control_faults, methods=["GET", "POST", "DELETE"]),
-            Route("/_control/deliveries", self._control_deliveries, methods=["GET"]),
-            Route("/{path:path}", self._api(self._not_found), methods=["GET", "POST", "PUT", "DELETE"]),
-        ]
+        return RouteTable(
+            api=[ApiRoute(method, path, self._api(handler)) for method, path, handler in api],
+            pages=[
+                Route("/labels/{id}.pdf", self._label_pdf, methods=["GET"]),
+                Route("/advance/{number}", self._advance_route, methods=["POST", "GET"]),
+            ],
+            fallback=self._api(self._not_found),
+        )
 
-        @asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            yield
-            await self.aclose()
-
-        return Starlette(routes=routes, lifespan=lifespan)
+    def fault_response(self, fault: Fault, request: Request) -> Response:
+        """An injected error as Shippo answers: `{"detail": ...}`; a 429 with its rate-limit headers."""
+        assert fault.status is not None
+        headers = {"X-Request-Id": secrets.token_hex(8)}
+        if fault.status == 429:
+            wait = fault.retry_after if fault.retry_after is not None else 1
+            headers |= {
+                "Retry-After": f"{wait:g}",
+                "X-RateLimit-Limit": "50",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time() + wait)),
+            }
+            return _json(429, {"detail": f"Request was throttled. Expected available in {wait:g} seconds."}, headers)
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        return _json(fault.status, {"detail": f"Injected fault: HTTP {fault.status}."}, headers)
 
     # ------------------------------------------------------------------ pipeline
-    def _api(self, handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
+    def _api(self, handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             headers = {"X-Request-Id": secrets.token_hex(8)}
-            fault = self._take_fault(request)
             try:
-                if fault is not None and not fault.after:
-                    await self._apply_fault(fault)
                 self._authenticate(request)
                 status, payload = await handler(request)
-                if fault is not None and fault.after:
-                    await self._apply_fault(fault)
             except ShippoError as exc:
                 return _json(exc.status, exc.body, {**headers, **exc.headers})
             return _json(status, payload, headers)
@@ -171,32 +150,6 @@ class ShippoSandbox:
         wrong = key != self.api_key if self.api_key else not key.startswith(("shippo_test_", "shippo_live_"))
         if wrong:
             raise ShippoError(401, {"detail": "Invalid token."})
-
-    def _take_fault(self, request: Request) -> _Fault | None:
-        path = request.scope["path"][len(request.scope.get("root_path", "")) :] or "/"
-        for fault in self._faults:
-            if fault.count > 0 and path.startswith(fault.path_prefix) and fault.method in (None, request.method):
-                fault.count -= 1
-                return fault
-        return None
-
-    @staticmethod
-    async def _apply_fault(fault: _Fault) -> None:
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.status == 429:
-            wait = fault.retry_after if fault.retry_after is not None else 1
-            headers = {
-                "Retry-After": f"{wait:g}",
-                "X-RateLimit-Limit": "50",
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(int(time.time() + wait)),
-            }
-            raise ShippoError(
-                429, {"detail": f"Request was throttled. Expected available in {wait:g} seconds."}, headers
-            )
-        if fault.status is not None:
-            raise ShippoError(fault.status, {"detail": f"Injected fault: HTTP {fault.status}."})
 
     @staticmethod
     async def _body(request: Request) -> dict[str, Any]:
@@ -342,77 +295,16 @@ class ShippoSandbox:
 
     # ------------------------------------------------------------------ webhooks
     def _emit(self, event: str, data: dict[str, Any]) -> None:
-        if not self.webhook_url:
-            return
         body = json.dumps({"event": event, "test": True, "data": data}).encode()
-        task = asyncio.get_running_loop().create_task(self._deliver(event, body, self.webhook_url))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        event_id = str(data.get("object_id") or data.get("tracking_number") or "")
+        self.deliver(body, sign=self._signed_headers, event_id=event_id, event_type=event, extra={"event": event})
 
-    async def _deliver(self, event: str, body: bytes, url: str) -> None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10.0)
-        headers = {"Content-Type": "application/json", "User-Agent": "Shippo/1.0 (sandbox)"}
-        if self.hmac_secret:
-            ts = int(time.time())
-            mac = hmac.new(self.hmac_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-            headers["Shippo-Auth-Signature"] = f"t={ts},v1={mac}"
-        for attempt, delay in enumerate((*self.delivery_retry_delays, None), start=1):
-            record: dict[str, Any] = {"event": event, "attempt": attempt, "status": None, "error": None}
-            try:
-                response = await self._client.post(url, content=body, headers=headers)
-                record["status"] = response.status_code
-            except httpx.HTTPError as exc:
-                record["error"] = f"{type(exc).__name__}: {exc}"
-            self.deliveries.append(record)
-            if record["status"] is not None and 200 <= record["status"] < 300:
-                return
-            if delay is not None:
-                await asyncio.sleep(delay)
-
-    # ------------------------------------------------------------------- control
-    async def _control_faults(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self._faults.clear()
-        elif request.method == "POST":
-            try:
-                data = await self._body(request)
-                status, count, delay = data.get("status", 503), data.get("count", 1), data.get("delay", 0)
-                if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
-                    raise ShippoError(400, {"status": ["must be an HTTP error status (400-599) or null."]})
-                if not isinstance(count, int) or count < 1 or not isinstance(delay, int | float) or delay < 0:
-                    raise ShippoError(400, {"count": ["count must be >= 1 and delay >= 0 seconds."]})
-            except ShippoError as exc:
-                return _json(exc.status, exc.body)
-            method = data.get("method")
-            self._faults.append(
-                _Fault(
-                    str(data.get("path_prefix", "/")),
-                    status,
-                    count,
-                    str(method).upper() if method else None,
-                    data.get("retry_after"),
-                    float(delay),
-                    bool(data.get("after", False)),
-                )
-            )
-        self._faults = [f for f in self._faults if f.count > 0]
-        return _json(200, {"faults": [asdict(f) for f in self._faults]})
-
-    async def _control_deliveries(self, request: Request) -> Response:
-        return _json(200, {"data": list(self.deliveries), "in_flight": len(self._tasks)})
-
-    async def aclose(self) -> None:
-        """Cancel deliveries in flight and close the HTTP client; the sandbox stays usable."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+    def _signed_headers(self, body: bytes) -> dict[str, str]:
+        if not self.hmac_secret:
+            return {}
+        ts = int(time.time())
+        mac = hmac.new(self.hmac_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        return {"Shippo-Auth-Signature": f"t={ts},v1={mac}"}
 
 
 def _mount_url(request: Request) -> str:

@@ -6,6 +6,7 @@ fixtures), so the SDK and storebridge see the same fields with the same JSON typ
 
 from __future__ import annotations
 
+import copy
 import secrets
 import string
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "payment_intent_object",
     "payment_method_object",
     "refund_object",
+    "unexpected_state_error",
 ]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -352,3 +354,13 @@ def balance_object(available: dict[str, int]) -> dict[str, Any]:
         "livemode": False,
         "pending": [{"amount": 0, "currency": c, "source_types": {"card": 0}} for c in currencies],
     }
+
+
+def unexpected_state_error(pi: dict[str, Any], action: str, allowed: tuple[str, ...]) -> ApiError:
+    """The 400 Stripe answers when a PaymentIntent is in the wrong status for `action`."""
+    done = {"confirm": "confirmed", "capture": "captured", "cancel": "canceled"}[action]
+    message = (
+        f"You cannot {action} this PaymentIntent because it has a status of {pi['status']}. Only a PaymentIntent "
+        f"with one of the following statuses may be {done}: {', '.join(allowed)}."
+    )
+    return ApiError(400, message, code="payment_intent_unexpected_state", extra={"payment_intent": copy.deepcopy(pi)})

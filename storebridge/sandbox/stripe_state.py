@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 
-from .forms import FormError, bool_param, int_filter, int_param, missing, str_dict, str_list, str_param
+from .forms import FormError, bool_param, int_param, missing, str_dict, str_list, str_param
+from .stripe_context import Challenge, Ctx, Emit, Handler
+from .stripe_event_list import events_page
 from .stripe_objects import (
     TEST_CARDS,
     ApiError,
@@ -26,37 +25,11 @@ from .stripe_objects import (
     payment_intent_object,
     payment_method_object,
     refund_object,
+    unexpected_state_error,
 )
 
 __all__ = ["Challenge", "Ctx", "Emit", "Handler", "StripeState"]
 
-
-@dataclass
-class Ctx:
-    """One API request, as the handlers see it."""
-
-    params: dict[str, Any]
-    path_params: dict[str, str]
-    request_id: str
-    idempotency_key: str | None
-    method: str
-    path: str
-    api_version: str
-    base_url: str = ""  # where the sandbox is reached, for the URLs it hands out (the 3-D Secure page)
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """A PaymentIntent waiting for its buyer to authenticate (3-D Secure; see stripe_3ds.py)."""
-
-    payment_method: str
-    card: TestCard
-    return_url: str | None
-    api_version: str
-
-
-Handler = Callable[[Ctx], tuple[int, dict[str, Any]]]
-Emit = Callable[[str, dict[str, Any], str, Ctx], dict[str, Any]]  # (type, object, ordering key, ctx) -> event
 
 _CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 _CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -72,15 +45,6 @@ def _money(amount: int, currency: str) -> str:
     if currency in _ZERO_DECIMAL:
         return f"{amount} {currency}"
     return f"{amount / 100:.2f} {currency}"
-
-
-def _unexpected_state(pi: dict[str, Any], action: str, allowed: tuple[str, ...]) -> ApiError:
-    done = {"confirm": "confirmed", "capture": "captured", "cancel": "canceled"}[action]
-    message = (
-        f"You cannot {action} this PaymentIntent because it has a status of {pi['status']}. Only a PaymentIntent "
-        f"with one of the following statuses may be {done}: {', '.join(allowed)}."
-    )
-    return ApiError(400, message, code="payment_intent_unexpected_state", extra={"payment_intent": copy.deepcopy(pi)})
 
 
 class StripeState:
@@ -236,7 +200,7 @@ class StripeState:
     def _confirm(self, pi: dict[str, Any], ctx: Ctx) -> tuple[int, dict[str, Any]]:
         p = ctx.params
         if pi["status"] not in _CONFIRMABLE:
-            raise _unexpected_state(pi, "confirm", _CONFIRMABLE)
+            raise unexpected_state_error(pi, "confirm", _CONFIRMABLE)
         payment_method = str_param(p, "payment_method") or pi["payment_method"]
         if not payment_method:
             raise ApiError(
@@ -316,7 +280,7 @@ class StripeState:
     def capture_payment_intent(self, ctx: Ctx) -> tuple[int, dict[str, Any]]:
         pi = self._pi(ctx)
         if pi["status"] != "requires_capture":
-            raise _unexpected_state(pi, "capture", ("requires_capture",))
+            raise unexpected_state_error(pi, "capture", ("requires_capture",))
         capturable = int(pi["amount_capturable"])
         amount = int_param(ctx.params, "amount_to_capture", minimum=1)
         amount = capturable if amount is None else amount
@@ -341,7 +305,7 @@ class StripeState:
     def cancel_payment_intent(self, ctx: Ctx) -> tuple[int, dict[str, Any]]:
         pi = self._pi(ctx)
         if pi["status"] not in _CANCELABLE:
-            raise _unexpected_state(pi, "cancel", _CANCELABLE)
+            raise unexpected_state_error(pi, "cancel", _CANCELABLE)
         reason = str_param(ctx.params, "cancellation_reason", _CANCEL_REASONS)
         if pi["status"] == "requires_capture" and pi["latest_charge"] in self.charges:
             charge = self.charges[pi["latest_charge"]]  # the authorisation is released
@@ -420,39 +384,7 @@ class StripeState:
         return 200, copy.deepcopy(self._lookup(self.events_by_id, ctx.path_params["id"], "event", "id"))
 
     def list_events(self, ctx: Ctx) -> tuple[int, dict[str, Any]]:
-        p = ctx.params
-        limit = int_param(p, "limit")
-        limit = 10 if limit is None else limit
-        if not 1 <= limit <= 100:
-            raise FormError("Invalid limit: must be between 1 and 100", "limit", "parameter_invalid_integer")
-        type_filter, types, created = str_param(p, "type"), str_list(p, "types"), int_filter(p, "created")
-        candidates = []
-        for index in range(len(self.events) - 1, -1, -1):  # newest first
-            event = self.events[index]
-            if type_filter is not None and not fnmatchcase(event["type"], type_filter):
-                continue
-            if types and event["type"] not in types:
-                continue
-            if not created(event["created"]):
-                continue
-            candidates.append((index, event))
-        after, before = str_param(p, "starting_after"), str_param(p, "ending_before")
-        if after is not None:
-            cursor = self._cursor(after, "starting_after")
-            page = [e for i, e in candidates if i < cursor]
-            data, has_more = page[:limit], len(page) > limit
-        elif before is not None:
-            cursor = self._cursor(before, "ending_before")
-            page = [e for i, e in candidates if i > cursor]
-            data, has_more = page[-limit:], len(page) > limit
-        else:
-            data, has_more = [e for _, e in candidates[:limit]], len(candidates) > limit
-        return 200, {"object": "list", "data": copy.deepcopy(data), "has_more": has_more, "url": "/v1/events"}
-
-    def _cursor(self, event_id: str, param: str) -> int:
-        if event_id not in self._event_index:
-            raise ApiError(404, f"No such event: '{event_id}'", code="resource_missing", param=param)
-        return self._event_index[event_id]
+        return 200, events_page(self.events, self._event_index, ctx.params)
 
     def unknown_url(self, ctx: Ctx) -> tuple[int, dict[str, Any]]:
         raise ApiError(
