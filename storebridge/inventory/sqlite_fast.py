@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from storebridge.db import now
+from storebridge.db import connect_sqlite, now
 from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
 from storebridge.inventory.commands import InsufficientStock, ReserveOrder
@@ -47,10 +47,7 @@ class SqliteReserver:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
-                conn.execute(f"PRAGMA {pragma}")
-            self._conn = conn
+            self._conn = connect_sqlite(self.path)
         return self._conn
 
     def reserve_batch(self, commands: list[ReserveOrder]) -> list[list[dict[str, Any]] | StorebridgeError]:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from storebridge.db import Database, now
+from storebridge.db import SQLITE_PRAGMAS, Database, now
 from storebridge.errors import WebhookRejected
 from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
@@ -160,7 +160,7 @@ class InboxWriter:
 
     def start(self) -> None:
         if self.db.is_sqlite and self._process is None:
-            self._process = SqliteWriterProcess(make_url(self.db.url).database or ":memory:")
+            self._process = SqliteWriterProcess(make_url(self.db.url).database or ":memory:", pragmas=SQLITE_PRAGMAS)
         self._stopped = False
         if self._task is None:
             self._queue = asyncio.Queue()

@@ -14,7 +14,8 @@ were), or `(False, "what went wrong")` when none was. The hub streams batches wi
 the child commits every batch that has arrived while it was busy in one transaction (group
 commit on this side of the pipe). The child holds no state but its connection; it exits when
 the socket closes, so it never outlives the hub. Only this module and the stdlib are imported
-in the child.
+in the child (importing SQLAlchemy would delay the first commit), so the hub's connection pragmas
+(storebridge.db.SQLITE_PRAGMAS) reach it on its command line.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "COLUMNS",
     "Written",
-    "PRAGMAS",
+    "WRITER_PRAGMAS",
     "WAL_RESTART_ROWS",
     "SqliteWriterProcess",
     "RowNotStored",
@@ -57,11 +59,8 @@ COLUMNS = (
     "next_attempt_at",
     "request_id",
 )
-PRAGMAS = (
-    "journal_mode=WAL",
-    "synchronous=FULL",  # an acknowledged webhook survives a power cut
-    "busy_timeout=30000",
-    "foreign_keys=ON",
+# The writer's own, on top of the hub's (storebridge.db.SQLITE_PRAGMAS).
+WRITER_PRAGMAS = (
     "cache_size=-32768",  # 32 MB: the inbox indexes stay in memory (fewer preads per insert)
     "temp_store=MEMORY",  # a multi-row INSERT's statement journal: no temp file per commit
 )
@@ -89,9 +88,10 @@ class WriterCrashed(RuntimeError):
     """The writer process died or answered garbage; the batch may or may not be stored."""
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
+    """A connection with the hub's `pragmas` (storebridge.db.SQLITE_PRAGMAS) and the writer's own."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in PRAGMAS:
+    for pragma in (*pragmas, *WRITER_PRAGMAS):
         conn.execute(f"PRAGMA {pragma}")
     return conn
 
@@ -201,12 +201,12 @@ class _FrameReader:
         return frames + self._complete()
 
 
-def _checkpoint_in_background(path: str, every: float) -> None:
+def _checkpoint_in_background(path: str, pragmas: Sequence[str], every: float) -> None:
     """Copy the WAL back into the database on this thread, not inside a webhook's commit.
 
     The writer's own connection has autocheckpoint off; PASSIVE never waits for readers or
     writers, and SQLite releases the GIL while it works."""
-    conn = connect(path)
+    conn = connect(path, pragmas)
     while True:
         time.sleep(every)
         try:
@@ -216,7 +216,12 @@ def _checkpoint_in_background(path: str, every: float) -> None:
 
 
 def serve(
-    sock: socket.socket, path: str, *, rows_per_commit: int = 24, wal_restart_rows: int = WAL_RESTART_ROWS
+    sock: socket.socket,
+    path: str,
+    pragmas: Sequence[str],
+    *,
+    rows_per_commit: int = 24,
+    wal_restart_rows: int = WAL_RESTART_ROWS,
 ) -> None:
     """Answer batches until the hub closes the socket.
 
@@ -231,10 +236,10 @@ def serve(
     waited for a filesystem journal commit (20-400 ms stalls, measured). With nothing appended
     meanwhile this checkpoint completes (the background thread has copied most of it), and the
     next commit writes from the start of the WAL again."""
-    conn = connect(path)
+    conn = connect(path, pragmas)
     conn.execute("PRAGMA wal_autocheckpoint=0")
     threading.Thread(
-        target=_checkpoint_in_background, args=(path, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
+        target=_checkpoint_in_background, args=(path, pragmas, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
     ).start()
     reader = _FrameReader(sock)
     waiting: deque[list[tuple[Any, ...]]] = deque()
@@ -266,8 +271,8 @@ def main(argv: list[str]) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the hub decides when we stop
     # (it closes the socket after its last batch), so a batch in flight is never cut.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    restart = int(argv[3]) if len(argv) > 3 else WAL_RESTART_ROWS
-    serve(socket.socket(fileno=int(argv[1])), argv[2], wal_restart_rows=restart)
+    fd, path, restart, pragmas = argv[1:5]
+    serve(socket.socket(fileno=int(fd)), path, pragmas.split(";"), wal_restart_rows=int(restart))
 
 
 # -- the hub's side ----------------------------------------------------------------------
@@ -278,8 +283,9 @@ class SqliteWriterProcess:
     sends at once and returns a future; the child answers in order, so a batch can be on its way
     while the previous one commits."""
 
-    def __init__(self, path: str, *, wal_restart_rows: int = WAL_RESTART_ROWS) -> None:
+    def __init__(self, path: str, *, pragmas: Sequence[str], wal_restart_rows: int = WAL_RESTART_ROWS) -> None:
         self.path = path
+        self.pragmas = pragmas
         self.wal_restart_rows = wal_restart_rows
         self._proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -293,6 +299,7 @@ class SqliteWriterProcess:
                 sys.executable,
                 *("-m", "storebridge.webhooks.sqlite_writer", str(theirs.fileno()), self.path),
                 str(self.wal_restart_rows),
+                ";".join(self.pragmas),
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
             )

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from storebridge.db import Database
+from storebridge.db import SQLITE_PRAGMAS, Database
 from storebridge.migrate import upgrade
 from storebridge.webhooks import sqlite_writer
 from storebridge.webhooks.inbox import InboxRow, InboxStopped, InboxWriter
@@ -176,7 +176,7 @@ def _wal_bytes_after_a_burst(url: str, restart_rows: int) -> int:
 
     async def go() -> int:
         db, writer = await _writer(url)
-        writer._process = SqliteWriterProcess(path, wal_restart_rows=restart_rows)
+        writer._process = SqliteWriterProcess(path, pragmas=SQLITE_PRAGMAS, wal_restart_rows=restart_rows)
         try:
             rows = [InboxRow("test", f"e{i:05d}", "thing.happened", {}, body) for i in range(3000)]
             assert all(await asyncio.gather(*(writer.add(r) for r in rows)))
@@ -264,7 +264,7 @@ def test_commit_frames_answers_each_batch_when_one_row_cannot_be_bound(sqlite_ur
     def row(event_id: str, aggregate: object = None) -> tuple[object, ...]:
         return (f"whk_{event_id}", "test", event_id, "t", "{}", b"{}", 1.0, None, aggregate, 1.0, None)
 
-    conn = sqlite_writer.connect(path)
+    conn = sqlite_writer.connect(path, SQLITE_PRAGMAS)
     try:
         answers = sqlite_writer.commit_frames(conn, [[row("a"), row("bad", {"not": "bindable"}), row("a")], [row("b")]])
     finally:
