@@ -21,7 +21,7 @@ from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
 from storebridge.inventory.commands import InsufficientStock, ReserveOrder
 from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
-from storebridge.inventory.stock import allocate, first_location, level_payload, moved, split_to_lines
+from storebridge.inventory.stock import allocate, first_location, level_changed, split_to_lines
 
 __all__ = ["SqliteReserver"]
 
@@ -145,9 +145,7 @@ class SqliteReserver:
         stocked, reserved = conn.execute(
             "SELECT stocked, reserved FROM inventory_levels WHERE id = ?", (level_id,)
         ).fetchone()
-        payload = moved(
-            level_payload(sku, location, stocked, reserved, "reserved"), stocked_delta=0, reserved_delta=units
-        )
+        _, payload = level_changed(sku, location, stocked, reserved, "reserved", stocked_delta=0, reserved_delta=units)
         conn.execute(
             "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
