@@ -22,14 +22,8 @@ from storebridge.api.openapi import install_openapi
 from storebridge.api.sandbox_guard import SandboxGuard
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
-from storebridge.webhooks.routes import (
-    INTERNAL_ERROR,
-    decode_headers,
-    handle_webhook,
-    request_id_for,
-    send_reply,
-    webhook_provider_of,
-)
+from storebridge.webhooks.intake import INTERNAL_ERROR, decode_headers, request_id_for
+from storebridge.webhooks.routes import handle_webhook, send_reply, webhook_provider_of
 
 __all__ = ["create_app", "create_worker_app", "StorebridgeApp"]
 

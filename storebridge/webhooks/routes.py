@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from storebridge.webhooks.intake import INTERNAL_ERROR, Intake, ReadBody, Reply, decode_headers, request_id_for
+from storebridge.webhooks.intake import Intake, ReadBody, Reply, decode_headers
 
 __all__ = [
-    "INTERNAL_ERROR",
-    "decode_headers",
     "handle_webhook",
     "provider_of_path",
-    "request_id_for",
     "route_path",
     "send_reply",
     "webhook_provider_of",
