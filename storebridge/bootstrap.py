@@ -43,6 +43,7 @@ from storebridge.shipping.timeline import ShippingTimeline
 from storebridge.stats import WebhookStats
 from storebridge.webhooks.custom import custom_handler, custom_source
 from storebridge.webhooks.inbox import InboxWriter
+from storebridge.webhooks.intake import Intake
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
 from storebridge.webhooks.queries import InboxQueries
 from storebridge.webhooks.retention import InboxPruner
@@ -113,6 +114,7 @@ class Hub:
     reconciler: Reconciler
     outbound: OutboundWebhooks
     metrics: Metrics  # GET /metrics: this hub's own Prometheus registry
+    intake: Intake  # POST /webhooks/<provider>, for both transports
     worker_jobs: list[Job] = field(default_factory=list)
     routers: list[APIRouter] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
@@ -336,6 +338,7 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         calls=calls,
         metrics=Metrics(db, stats, calls, outbound.sender),
         inbox=inbox,
+        intake=Intake(parts["webhook_sources"], inbox, stats, max_body_bytes=settings.webhook_max_body_bytes),
         processor=processor,
         dispatcher=dispatcher,
         payments=payments,

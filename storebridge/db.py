@@ -9,6 +9,7 @@ deferred transactions and are never blocked in WAL mode.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "Database", "Int64", "JSONType", "now"]
+__all__ = ["SQLITE_PRAGMAS", "Base", "Database", "Int64", "JSONType", "connect_sqlite", "now"]
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # Money and quantities: BIGINT on PostgreSQL (its INTEGER is 32-bit); SQLite's INTEGER is already 64-bit.
@@ -43,16 +44,33 @@ def now() -> float:
     return time.time()
 
 
+# Every SQLite connection the hub opens: SQLAlchemy's, the inbox writer process's (which gets them on
+# its command line: it imports only the stdlib) and the reservation thread's (connect_sqlite).
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=FULL",  # an acknowledged webhook survives a power cut; the provider will not send it again
+    "busy_timeout=30000",
+    "foreign_keys=ON",
+)
+
+
+def _set_pragmas(conn: sqlite3.Connection) -> None:
+    # isolation_level None: whoever opens a transaction issues BEGIN itself (pysqlite's implicit BEGIN
+    # is deferred; SQLAlchemy's "begin" hook and the stdlib writers say BEGIN IMMEDIATE).
+    conn.isolation_level = None
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(f"PRAGMA {pragma}")
+
+
+def connect_sqlite(path: str) -> sqlite3.Connection:
+    """A stdlib connection set up as every other of the hub's, for a writer outside SQLAlchemy."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    _set_pragmas(conn)
+    return conn
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" hook issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: an acknowledged webhook survives a power cut; the provider will not send it again.
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+    _set_pragmas(dbapi_conn)
 
 
 def _sqlite_begin(conn: Any) -> None:

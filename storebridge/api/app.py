@@ -22,14 +22,8 @@ from storebridge.api.openapi import install_openapi
 from storebridge.api.sandbox_guard import SandboxGuard
 from storebridge.bootstrap import Hub
 from storebridge.webhooks.fast_http import webhook_http_protocol
-from storebridge.webhooks.routes import (
-    INTERNAL_ERROR,
-    decode_headers,
-    handle_webhook,
-    request_id_for,
-    send_reply,
-    webhook_provider_of,
-)
+from storebridge.webhooks.intake import INTERNAL_ERROR, decode_headers, request_id_for
+from storebridge.webhooks.routes import handle_webhook, send_reply, webhook_provider_of
 
 __all__ = ["create_app", "create_worker_app", "StorebridgeApp"]
 
@@ -55,7 +49,7 @@ class StorebridgeApp:
     def http_protocol(self) -> Any:
         """uvicorn's `http=` setting for this app: its protocol, which answers webhooks without an
         ASGI task (storebridge.webhooks.fast_http)."""
-        return webhook_http_protocol(self.hub)
+        return webhook_http_protocol(self.hub.intake, self.hub.settings)
 
     def server_options(self) -> dict[str, Any]:
         """What uvicorn needs to serve this app as the hub: its HTTP protocol (webhooks answered without
@@ -81,7 +75,7 @@ class StorebridgeApp:
             await self._api_request(scope, receive, send)
             return
         try:
-            await handle_webhook(self.hub, provider, scope, receive, send)
+            await handle_webhook(self.hub.intake, provider, scope, receive, send)
         except Exception:  # noqa: BLE001 - never a traceback to the caller
             structlog.get_logger("storebridge.webhooks").exception("webhook_handler_crashed", provider=provider)
             await send_reply(send, INTERNAL_ERROR)

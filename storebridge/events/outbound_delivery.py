@@ -30,9 +30,10 @@ from collections.abc import Sequence
 from datetime import UTC
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storebridge import leases
 from storebridge.db import Database, now
 from storebridge.events.bus import Event
 from storebridge.events.model import OutboxEvent
@@ -290,19 +291,14 @@ class OutboundDelivery:
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(room)
         )
-        if not self.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
         rows = []
         taken: dict[str, int] = {}
-        for row in (await session.execute(query)).all():
+        for row in (await session.execute(leases.claimable(query, session, of=WebhookDelivery))).all():
             eid = row[2]
             if self._outstanding(eid) + taken.get(eid, 0) < cap:
                 taken[eid] = taken.get(eid, 0) + 1
                 rows.append(row)
-        if rows:
-            await session.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id.in_([r[0] for r in rows])).values(locked_until=lease)
-            )
+        await leases.lease(session, WebhookDelivery.id, [r[0] for r in rows], locked_until=lease)
         return [
             Claim(
                 did,

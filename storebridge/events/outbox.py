@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import select, update
 
+from storebridge import leases
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
 from storebridge.events.bus import Event, EventBus, Subscriber, deliver_to
@@ -60,15 +61,10 @@ class OutboxDispatcher:
                 .order_by(OutboxEvent.created_at, OutboxEvent.id)
                 .limit(self.policy.batch_size)
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.scalars(query)).all())
-            if rows:
-                await session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id.in_([r.id for r in rows]))
-                    .values(locked_until=t + self.policy.lease_seconds)
-                )
+            rows = list((await session.scalars(leases.claimable(query, session))).all())
+            await leases.lease(
+                session, OutboxEvent.id, [r.id for r in rows], locked_until=t + self.policy.lease_seconds
+            )
             return [Event.from_row(r) for r in rows]
 
     async def dispatch_once(self) -> int:
@@ -127,8 +123,7 @@ class OutboxDispatcher:
                 .order_by(EventReceipt.next_attempt_at)
                 .limit(self.policy.batch_size)
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True, of=EventReceipt)
+            query = leases.claimable(query, session, of=EventReceipt)
             due = [(r.subscriber, r.attempts, Event.from_row(e)) for r, e in (await session.execute(query)).all()]
             for name, _, event in due:
                 # Lease: push the next attempt out so another worker does not take it meanwhile.

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from storebridge.db import now
+from storebridge.db import connect_sqlite, now
 from storebridge.errors import StorebridgeError
 from storebridge.ids import new_id
 from storebridge.inventory.commands import InsufficientStock, ReserveOrder
 from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
-from storebridge.inventory.stock import allocate, first_location, level_payload, moved, split_to_lines
+from storebridge.inventory.stock import allocate, first_location, level_changed, split_to_lines
 
 __all__ = ["SqliteReserver"]
 
@@ -47,10 +47,7 @@ class SqliteReserver:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
-                conn.execute(f"PRAGMA {pragma}")
-            self._conn = conn
+            self._conn = connect_sqlite(self.path)
         return self._conn
 
     def reserve_batch(self, commands: list[ReserveOrder]) -> list[list[dict[str, Any]] | StorebridgeError]:
@@ -148,9 +145,7 @@ class SqliteReserver:
         stocked, reserved = conn.execute(
             "SELECT stocked, reserved FROM inventory_levels WHERE id = ?", (level_id,)
         ).fetchone()
-        payload = moved(
-            level_payload(sku, location, stocked, reserved, "reserved"), stocked_delta=0, reserved_delta=units
-        )
+        _, payload = level_changed(sku, location, stocked, reserved, "reserved", stocked_delta=0, reserved_delta=units)
         conn.execute(
             "INSERT INTO outbox_events (id, type, aggregate_id, order_id, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",

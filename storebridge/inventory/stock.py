@@ -38,8 +38,8 @@ __all__ = [
     "allocate",
     "first_location",
     "split_to_lines",
+    "level_changed",
     "level_payload",
-    "moved",
     "reserve_lines",
     "finish_reservations",
     "reservation_out",
@@ -95,7 +95,7 @@ async def _level_id(session: AsyncSession, item_id: str, location: str) -> str |
 
 
 def level_payload(sku: str, location: str, stocked: int, reserved: int, reason: str) -> dict[str, Any]:
-    """A level after a change (what the API answers); `moved()` adds the event's deltas to it."""
+    """A level after a change (what the API answers); `level_changed()` adds the event's deltas to it."""
     return {
         "sku": sku,
         "location": location,
@@ -107,10 +107,21 @@ def level_payload(sku: str, location: str, stocked: int, reserved: int, reason: 
     }
 
 
-def moved(level: dict[str, Any], *, stocked_delta: int | None, reserved_delta: int | None) -> dict[str, Any]:
-    """The `inventory.level_changed` payload (one builder for both reservation paths): the level, and how
-    far each quantity moved when the change knows it (None for an absolute set)."""
-    return {**level, "stocked_delta": stocked_delta, "reserved_delta": reserved_delta}
+def level_changed(
+    sku: str,
+    location: str,
+    stocked: int,
+    reserved: int,
+    reason: str,
+    *,
+    stocked_delta: int | None,
+    reserved_delta: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The level after a change and its `inventory.level_changed` payload (the one builder for every
+    stock change, on either reservation path): the level, and how far each quantity moved when the
+    change knows it (None for an absolute set)."""
+    level = level_payload(sku, location, stocked, reserved, reason)
+    return level, {**level, "stocked_delta": stocked_delta, "reserved_delta": reserved_delta}
 
 
 async def _emit(
@@ -128,8 +139,15 @@ async def _emit(
             select(InventoryLevel.stocked, InventoryLevel.reserved).where(InventoryLevel.id == key.level_id)
         )
     ).one()
-    level = level_payload(key.sku, key.location, int(row[0]), int(row[1]), reason)
-    payload = moved(level, stocked_delta=stocked_delta, reserved_delta=reserved_delta)
+    level, payload = level_changed(
+        key.sku,
+        key.location,
+        int(row[0]),
+        int(row[1]),
+        reason,
+        stocked_delta=stocked_delta,
+        reserved_delta=reserved_delta,
+    )
     record_event(
         session, INVENTORY_LEVEL_CHANGED, payload, aggregate_id=key.item_id, order_id=order_id, request_id=request_id
     )

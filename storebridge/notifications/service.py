@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storebridge import leases
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
 from storebridge.errors import IntegrationError, NotFound, ProviderUnavailable
@@ -230,13 +231,10 @@ class NotificationService:
                 .order_by(Notification.next_attempt_at)
                 .limit(self.policy.batch_size)
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await session.scalars(query)).all())
-            lease = t + self.policy.lease_seconds
-            if ids:
-                await session.execute(update(Notification).where(Notification.id.in_(ids)).values(locked_until=lease))
-            return [(i, lease) for i in ids]
+            ids = list((await session.scalars(leases.claimable(query, session))).all())
+            until = t + self.policy.lease_seconds
+            await leases.lease(session, Notification.id, ids, locked_until=until)
+            return [(i, until) for i in ids]
 
     async def send_due(self) -> int:
         """One round of the worker job: send every due pending notification; return how many were tried."""

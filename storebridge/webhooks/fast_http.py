@@ -12,7 +12,8 @@ Content-Length within the cap, no `Expect: 100-continue`, no transfer coding, a 
 provider whose signature check is a pure function, no upgrade asked for, and no earlier request
 still unanswered on the connection. Everything else (404s, 413s, chunked bodies, `Connection:
 Upgrade`, PayPal's certificate fetch, pipelined requests, every other route) goes through uvicorn's
-own handling and the ordinary ASGI path, which runs the same steps (storebridge.webhooks.routes).
+own handling and the ordinary ASGI path (storebridge.webhooks.routes). Both are thin transports
+around one storebridge.webhooks.intake.Intake, which runs the steps and says what to answer.
 
 The class extends storebridge.webhooks.http_limits.LimitedHttpProtocol (timeouts and caps for
 every request), which also keeps uvicorn's keep-alive timer from being armed while the parser is
@@ -28,24 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from storebridge.errors import WebhookRejected
-from storebridge.webhooks.routes import (
-    INTERNAL_ERROR,
-    Reply,
-    accept,
-    checked_headers,
-    decode_headers,
-    not_stored,
-    provider_of_path,
-    rejected,
-    request_id_for,
-    stored,
-    verifies_inline,
-)
+from storebridge.webhooks.intake import INTERNAL_ERROR, Intake, Reply, decode_headers
+from storebridge.webhooks.routes import provider_of_path
 
 if TYPE_CHECKING:
-    from storebridge.bootstrap import Hub
-    from storebridge.webhooks.inbox import InboxRow
+    from storebridge.config import Settings
     from storebridge.webhooks.sources import WebhookSource
 
 __all__ = ["webhook_http_protocol"]
@@ -88,9 +76,10 @@ def _plain_protocol_once(gaps: tuple[str, ...]) -> None:
     )
 
 
-def webhook_http_protocol(hub: Hub) -> Any:
-    """A uvicorn `http=` protocol class bound to `hub`, or "auto" (uvicorn's plain protocol) when
-    httptools is not installed or the installed uvicorn lacks an internal the class relies on."""
+def webhook_http_protocol(intake: Intake, settings: Settings) -> Any:
+    """A uvicorn `http=` protocol class that answers webhooks through `intake`, with the HTTP limits of
+    `settings`; or "auto" (uvicorn's plain protocol) when httptools is not installed or the installed
+    uvicorn lacks an internal the class relies on."""
     try:
         import httptools
         from uvicorn.protocols.http.httptools_impl import STATUS_LINE
@@ -101,7 +90,6 @@ def webhook_http_protocol(hub: Hub) -> Any:
     if gaps := contract_gaps():
         _plain_protocol_once(tuple(gaps))
         return "auto"
-    settings = hub.settings
 
     class WebhookHttpProtocol(LimitedHttpProtocol):
         limits = HttpLimits(
@@ -129,14 +117,11 @@ def webhook_http_protocol(hub: Hub) -> Any:
             url = httptools.parse_url(self.url)
             path = url.path.decode("latin-1")
             name = provider_of_path(path) if "%" not in path and not self.root_path else None
-            source = hub.webhook_sources.get(name) if name else None
-            if source is None or not verifies_inline(source):
+            if name is None:
                 return None
             headers = decode_headers(self.headers)
-            declared = headers.get("content-length", "")
-            if "transfer-encoding" in headers or not declared.isdigit():
-                return None
-            if int(declared) > hub.settings.webhook_max_body_bytes:
+            source = intake.inline_source(name, headers)
+            if source is None:
                 return None
             query = (url.query or b"").decode("latin-1")
             return _Webhook(source, headers, query, parser.should_keep_alive())
@@ -155,30 +140,16 @@ def webhook_http_protocol(hub: Hub) -> Any:
                 return
             # This runs inside the parser's callback: an exception here would become a 400.
             try:
-                self._store(webhook)
+                intake.receive_nowait(
+                    webhook.source,
+                    webhook.headers,
+                    webhook.query,
+                    bytes(webhook.body),
+                    functools.partial(self._answer, webhook),
+                )
             except Exception:  # never a traceback to the caller
                 log.exception("webhook_handler_crashed", provider=webhook.source.name)
                 self._answer(webhook, INTERNAL_ERROR)
-
-        def _store(self, webhook: _Webhook) -> None:
-            raw = bytes(webhook.body)
-            request_id = request_id_for(webhook.headers)
-            checked = checked_headers(webhook.headers, webhook.query)
-            source = webhook.source
-            try:
-                source.verify(raw, checked)
-                row = accept(source, raw, webhook.headers, checked, request_id)
-            except WebhookRejected as exc:
-                self._answer(webhook, rejected(hub, source.name, exc, request_id))
-                return
-
-            def done(is_new: bool, exc: BaseException | None, row: InboxRow = row) -> None:
-                self._answer(webhook, stored(hub, row, is_new) if exc is None else not_stored(row, exc))
-
-            try:
-                hub.inbox.add_nowait(row, done)
-            except Exception as exc:  # noqa: BLE001 - not queued: answered 503, the provider retries
-                self._answer(webhook, not_stored(row, exc))
 
         def _answer(self, webhook: _Webhook, reply: Reply) -> None:
             if webhook.response_complete:
@@ -189,9 +160,8 @@ def webhook_http_protocol(hub: Hub) -> Any:
             out = [STATUS_LINE[reply.status]]
             for name, value in self.server_state.default_headers:
                 out += [name, b": ", value, b"\r\n"]
-            out.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(reply.body))
-            if reply.request_id:
-                out += [b"x-request-id: ", reply.request_id.encode("latin-1"), b"\r\n"]
+            for name, value in reply.headers():
+                out += [name, b": ", value, b"\r\n"]
             if not webhook.keep_alive:
                 out.append(b"connection: close\r\n")
             out += [b"\r\n", reply.body]

@@ -13,6 +13,8 @@ other writer: SQLAlchemy's statement building cost ~17 ms per 64-row batch (meas
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import operator
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,14 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from storebridge.db import Database, now
+from storebridge.db import SQLITE_PRAGMAS, Database, now
 from storebridge.errors import WebhookRejected
 from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.sources import Identified
 from storebridge.webhooks.sqlite_writer import SqliteWriterProcess, Written
 
-__all__ = ["InboxRow", "InboxStopped", "InboxWriter", "OnStored", "inbox_row"]
+__all__ = ["INSERT_COLUMNS", "InboxRow", "InboxStopped", "InboxWriter", "OnStored", "inbox_row", "new_row_values"]
 
 log = structlog.get_logger("storebridge.inbox")
 
@@ -48,6 +50,29 @@ class InboxRow:
     aggregate_key: str | None = None
     request_id: str | None = None
     id: str = field(default_factory=lambda: new_id("whk"))
+
+
+# A new row's columns other than InboxRow's own (each field named as its column); every other column
+# of webhook_events starts NULL or at its default.
+_ARRIVAL = ("status", "attempts", "received_at", "next_attempt_at")
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(InboxRow))
+# The columns an insert sets, in the table's order: the SQLAlchemy insert's keys and the SQLite
+# writer process's row tuples both come from here.
+INSERT_COLUMNS = tuple(
+    column.name for column in WebhookEvent.__table__.columns if column.name in _ARRIVAL or column.name in _ROW_FIELDS
+)
+_in_column_order = operator.itemgetter(*INSERT_COLUMNS)
+
+
+def new_row_values(row: InboxRow, received_at: float) -> dict[str, Any]:
+    """A new inbox row's values by column: the row as identified, received and due at `received_at`."""
+    return {
+        **{name: getattr(row, name) for name in _ROW_FIELDS},
+        "status": "received",
+        "attempts": 0,
+        "received_at": received_at,
+        "next_attempt_at": received_at,
+    }
 
 
 def _length(column: str) -> int:
@@ -160,7 +185,9 @@ class InboxWriter:
 
     def start(self) -> None:
         if self.db.is_sqlite and self._process is None:
-            self._process = SqliteWriterProcess(make_url(self.db.url).database or ":memory:")
+            self._process = SqliteWriterProcess(
+                make_url(self.db.url).database or ":memory:", pragmas=SQLITE_PRAGMAS, columns=INSERT_COLUMNS
+            )
         self._stopped = False
         if self._task is None:
             self._queue = asyncio.Queue()
@@ -319,23 +346,14 @@ class InboxWriter:
             self.on_commit()
 
     def _sqlite_rows(self, batch: list[_Pending]) -> list[tuple[Any, ...]]:
+        """INSERT_COLUMNS' values per row, the headers as the JSON text the JSON column holds."""
         t = now()
-        return [
-            (
-                p.row.id,
-                p.row.provider,
-                p.row.event_id,
-                p.row.event_type,
-                orjson.dumps(p.row.headers).decode(),
-                p.row.body,
-                t,
-                p.row.provider_created_at,
-                p.row.aggregate_key,
-                t,
-                p.row.request_id,
-            )
-            for p in batch
-        ]
+        rows = []
+        for p in batch:
+            values = new_row_values(p.row, t)
+            values["headers"] = orjson.dumps(p.row.headers).decode()
+            rows.append(_in_column_order(values))
+        return rows
 
     async def _write_sqlalchemy(self, batch: list[_Pending]) -> Written:
         """One multi-row INSERT; if it fails because of a row (a value the database refuses), each
@@ -358,24 +376,7 @@ class InboxWriter:
 
     async def _insert_sqlalchemy(self, batch: list[_Pending]) -> set[tuple[str, str]]:
         t = now()
-        values = [
-            {
-                "id": p.row.id,
-                "provider": p.row.provider,
-                "event_id": p.row.event_id,
-                "event_type": p.row.event_type,
-                "status": "received",
-                "headers": p.row.headers,
-                "body": p.row.body,
-                "received_at": t,
-                "provider_created_at": p.row.provider_created_at,
-                "aggregate_key": p.row.aggregate_key,
-                "attempts": 0,
-                "next_attempt_at": t,
-                "request_id": p.row.request_id,
-            }
-            for p in batch
-        ]
+        values = [new_row_values(p.row, t) for p in batch]
         stmt = (
             self._insert(WebhookEvent)
             .values(values)

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storebridge import leases
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
 from storebridge.stats import WebhookStats
@@ -187,9 +188,9 @@ class InboxProcessor:
             claimed = set((await session.scalars(claim)).all())
             return [r for r in candidates if r.id in claimed]
 
-        async def search(session: AsyncSession, lock: bool) -> list[WebhookEvent]:
+        async def search(session: AsyncSession) -> list[WebhookEvent]:
             def run(q: Select[WebhookEvent], n: int) -> Any:
-                return session.scalars(q.limit(n).with_for_update(skip_locked=True) if lock else q.limit(n))
+                return session.scalars(leases.claimable(q.limit(n), session))
 
             first = list((await run(first_lane, limit)).all())
             room = max(limit - len(first), reserved)
@@ -204,13 +205,13 @@ class InboxProcessor:
             # In a read transaction the search does not hold SQLite's one write lock (webhooks keep
             # being stored meanwhile); the short claim below takes only the rows still due.
             async with self.db.read() as session:
-                candidates = await search(session, lock=False)
+                candidates = await search(session)
             if not candidates:
                 return [], lease, []
             async with self.db.write() as session:
                 return await lease_and_apply(session, candidates)
         async with self.db.write() as session:
-            rows = await search(session, lock=True)
+            rows = await search(session)
             return await lease_and_apply(session, rows) if rows else ([], lease, [])
 
     async def process_once(self, limit: int | None = None) -> int:

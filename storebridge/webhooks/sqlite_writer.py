@@ -7,14 +7,16 @@ stopped it. In a child process they use another core, and the hub pays only for 
 the rows (measured in BENCHMARKS.md).
 
 The protocol over a socketpair is tiny: a 4-byte big-endian length, then a `marshal`led
-payload. Request: a list of row tuples in `COLUMNS` order. Answer, one per request and in
+payload. Request: a list of row tuples in the order of the columns the child was started with
+(storebridge.webhooks.inbox.INSERT_COLUMNS, derived from the table). Answer, one per request and in
 order: `(True, [(provider, event_id), ...])` with the rows that were new, `(True, new,
 {row index: "what went wrong"})` when some rows of the batch could not be stored (the others
 were), or `(False, "what went wrong")` when none was. The hub streams batches without waiting;
 the child commits every batch that has arrived while it was busy in one transaction (group
 commit on this side of the pipe). The child holds no state but its connection; it exits when
 the socket closes, so it never outlives the hub. Only this module and the stdlib are imported
-in the child.
+in the child (importing SQLAlchemy would delay the first commit), so the hub's connection pragmas
+(storebridge.db.SQLITE_PRAGMAS) and the insert's columns reach it on its command line.
 """
 
 from __future__ import annotations
@@ -30,50 +32,29 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
-    "COLUMNS",
     "Written",
-    "PRAGMAS",
+    "WRITER_PRAGMAS",
     "WAL_RESTART_ROWS",
     "SqliteWriterProcess",
+    "RowInsert",
     "RowNotStored",
     "WriterCrashed",
     "commit_frames",
     "insert_rows",
 ]
 
-COLUMNS = (
-    "id",
-    "provider",
-    "event_id",
-    "event_type",
-    "headers",
-    "body",
-    "received_at",
-    "provider_created_at",
-    "aggregate_key",
-    "next_attempt_at",
-    "request_id",
-)
-PRAGMAS = (
-    "journal_mode=WAL",
-    "synchronous=FULL",  # an acknowledged webhook survives a power cut
-    "busy_timeout=30000",
-    "foreign_keys=ON",
+# The writer's own, on top of the hub's (storebridge.db.SQLITE_PRAGMAS).
+WRITER_PRAGMAS = (
     "cache_size=-32768",  # 32 MB: the inbox indexes stay in memory (fewer preads per insert)
     "temp_store=MEMORY",  # a multi-row INSERT's statement journal: no temp file per commit
 )
 WAL_RESTART_ROWS = 1000  # rows between the writer's own checkpoints (~15 MB of WAL at 2 KB webhooks)
 CHECKPOINT_EVERY = 0.05  # seconds between the background thread's checkpoints
 _HEADER = struct.Struct("!I")
-# The rows come in COLUMNS order; status and attempts are the same for every new row.
-_ROW = "('received', 0, " + ", ".join(["?"] * len(COLUMNS)) + ")"
-_INSERT = (
-    f"INSERT INTO webhook_events (status, attempts, {', '.join(COLUMNS)}) VALUES {{values}}"
-    " ON CONFLICT DO NOTHING RETURNING provider, event_id"
-)
 
 
 # A batch's outcome: the (provider, event_id) of the rows that were new, and the rows (by index in
@@ -89,25 +70,42 @@ class WriterCrashed(RuntimeError):
     """The writer process died or answered garbage; the batch may or may not be stored."""
 
 
-def connect(path: str) -> sqlite3.Connection:
+class RowInsert:
+    """The multi-row INSERT for row tuples in `columns` order; a row's key is its (provider, event_id)."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self._row = "(" + ", ".join(["?"] * len(columns)) + ")"
+        self._sql = (
+            f"INSERT INTO webhook_events ({', '.join(columns)}) VALUES {{values}}"
+            " ON CONFLICT DO NOTHING RETURNING provider, event_id"
+        )
+        self._provider, self._event_id = columns.index("provider"), columns.index("event_id")
+        # SQLite binds at most 32766 values per statement.
+        self.max_rows = min(1024, 32766 // len(columns))
+
+    def sql(self, rows: int) -> str:
+        return self._sql.format(values=",".join([self._row] * rows))
+
+    def key(self, row: tuple[Any, ...]) -> tuple[str, str]:
+        return row[self._provider], row[self._event_id]
+
+
+def connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
+    """A connection with the hub's `pragmas` (storebridge.db.SQLITE_PRAGMAS) and the writer's own."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in PRAGMAS:
+    for pragma in (*pragmas, *WRITER_PRAGMAS):
         conn.execute(f"PRAGMA {pragma}")
     return conn
 
 
-_MAX_ROWS_PER_STATEMENT = 1024  # 11 bound values a row, well under SQLite's 32766
-
-
-def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> set[tuple[str, str]]:
+def insert_rows(conn: sqlite3.Connection, insert: RowInsert, rows: list[tuple[Any, ...]]) -> set[tuple[str, str]]:
     """One transaction: the (provider, event_id) of the rows that were new."""
     inserted: set[tuple[str, str]] = set()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for start in range(0, len(rows), _MAX_ROWS_PER_STATEMENT):
-            part = rows[start : start + _MAX_ROWS_PER_STATEMENT]
-            sql = _INSERT.format(values=",".join([_ROW] * len(part)))
-            inserted.update(conn.execute(sql, [value for row in part for value in row]).fetchall())
+        for start in range(0, len(rows), insert.max_rows):
+            part = rows[start : start + insert.max_rows]
+            inserted.update(conn.execute(insert.sql(len(part)), [value for row in part for value in row]).fetchall())
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -115,24 +113,26 @@ def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> set[tu
     return inserted
 
 
-def commit_frames(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+def commit_frames(
+    conn: sqlite3.Connection, insert: RowInsert, frames: list[list[tuple[Any, ...]]]
+) -> list[tuple[Any, ...]]:
     """Store several batches in one transaction (group commit); one answer per batch, in order.
 
     A key new in this transaction is reported new to the first batch that carries it only. If the
     group fails because of a row (a value that cannot be bound or stored), each row is stored in a
     transaction of its own, so that row fails alone and every other row is stored and answered."""
     try:
-        inserted = insert_rows(conn, [row for frame in frames for row in frame])
+        inserted = insert_rows(conn, insert, [row for frame in frames for row in frame])
     except sqlite3.OperationalError as exc:  # the database, not a row: locked, full, I/O
         # Row by row would only wait busy_timeout once per row for the same answer.
         return [(False, f"{type(exc).__name__}: {exc}")] * len(frames)
     except Exception:  # noqa: BLE001 - a row that cannot be stored: each row alone
-        return _row_by_row(conn, frames)
+        return _row_by_row(conn, insert, frames)
     answers: list[tuple[Any, ...]] = []
     for frame in frames:
         new = []
         for row in frame:
-            key = (row[1], row[2])
+            key = insert.key(row)
             if key in inserted:
                 inserted.discard(key)
                 new.append(key)
@@ -140,7 +140,9 @@ def commit_frames(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]])
     return answers
 
 
-def _row_by_row(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+def _row_by_row(
+    conn: sqlite3.Connection, insert: RowInsert, frames: list[list[tuple[Any, ...]]]
+) -> list[tuple[Any, ...]]:
     """Each row in its own transaction. A batch's answer is `(True, new)`, or `(True, new, failed)`
     with `failed` mapping the index of each row that could not be stored to what went wrong."""
     answers: list[tuple[Any, ...]] = []
@@ -149,7 +151,7 @@ def _row_by_row(conn: sqlite3.Connection, frames: list[list[tuple[Any, ...]]]) -
         failed: dict[int, str] = {}
         for index, row in enumerate(frame):
             try:
-                new.extend(insert_rows(conn, [row]))
+                new.extend(insert_rows(conn, insert, [row]))
             except Exception as exc:  # noqa: BLE001 - this row alone is answered 503
                 failed[index] = f"{type(exc).__name__}: {exc}"
         answers.append((True, new, failed) if failed else (True, new))
@@ -201,12 +203,12 @@ class _FrameReader:
         return frames + self._complete()
 
 
-def _checkpoint_in_background(path: str, every: float) -> None:
+def _checkpoint_in_background(path: str, pragmas: Sequence[str], every: float) -> None:
     """Copy the WAL back into the database on this thread, not inside a webhook's commit.
 
     The writer's own connection has autocheckpoint off; PASSIVE never waits for readers or
     writers, and SQLite releases the GIL while it works."""
-    conn = connect(path)
+    conn = connect(path, pragmas)
     while True:
         time.sleep(every)
         try:
@@ -216,7 +218,13 @@ def _checkpoint_in_background(path: str, every: float) -> None:
 
 
 def serve(
-    sock: socket.socket, path: str, *, rows_per_commit: int = 24, wal_restart_rows: int = WAL_RESTART_ROWS
+    sock: socket.socket,
+    path: str,
+    pragmas: Sequence[str],
+    columns: Sequence[str],
+    *,
+    rows_per_commit: int = 24,
+    wal_restart_rows: int = WAL_RESTART_ROWS,
 ) -> None:
     """Answer batches until the hub closes the socket.
 
@@ -231,10 +239,11 @@ def serve(
     waited for a filesystem journal commit (20-400 ms stalls, measured). With nothing appended
     meanwhile this checkpoint completes (the background thread has copied most of it), and the
     next commit writes from the start of the WAL again."""
-    conn = connect(path)
+    conn = connect(path, pragmas)
+    insert = RowInsert(columns)
     conn.execute("PRAGMA wal_autocheckpoint=0")
     threading.Thread(
-        target=_checkpoint_in_background, args=(path, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
+        target=_checkpoint_in_background, args=(path, pragmas, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
     ).start()
     reader = _FrameReader(sock)
     waiting: deque[list[tuple[Any, ...]]] = deque()
@@ -250,7 +259,7 @@ def serve(
                 rows += len(waiting[0])
                 group.append(waiting.popleft())
             out = bytearray()
-            for answer in commit_frames(conn, group):
+            for answer in commit_frames(conn, insert, group):
                 data = marshal.dumps(answer)
                 out += _HEADER.pack(len(data)) + data
             sock.sendall(out)
@@ -266,8 +275,8 @@ def main(argv: list[str]) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the hub decides when we stop
     # (it closes the socket after its last batch), so a batch in flight is never cut.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    restart = int(argv[3]) if len(argv) > 3 else WAL_RESTART_ROWS
-    serve(socket.socket(fileno=int(argv[1])), argv[2], wal_restart_rows=restart)
+    fd, path, restart, pragmas, columns = argv[1:6]
+    serve(socket.socket(fileno=int(fd)), path, pragmas.split(";"), columns.split(","), wal_restart_rows=int(restart))
 
 
 # -- the hub's side ----------------------------------------------------------------------
@@ -278,8 +287,12 @@ class SqliteWriterProcess:
     sends at once and returns a future; the child answers in order, so a batch can be on its way
     while the previous one commits."""
 
-    def __init__(self, path: str, *, wal_restart_rows: int = WAL_RESTART_ROWS) -> None:
+    def __init__(
+        self, path: str, *, pragmas: Sequence[str], columns: Sequence[str], wal_restart_rows: int = WAL_RESTART_ROWS
+    ) -> None:
         self.path = path
+        self.pragmas = pragmas
+        self.columns = columns
         self.wal_restart_rows = wal_restart_rows
         self._proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -293,6 +306,8 @@ class SqliteWriterProcess:
                 sys.executable,
                 *("-m", "storebridge.webhooks.sqlite_writer", str(theirs.fileno()), self.path),
                 str(self.wal_restart_rows),
+                ";".join(self.pragmas),
+                ",".join(self.columns),
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
             )

@@ -184,9 +184,9 @@ def test_plain_webhooks_bypass_the_asgi_app_and_the_rest_still_reach_it(
     reached: list[str] = []
     ordinary = app_module.handle_webhook
 
-    async def counting(hub: object, name: str, *rest: object) -> None:
+    async def counting(intake: object, name: str, *rest: object) -> None:
         reached.append(name)
-        await ordinary(hub, name, *rest)  # type: ignore[arg-type]
+        await ordinary(intake, name, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(app_module, "handle_webhook", counting)
     with _connect(sqlite_hub) as sock:

@@ -10,10 +10,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from storebridge.db import Database
+from storebridge.db import SQLITE_PRAGMAS, Database
 from storebridge.migrate import upgrade
 from storebridge.webhooks import sqlite_writer
-from storebridge.webhooks.inbox import InboxRow, InboxStopped, InboxWriter
+from storebridge.webhooks.inbox import INSERT_COLUMNS, InboxRow, InboxStopped, InboxWriter, new_row_values
 from storebridge.webhooks.model import WebhookEvent
 
 
@@ -176,7 +176,9 @@ def _wal_bytes_after_a_burst(url: str, restart_rows: int) -> int:
 
     async def go() -> int:
         db, writer = await _writer(url)
-        writer._process = SqliteWriterProcess(path, wal_restart_rows=restart_rows)
+        writer._process = SqliteWriterProcess(
+            path, pragmas=SQLITE_PRAGMAS, columns=INSERT_COLUMNS, wal_restart_rows=restart_rows
+        )
         try:
             rows = [InboxRow("test", f"e{i:05d}", "thing.happened", {}, body) for i in range(3000)]
             assert all(await asyncio.gather(*(writer.add(r) for r in rows)))
@@ -262,11 +264,15 @@ def test_commit_frames_answers_each_batch_when_one_row_cannot_be_bound(sqlite_ur
     assert path
 
     def row(event_id: str, aggregate: object = None) -> tuple[object, ...]:
-        return (f"whk_{event_id}", "test", event_id, "t", "{}", b"{}", 1.0, None, aggregate, 1.0, None)
+        values = new_row_values(InboxRow("test", event_id, "t", {}, b"{}", id=f"whk_{event_id}"), 1.0)
+        values |= {"headers": "{}", "aggregate_key": aggregate}
+        return tuple(values[column] for column in INSERT_COLUMNS)
 
-    conn = sqlite_writer.connect(path)
+    conn = sqlite_writer.connect(path, SQLITE_PRAGMAS)
+    insert = sqlite_writer.RowInsert(INSERT_COLUMNS)
     try:
-        answers = sqlite_writer.commit_frames(conn, [[row("a"), row("bad", {"not": "bindable"}), row("a")], [row("b")]])
+        frames = [[row("a"), row("bad", {"not": "bindable"}), row("a")], [row("b")]]
+        answers = sqlite_writer.commit_frames(conn, insert, frames)
     finally:
         conn.close()
     assert [a[:2] for a in answers] == [(True, [("test", "a")]), (True, [("test", "b")])]

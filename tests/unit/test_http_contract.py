@@ -96,14 +96,15 @@ def test_without_the_internals_the_hub_serves_plainly_and_says_so_once(monkeypat
     often it is asked."""
     monkeypatch.setattr(http_limits, "contract_gaps", lambda: ["HttpToolsProtocol.on_response_complete()"])
     _plain_protocol_once.cache_clear()
-    hub: Any = SimpleNamespace(settings=make_settings("sqlite+aiosqlite:///:memory:"))
+    intake: Any = SimpleNamespace()
+    settings = make_settings("sqlite+aiosqlite:///:memory:")
     try:
         with capture_logs() as logs:
-            assert webhook_http_protocol(hub) == "auto"
-            assert webhook_http_protocol(hub) == "auto"
+            assert webhook_http_protocol(intake, settings) == "auto"
+            assert webhook_http_protocol(intake, settings) == "auto"
     finally:
         _plain_protocol_once.cache_clear()
     warnings = [entry for entry in logs if entry["event"] == "fast_http_disabled"]
     assert len(warnings) == 1 and warnings[0]["missing"] == ["HttpToolsProtocol.on_response_complete()"]
     monkeypatch.undo()
-    assert isinstance(webhook_http_protocol(hub), type)  # with the real uvicorn: the hub's protocol
+    assert isinstance(webhook_http_protocol(intake, settings), type)  # with the real uvicorn: the hub's protocol

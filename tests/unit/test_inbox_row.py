@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from storebridge.errors import WebhookRejected
-from storebridge.webhooks.inbox import inbox_row
+from storebridge.webhooks.inbox import INSERT_COLUMNS, inbox_row, new_row_values
+from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.sources import Identified
 
 
@@ -57,3 +58,16 @@ def test_a_field_that_cannot_be_stored_is_a_400_naming_it(fields: dict[str, Any]
         _row(**fields)
     assert (caught.value.status, caught.value.code) == (400, "malformed_event")
     assert message in str(caught.value)
+
+
+def test_every_inbox_row_field_is_a_column_a_new_row_sets() -> None:
+    """The insert's columns come from the table: each InboxRow field names one, plus the arrival columns."""
+    row = _row()
+    values = new_row_values(row, 1.0)
+    assert set(values) == set(INSERT_COLUMNS) <= set(WebhookEvent.__table__.columns.keys())
+    assert (values["status"], values["attempts"], values["received_at"], values["next_attempt_at"]) == (
+        "received",
+        0,
+        1.0,
+        1.0,
+    )
