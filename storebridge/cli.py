@@ -149,6 +149,7 @@ def worker_cmd(
     metrics_host: str = typer.Option("127.0.0.1", help="interface for --metrics-port"),
 ) -> None:
     """Run a worker alone: inbox processing, outbox dispatch, retries (scale-out on PostgreSQL)."""
+    from storebridge.api.app import create_worker_app
     from storebridge.bootstrap import bootstrap
     from storebridge.worker_metrics import WorkerMetricsServer, metrics_listener
 
@@ -177,7 +178,7 @@ def worker_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        serving = WorkerMetricsServer(hub, listener) if listener is not None else None
+        serving = WorkerMetricsServer(create_worker_app(hub), listener) if listener is not None else None
         try:
             await stop.wait()
         finally:
