@@ -90,6 +90,7 @@ __all__ = [
     "ProviderServices",
     "ProviderSettings",
     "Sandbox",
+    "StandaloneSandbox",
     "WebhookRoute",
 ]
 
@@ -198,6 +199,15 @@ class BuiltProvider:
     health_check: HealthCheck | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StandaloneSandbox:
+    """`storebridge sandbox <name>`: the emulator alone on its own port, and the settings (one line each)
+    that point a storebridge at it."""
+
+    sandbox: Sandbox
+    notes: Sequence[str] = ()
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -229,6 +239,11 @@ class ProviderPlugin(ABC, Generic[SettingsT]):
     @abstractmethod
     def build(self, settings: SettingsT, context: ProviderContext) -> BuiltProvider:
         """Build the adapter (pointing at its sandbox when `uses_sandbox`), its webhooks and jobs."""
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox | None:
+        """The emulator alone, serving at `base_url` and delivering signed webhooks to `webhook_url`
+        (`secret`: its signing secret or credential, empty for a generated one). None: it has no emulator."""
+        return None
 
     @property
     def reserved_names(self) -> tuple[str, ...]:

@@ -32,8 +32,6 @@ PROVIDER_IMPORTERS = {
     "storebridge.models": "imports every table for Alembic and create_all, sandbox_state included",
     # Loads the emulators' state rows; knows no emulator, only their to_dict/from_dict protocol.
     "storebridge.bootstrap": "builds SandboxStates (sandbox.persistence) over the plugins' emulators",
-    # `storebridge sandbox <name>` runs one emulator alone: a command-line edge.
-    "storebridge.cli_sandbox": "the `storebridge sandbox` command serves an emulator alone",
     # The command-line edges of the inventory capability: `storebridge inventory sync` drives the
     # external system's batch client directly.
     "storebridge.inventory.cli": "the `storebridge inventory sync` command drives the external system's client",
