@@ -20,6 +20,7 @@ A minimal payment provider, in its own package::
     from storebridge.providers.plugin import (
         BuiltProvider, ProviderContext, ProviderPlugin, ProviderSettings, WebhookRoute,
     )
+    from storebridge.webhooks.sources import WebhookSource
 
     class AcmePaySettings(ProviderSettings):
         enabled: bool = Field(True, validation_alias="ACMEPAY_ENABLED")
@@ -37,7 +38,9 @@ A minimal payment provider, in its own package::
 
         def build(self, settings: AcmePaySettings, context: ProviderContext) -> BuiltProvider:
             adapter = AcmePayProvider(...)  # implements storebridge.payments.provider.PaymentProvider
-            source = WebhookSource("acmepay", "acmepay-hmac", (secret,), identify_acmepay_event)
+            # `scheme` names a verifier in storebridge.webhooks.verify (or subclass WebhookSource and
+            # override `verify` for a scheme of your own); `identify` reads the event id and type.
+            source = WebhookSource("acmepay", "standard", (secret,), identify_acmepay_event)
             return BuiltProvider(
                 mode=adapter.mode,
                 payment=adapter,
@@ -51,6 +54,11 @@ A minimal payment provider, in its own package::
     # pyproject.toml
     [project.entry-points."storebridge.providers"]
     acmepay = "acmepay.plugin:plugin"
+
+By kind, `build` sets one adapter field of BuiltProvider: `payment` (a PaymentProvider), `shipping`
+(a ShippingSetup: ShippingProvider plus label defaults), `mail` (a MailProvider, with optional
+`mail_templates`) or `inventory` (an InventorySetup). `standalone_sandbox` serves the emulator alone
+for `storebridge sandbox <name>`.
 
 The names here are stable: new fields may be added (with defaults), none renamed.
 """
