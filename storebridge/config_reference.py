@@ -48,22 +48,17 @@ class SettingsSection:
 
 
 def settings_models() -> list[SettingsSection]:
-    """Every settings model the hub reads, in the reference's order: the one list to keep current
-    (it becomes the provider registry's settings models once providers are plugins)."""
-    from storebridge.config import Settings, StripeSettings
-    from storebridge.inventory.settings import InventorySettings
+    """Every settings model the hub reads, in the reference's order: the hub's, the e-mail capability's, then
+    each built-in provider plugin's from the registry (a third-party plugin documents its own)."""
+    from storebridge.config import Settings
     from storebridge.notifications.settings import NotificationSettings
-    from storebridge.payments.paypal_settings import PayPalSettings
-    from storebridge.shipping.settings import ShippoSettings
+    from storebridge.providers.registry import load_registry
 
-    return [
-        SettingsSection("Hub", Settings),
-        SettingsSection("Stripe", StripeSettings),
-        SettingsSection("PayPal", PayPalSettings),
-        SettingsSection("Shippo", ShippoSettings),
-        SettingsSection("E-mail (SendGrid or SMTP)", NotificationSettings),
-        SettingsSection("Inventory", InventorySettings),
-    ]
+    sections = [SettingsSection("Hub", Settings), SettingsSection("E-mail (any provider)", NotificationSettings)]
+    for plugin in load_registry():
+        if type(plugin).__module__.startswith("storebridge."):
+            sections.append(SettingsSection(f"{plugin.name}: {plugin.description}", plugin.settings_model))
+    return sections
 
 
 def _variable(field: FieldInfo) -> str | None:

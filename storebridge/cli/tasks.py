@@ -59,6 +59,9 @@ def run_demo(
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)
     hub, app, port = _embedded_hub(settings, migrate=True, run_worker=True)
+    if provider not in hub.payment_providers:
+        out.print(f"unknown or disabled payment provider {provider!r}: enabled: {', '.join(hub.payment_providers)}")
+        return 2
     out.print("providers: " + ", ".join(f"{i.name} ({i.mode})" for i in hub.integrations.values()), highlight=False)
     hub.modes_shown = True
     received: list[Event] = []
@@ -71,7 +74,7 @@ def run_demo(
         serve_in_thread(app, port) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {hub.api_token}"}, timeout=30) as client,
     ):
-        stock = "inventory" in hub.services
+        stock = hub.inventory is not None
         if stock:  # stock the demo's SKUs so the order visibly reserves, then ships, its units
             for item in DEMO_ORDER["items"]:
                 client.put(f"/inventory/{item['sku']}/levels/default", json={"stocked": 10}).raise_for_status()
@@ -99,7 +102,7 @@ def run_demo(
                 break
             time.sleep(0.1)
         delivered = mails = None
-        if "shipping" in hub.services and state.get("payment_status") == "captured":
+        if hub.shipping is not None and state.get("payment_status") == "captured":
             delivered = ship_to_delivered(client, base, order["id"], out, folder, timeout)
         if "sendgrid" in hub.sandboxes:
             expected = 2 if delivered else 1  # order confirmation, then the shipping notice

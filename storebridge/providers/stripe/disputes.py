@@ -1,7 +1,7 @@
 """Stripe's `charge.dispute.*` events as ProviderDispute (Stripe's dispute object: id, amount, currency,
 charge, payment_intent, reason, status, evidence_details.due_by).
 
-Kept apart from stripe.py so the dispute mapping and the adapter change independently; stripe.py's
+Kept apart from adapter.py so the dispute mapping and the adapter change independently; adapter.py's
 parse_webhook hands every `charge.dispute.*` event here.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from storebridge.payments.provider import DISPUTE_STATUSES, ProviderDispute
-from storebridge.payments.stripe_currency import from_stripe
+from storebridge.providers.stripe.currency import from_stripe
 
 __all__ = ["DISPUTE_EVENTS", "dispute_from_stripe"]
 
