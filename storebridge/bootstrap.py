@@ -34,6 +34,9 @@ from storebridge.orders.service import OrderService
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
 from storebridge.payments.service import PaymentService, payment_webhook_handler
+from storebridge.providers.assembly import build_providers
+from storebridge.providers.plugin import ProviderContext, ProviderServices
+from storebridge.providers.registry import load_registry
 from storebridge.sandbox.persistence import SandboxStates
 from storebridge.stats import WebhookStats
 from storebridge.webhooks.custom import custom_handler, custom_source
@@ -242,6 +245,19 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
     stats = WebhookStats()
     missing: list[MissingCredentials] = []
     _stripe(settings, url, parts, calls, missing)
+    # Registered provider plugins (storebridge.providers entry points).
+    context = ProviderContext(
+        url,
+        settings.production,
+        settings.http_timeout_seconds,
+        calls,
+        retry_base=settings.retry_base_seconds,
+        retry_cap=settings.retry_max_seconds,
+    )
+    plugged = build_providers(load_registry(), context)
+    missing.extend(plugged.missing)
+    for key in ("integrations", "sandboxes", "payment_providers", "webhook_sources", "webhook_handlers"):
+        parts[key].update(getattr(plugged, key))
     for custom in settings.custom_webhooks:
         parts["webhook_sources"][custom.name] = custom_source(custom)
         parts["webhook_handlers"][custom.name] = custom_handler(custom)
@@ -343,12 +359,13 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             ("outbound-webhooks", outbound.deliver_once),
             *(transport.jobs() if transport is not None else []),
             *wiring.worker_jobs,
+            *plugged.jobs(ProviderServices(db, payments)),
         ],
         event_transport=transport,
         routers=wiring.routers,
         services=wiring.services,
-        closers=wiring.closers,
-        health_checks=wiring.health_checks,
+        closers=[*wiring.closers, *plugged.closers],
+        health_checks={**wiring.health_checks, **plugged.health_checks},
         sandbox_states=SandboxStates(db, parts["sandboxes"]) if parts["sandboxes"] else None,
         **parts,
     )

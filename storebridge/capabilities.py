@@ -23,6 +23,7 @@ from storebridge.events.bus import EventBus
 from storebridge.integration import HealthStatus
 from storebridge.orders.stock import StockHold
 from storebridge.payments.provider import PaymentProvider
+from storebridge.providers.assembly import MissingCredentials
 from storebridge.webhooks.processor import WebhookHandler
 from storebridge.webhooks.sources import WebhookSource
 from storebridge.worker import Job
@@ -39,19 +40,6 @@ CAPABILITIES: tuple[str, ...] = (
     "storebridge.notifications.wiring",
     "storebridge.inventory.wiring",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class MissingCredentials:
-    """An enabled provider without credentials where it may not fall back to its sandbox (production)."""
-
-    provider: str
-    variables: tuple[str, ...]  # what a real configuration of it sets
-    switch_off: str  # how to run without it instead, e.g. "STRIPE_ENABLED=false"
-
-    def __str__(self) -> str:
-        names = ", ".join(self.variables[:-1]) + " and " + self.variables[-1] if len(self.variables) > 1 else ""
-        return f"{self.provider} (set {names or self.variables[0]}, or {self.switch_off})"
 
 
 @dataclass

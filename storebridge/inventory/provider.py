@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from storebridge.db import Database
 from storebridge.integration import HealthStatus
 from storebridge.inventory.stock import set_stocked
 
-__all__ = ["ExternalInventory", "pull_levels"]
+__all__ = ["ExternalInventory", "InventorySetup", "StockPolicy", "pull_levels"]
 
 
 class ExternalInventory(Protocol):
@@ -22,6 +23,24 @@ class ExternalInventory(Protocol):
     async def levels(self, *, page_size: int = 500) -> list[dict[str, Any]]: ...
 
     async def aclose(self) -> None: ...
+
+
+class StockPolicy(Protocol):
+    """How reservations behave (the inventory plugin's settings give it)."""
+
+    @property
+    def default_location(self) -> str: ...
+
+    @property
+    def reservation_ttl_seconds(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySetup:
+    """An inventory plugin's connection to the external system, and the stock policy the service uses."""
+
+    external: ExternalInventory
+    policy: StockPolicy
 
 
 async def pull_levels(

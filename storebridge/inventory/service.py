@@ -17,7 +17,7 @@ from storebridge.events.bus import Event, EventBus
 from storebridge.inventory.commands import Adjustment, ReserveLine, ReserveOrder
 from storebridge.inventory.group_commit import GroupCommit
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
-from storebridge.inventory.settings import InventorySettings
+from storebridge.inventory.provider import StockPolicy
 from storebridge.inventory.sqlite_fast import SqliteReserver
 from storebridge.inventory.stock import ensure_item, finish_reservations, reservation_out, reserve_lines, set_stocked
 from storebridge.payments.events import PAYMENT_CANCELED, PAYMENT_CAPTURED, PAYMENT_FAILED
@@ -29,7 +29,7 @@ log = structlog.get_logger("storebridge.inventory")
 
 
 class InventoryService:
-    def __init__(self, db: Database, settings: InventorySettings) -> None:
+    def __init__(self, db: Database, settings: StockPolicy) -> None:
         self.db = db
         self.settings = settings
         self._sqlite: SqliteReserver | None = None

@@ -15,6 +15,8 @@ __all__ = [
     "TrackingUpdate",
     "ShippingProvider",
     "label_metadata",
+    "ShipmentDefaults",
+    "ShippingSetup",
 ]
 
 
@@ -107,3 +109,24 @@ class ShippingProvider(Protocol):
     async def health_check(self) -> HealthStatus: ...
 
     async def aclose(self) -> None: ...
+
+
+class ShipmentDefaults(Protocol):
+    """What a label purchase uses when the request does not say (the provider's settings give it)."""
+
+    @property
+    def label_file_type(self) -> str: ...
+
+    @property
+    def carrier_accounts(self) -> list[str]: ...
+
+    def from_address(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingSetup:
+    """A shipping plugin's adapter with what the shipping service needs beside it."""
+
+    provider: ShippingProvider
+    defaults: ShipmentDefaults
+    lease_seconds: float  # how long one label purchase may be in flight (finding it, retried, plus buying it)

@@ -40,8 +40,7 @@ from storebridge.shipping.model import (
     advance,
     order_fulfillment_status,
 )
-from storebridge.shipping.provider import ProviderLabel, RateQuote, ShippingProvider, TrackingUpdate
-from storebridge.shipping.settings import ShippoSettings
+from storebridge.shipping.provider import ProviderLabel, RateQuote, ShipmentDefaults, ShippingProvider, TrackingUpdate
 
 __all__ = ["ShippingService", "ShipmentView", "LabelPurchase", "apply_label", "apply_tracking", "PAID_STATUSES"]
 
@@ -205,7 +204,7 @@ class ShippingService:
         self,
         db: Database,
         provider: ShippingProvider,
-        settings: ShippoSettings,
+        settings: ShipmentDefaults,
         *,
         lease_seconds: float = 180.0,
         settle_seconds: float = 30.0,
