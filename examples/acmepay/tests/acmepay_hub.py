@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+
 from storebridge.api.app import create_app
 from storebridge.bootstrap import bootstrap
 from storebridge.config import load_settings

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from acmepay_hub import AcmeHub, database_url, running_hub
 
 

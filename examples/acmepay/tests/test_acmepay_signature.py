@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from storebridge.errors import WebhookRejected
 
+from storebridge.errors import WebhookRejected
 from storebridge_acmepay.signature import SIGNATURE_HEADER, signature_header, verify, verify_any_secret
 
 SECRET = "acme_whsec_test_0123456789"

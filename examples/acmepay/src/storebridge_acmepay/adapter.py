@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
+
 from storebridge.errors import IntegrationError, PaymentDeclined, ProviderRejected, ProviderUnavailable
 from storebridge.integration import ExternalIntegration, HealthStatus
 from storebridge.observability.calls import CallLog
 from storebridge.payments.provider import PaymentRequest, PaymentUpdate, ProviderPayment, ProviderRefund
-
 from storebridge_acmepay.charges import payment_from_charge, update_from_event
 from storebridge_acmepay.settings import API_KEY_PREFIXES
 
@@ -65,7 +65,9 @@ class AcmePayProvider(ExternalIntegration):
             body = response.json()
         except ValueError:
             body = None
-        error: Mapping[str, Any] = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+        error: Mapping[str, Any] = (
+            body["error"] if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+        )
         message = str(error.get("message") or response.reason_phrase or "request failed")
         kwargs: dict[str, Any] = {
             "status": response.status_code,
@@ -137,7 +139,9 @@ class AcmePayProvider(ExternalIntegration):
             "POST", f"/v1/charges/{provider_ref}/refunds", json=body, idempotency_key=f"storebridge:{refund_id}:refund"
         )
         refund = response.json()
-        return ProviderRefund(provider_ref=str(refund["id"]), amount=int(refund["amount"]), status=str(refund["status"]))
+        return ProviderRefund(
+            provider_ref=str(refund["id"]), amount=int(refund["amount"]), status=str(refund["status"])
+        )
 
     async def cancel(self, provider_ref: str, *, payment_id: str) -> ProviderPayment:
         return await self._charge_call(f"/v1/charges/{provider_ref}/void", {}, f"storebridge:{payment_id}:cancel")

@@ -11,7 +11,6 @@ import secrets
 
 from storebridge.payments.service import payment_webhook_handler
 from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin, WebhookRoute
-
 from storebridge_acmepay.adapter import NAME, SANDBOX_API_KEY, AcmePayProvider
 from storebridge_acmepay.sandbox import AcmePaySandbox
 from storebridge_acmepay.settings import WEBHOOK_SECRET_PREFIX, AcmePaySettings

@@ -7,7 +7,8 @@ With no API key the provider talks to its sandbox emulator, mounted on the hub a
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storebridge.providers.plugin import ProviderSettings
 
 __all__ = ["AcmePaySettings", "LIVE_API_BASE", "API_KEY_PREFIXES", "WEBHOOK_SECRET_PREFIX"]
 
@@ -20,9 +21,8 @@ def _blank_is_none(value: SecretStr | None) -> SecretStr | None:
     return None if value is None or value.get_secret_value() == "" else value
 
 
-class AcmePaySettings(BaseSettings):
-    # Each field names its variable (validation_alias), so a bad value's error names the variable too.
-    model_config = SettingsConfigDict(env_prefix="ACMEPAY_", extra="ignore", populate_by_name=True, case_sensitive=True)
+class AcmePaySettings(ProviderSettings):
+    """ACMEPAY_*: each field names its variable (validation_alias), so an error about it names it too."""
 
     enabled: bool = Field(True, validation_alias="ACMEPAY_ENABLED")
     api_key: SecretStr | None = Field(None, validation_alias="ACMEPAY_API_KEY")

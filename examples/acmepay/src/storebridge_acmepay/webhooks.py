@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from storebridge.webhooks.sources import WebhookSource
-
 from storebridge_acmepay.charges import identify_event
 from storebridge_acmepay.signature import verify_any_secret
 
