@@ -42,8 +42,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check storebridge tests bench examples
 	$(BIN)/ruff format --check storebridge tests bench examples
 
+# mypy's configured packages (storebridge, storebridge_acmepay), then the example's tests, strict too.
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+	$(BIN)/mypy examples/acmepay/tests
 
 test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

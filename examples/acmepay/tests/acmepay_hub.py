@@ -77,7 +77,7 @@ class AcmeHub:
 
 
 async def _postgres(admin_dsn: str, sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]  # no stubs; only these tests create databases with it
 
     connection = await asyncpg.connect(admin_dsn)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 
 from acmepay_hub import WEBHOOK_SECRET, AcmeHub, wait_for
@@ -79,7 +80,7 @@ def test_manual_capture_then_refund_through_acmepay(hub: AcmeHub) -> None:
     assert refunded.json()["refund"]["status"] == "succeeded"
     assert refunded.json()["payment"]["status"] == "refunded"
     for event_type in ("charge.authorized", "charge.captured", "charge.refunded"):
-        wait_for(lambda t=event_type: _processed(hub, t, order["id"]), what=f"{event_type} to be processed")
+        wait_for(partial(_processed, hub, event_type, order["id"]), what=f"{event_type} to be processed")
     assert len(hub.events("payment.refunded", order_id=order["id"])) == 1  # the webhook did not refund twice
     assert hub.get(f"/orders/{order['id']}")["payment_status"] == "refunded"
 
