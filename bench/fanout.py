@@ -22,15 +22,16 @@ __all__ = ["bench_settings", "outbound_end_to_end"]
 def bench_settings(database_url: str, secret: str, **extra: Any) -> Any:
     """The hub's settings in every scenario: one custom provider `bench` (plain HMAC), quiet logs
     (configured here too, as `serve` or `worker` would with STOREBRIDGE_LOG_LEVEL=ERROR), fast polls."""
-    from storebridge.config import Settings, StripeSettings
+    from storebridge.config import Settings
     from storebridge.logs import configure_logging
+    from storebridge.providers.stripe.settings import StripeSettings
     from storebridge.webhooks.custom import CustomProvider
 
     configure_logging("ERROR", "json", [])
     return Settings(
         database_url=database_url,
         log_level="ERROR",
-        stripe=StripeSettings(STRIPE_ENABLED=False),  # type: ignore[call-arg]
+        provider_settings={"stripe": StripeSettings(STRIPE_ENABLED=False)},  # type: ignore[call-arg]
         custom_webhooks=(CustomProvider("bench", "plain", (secret,)),),
         worker_poll_seconds=0.05,
         **extra,

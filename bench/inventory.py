@@ -111,10 +111,10 @@ async def run_sync(url: str, base: str, args: argparse.Namespace) -> dict[str, A
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from storebridge.db import Database
-    from storebridge.inventory.http_sync import BatchSync, InventoryClient
     from storebridge.inventory.service import InventoryService
-    from storebridge.inventory.settings import load_inventory_settings
     from storebridge.migrate import upgrade
+    from storebridge.providers.inventory_http.client import BatchSync, InventoryClient
+    from storebridge.providers.inventory_http.settings import load_inventory_settings
 
     db = Database(url)
     client = InventoryClient(base_url=base, api_key=KEY, store_id=STORE, max_connections=args.concurrency + 4)
@@ -156,8 +156,8 @@ async def run_reservations(url: str, tasks: int, total: int) -> dict[str, Any]:
     from storebridge.db import Database
     from storebridge.inventory.commands import Adjustment, InsufficientStock, ReserveLine, ReserveOrder
     from storebridge.inventory.service import InventoryService
-    from storebridge.inventory.settings import load_inventory_settings
     from storebridge.migrate import upgrade
+    from storebridge.providers.inventory_http.settings import load_inventory_settings
 
     db = Database(url)
     service = InventoryService(db, load_inventory_settings())

@@ -1,9 +1,10 @@
-"""Wiring: the one place that reads settings, builds adapters and connects the parts.
+"""The composition root: the one module that knows every part.
 
-Core code (services, inbox, worker) knows only interfaces; this module picks the enabled
-adapters from settings, points providers without credentials at their sandbox emulators
-(in development; with STOREBRIDGE_ENV=production that is a ConfigError naming the missing
-variables), and returns a Hub that the HTTP app, the worker command and library users share.
+`bootstrap(settings)` loads the provider registry (the `storebridge.providers` entry points), builds
+each enabled plugin (a provider without credentials points at its sandbox in development; with
+STOREBRIDGE_ENV=production that is a ConfigError naming the missing variables), builds the capability
+services with the adapters of their kind, and returns a Hub that the HTTP app, the worker command and
+library users share. Nothing below the edges (api, admin, cli) imports this module.
 """
 
 from __future__ import annotations
@@ -12,34 +13,41 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import structlog
 from fastapi import APIRouter
-from starlette.types import ASGIApp
 
-from storebridge.capabilities import MissingCredentials, Wiring, install_capabilities, refuse_sandboxes_in_production
 from storebridge.config import Settings
 from storebridge.db import Database
+from storebridge.errors import ConfigError
 from storebridge.events.bus import EventBus
 from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
+from storebridge.inventory.api import build_router as inventory_router
+from storebridge.inventory.service import InventoryService
 from storebridge.migrate import upgrade
+from storebridge.notifications.api import notifications_router
+from storebridge.notifications.render import Renderer
+from storebridge.notifications.service import NotificationService, SendPolicy
+from storebridge.notifications.settings import NotificationSettings, load_notification_settings
 from storebridge.observability.calls import CallLog
-from storebridge.observability.http import recording_calls
 from storebridge.observability.metrics import Metrics
 from storebridge.orders.service import OrderService
+from storebridge.payments.events import PAYMENT_CAPTURED, PAYMENT_REFUNDED
 from storebridge.payments.provider import PaymentProvider
 from storebridge.payments.reconciler import Reconciler
-from storebridge.payments.service import PaymentService, payment_webhook_handler
-from storebridge.providers.assembly import build_providers
-from storebridge.providers.plugin import ProviderContext, ProviderServices
-from storebridge.providers.registry import load_registry
+from storebridge.payments.service import PaymentService
+from storebridge.providers.assembly import BuiltProviders, build_providers, refuse_sandboxes_in_production
+from storebridge.providers.plugin import Integration, ProviderContext, ProviderServices, Sandbox
+from storebridge.providers.registry import ProviderRegistry, load_registry
 from storebridge.sandbox.persistence import SandboxStates
+from storebridge.shipping.api import build_router as shipping_router
+from storebridge.shipping.events import SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
+from storebridge.shipping.service import ShippingService
 from storebridge.stats import WebhookStats
-from storebridge.webhooks.custom import custom_handler, custom_source
+from storebridge.webhooks.custom import custom_handler, custom_source, refuse_reserved_names
 from storebridge.webhooks.inbox import InboxWriter
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, WebhookHandler
 from storebridge.webhooks.queries import InboxQueries
@@ -51,41 +59,6 @@ __all__ = ["Hub", "Integration", "bootstrap"]
 
 log = structlog.get_logger("storebridge")
 
-SANDBOX_STRIPE_KEY = "sk_test_storebridge_sandbox"
-
-
-class Sandbox(Protocol):
-    @property
-    def app(self) -> ASGIApp: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass
-class Integration:
-    """What GET /integrations and `storebridge check` report for one provider."""
-
-    name: str
-    kind: str
-    enabled: bool
-    mode: str  # sandbox | test | live | disabled
-    webhook_url: str | None = None
-    sandbox_url: str | None = None
-    problems: list[str] = field(default_factory=list)
-    last_health: HealthStatus | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "enabled": self.enabled,
-            "mode": self.mode,
-            "webhook_url": self.webhook_url,
-            "sandbox_url": self.sandbox_url,
-            "problems": self.problems,
-            "last_health": self.last_health.to_dict() if self.last_health else None,
-        }
-
 
 @dataclass
 class Hub:
@@ -96,6 +69,7 @@ class Hub:
     db: Database
     bus: EventBus
     stats: WebhookStats
+    registry: ProviderRegistry  # every installed provider plugin, enabled or not
     payment_providers: dict[str, PaymentProvider]
     webhook_sources: dict[str, WebhookSource]
     webhook_handlers: dict[str, WebhookHandler]
@@ -110,9 +84,11 @@ class Hub:
     reconciler: Reconciler
     outbound: OutboundWebhooks
     metrics: Metrics  # GET /metrics: this hub's own Prometheus registry
+    shipping: ShippingService | None = None  # when a shipping provider is enabled
+    notifications: NotificationService | None = None  # when a mail provider is enabled
+    inventory: InventoryService | None = None  # when an inventory provider is enabled
     worker_jobs: list[Job] = field(default_factory=list)
     routers: list[APIRouter] = field(default_factory=list)
-    services: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
     calls: CallLog = field(default_factory=CallLog)  # outbound provider calls (console, /metrics)
@@ -180,72 +156,62 @@ class Hub:
         return results
 
 
-def _stripe(
-    settings: Settings, public_url: str, hub_parts: dict[str, Any], calls: CallLog, missing: list[MissingCredentials]
-) -> None:
-    from storebridge.payments.stripe import StripeProvider, identify_stripe_event
+@dataclass
+class _Capabilities:
+    """The capability services that exist only when a provider of their kind is enabled."""
 
-    cfg = settings.stripe
-    integration = Integration("stripe", "payments", cfg.enabled, "disabled")
-    hub_parts["integrations"]["stripe"] = integration
-    if not cfg.enabled:
-        return
-    if cfg.sandbox and settings.production:  # never the emulator in production (see Wiring.may_use_sandbox)
-        missing.append(
-            MissingCredentials("stripe", ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"), "STRIPE_ENABLED=false")
+    shipping: ShippingService | None = None
+    notifications: NotificationService | None = None
+    inventory: InventoryService | None = None
+    routers: list[APIRouter] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def _capabilities(
+    settings: Settings, mail: NotificationSettings, db: Database, bus: EventBus, built: BuiltProviders
+) -> _Capabilities:
+    out = _Capabilities()
+    if built.shipping is not None:
+        _, setup = built.shipping
+        timeout = settings.http_timeout_seconds
+        out.shipping = ShippingService(
+            db, setup.provider, setup.defaults, lease_seconds=setup.lease_seconds, settle_seconds=timeout
         )
-        return
-    webhook_secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else "whsec_" + secrets.token_hex(24)
-    integration.webhook_url = f"{public_url}/webhooks/stripe"
-    api_base: str | None
-    if cfg.sandbox:
-        from storebridge.sandbox.stripe import StripeSandbox
-
-        sandbox = StripeSandbox(webhook_url=integration.webhook_url, webhook_secret=webhook_secret)
-        hub_parts["sandboxes"]["stripe"] = sandbox
-        api_base = cfg.api_base or f"{public_url}/_sandbox/stripe"
-        integration.sandbox_url = api_base
-        key = SANDBOX_STRIPE_KEY
-    else:
-        assert cfg.secret_key is not None
-        api_base = cfg.api_base
-        key = cfg.secret_key.get_secret_value()
-    provider = StripeProvider(
-        secret_key=key,
-        api_base=api_base,
-        sandbox=cfg.sandbox,
-        max_network_retries=cfg.max_network_retries,
-        timeout=settings.http_timeout_seconds,
-        calls=calls,
-    )
-    integration.mode = provider.mode
-    integration.problems = provider.validate_config()
-    hub_parts["payment_providers"]["stripe"] = provider
-    hub_parts["webhook_sources"]["stripe"] = WebhookSource(
-        "stripe", "stripe", (webhook_secret,), identify_stripe_event, cfg.webhook_tolerance_seconds
-    )
-    hub_parts["webhook_handlers"]["stripe"] = payment_webhook_handler(provider)
+        out.routers.append(shipping_router(out.shipping))
+    if built.mail is not None:
+        _, provider, templates = built.mail
+        policy = SendPolicy(
+            from_email=mail.from_email,
+            from_name=mail.from_name,
+            templates=templates,
+            max_attempts=mail.max_attempts,
+            retry_base=settings.retry_base_seconds,
+            retry_cap=settings.retry_max_seconds,
+        )
+        renderer = Renderer(override_dir=mail.templates_dir, locale=mail.locale)
+        out.notifications = NotificationService(db, provider, renderer, policy)
+        triggers = (PAYMENT_CAPTURED, PAYMENT_REFUNDED, SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED)
+        bus.subscribe("notifications", triggers, out.notifications.on_event)
+        out.jobs.append(("notifications", out.notifications.send_due))
+        out.routers.append(notifications_router(out.notifications))
+    if built.inventory is not None:
+        _, inventory = built.inventory
+        out.inventory = InventoryService(db, inventory.policy)
+        out.inventory.subscribe(bus)
+        out.jobs.append(("inventory-expiry", out.inventory.expire_once))
+        out.routers.append(inventory_router(out.inventory))
+        out.closers.append(out.inventory.aclose)
+    return out
 
 
-def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: str | None = None) -> Hub:
-    """Build a Hub from settings. Nothing connects until `Hub.start()`."""
-    url = (public_url or settings.public_url or "http://127.0.0.1:8000").rstrip("/")
-    token = api_token or (settings.api_token.get_secret_value() if settings.api_token else None)
-    generated = token is None
-    token = token or "sbk_" + secrets.token_urlsafe(24)
-    db = Database(settings.database_url)
-    parts: dict[str, Any] = {
-        "integrations": {},
-        "sandboxes": {},
-        "payment_providers": {},
-        "webhook_sources": {},
-        "webhook_handlers": {},
-    }
-    calls = CallLog()
-    stats = WebhookStats()
-    missing: list[MissingCredentials] = []
-    _stripe(settings, url, parts, calls, missing)
-    # Registered provider plugins (storebridge.providers entry points).
+def _build_providers(
+    settings: Settings, mail: NotificationSettings, registry: ProviderRegistry, url: str, calls: CallLog
+) -> BuiltProviders:
+    mail_names = registry.names("mail")
+    if mail_names and mail.provider not in mail_names:
+        installed = ", ".join(mail_names)
+        raise ConfigError(f"NOTIFICATIONS_PROVIDER: must be one of {installed} (the installed mail providers)")
     context = ProviderContext(
         url,
         settings.production,
@@ -254,37 +220,43 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         retry_base=settings.retry_base_seconds,
         retry_cap=settings.retry_max_seconds,
     )
-    plugged = build_providers(load_registry(), context)
-    missing.extend(plugged.missing)
-    for key in ("integrations", "sandboxes", "payment_providers", "webhook_sources", "webhook_handlers"):
-        parts[key].update(getattr(plugged, key))
+    chosen = {"mail": mail.provider}
+    built = build_providers(registry, context, chosen=chosen, settings_for=settings.provider_settings)
+    refuse_reserved_names(settings.custom_webhooks, registry.reserved_names())
     for custom in settings.custom_webhooks:
-        parts["webhook_sources"][custom.name] = custom_source(custom)
-        parts["webhook_handlers"][custom.name] = custom_handler(custom)
-        parts["integrations"][custom.name] = Integration(
+        built.webhook_sources[custom.name] = custom_source(custom)
+        built.webhook_handlers[custom.name] = custom_handler(custom)
+        built.integrations[custom.name] = Integration(
             custom.name, f"webhooks ({custom.scheme})", True, "custom", webhook_url=f"{url}/webhooks/{custom.name}"
         )
+    refuse_sandboxes_in_production(settings.production, built)
+    return built
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    public_url: str | None = None,
+    api_token: str | None = None,
+    registry: ProviderRegistry | None = None,
+) -> Hub:
+    """Build a Hub from settings. Nothing connects until `Hub.start()`."""
+    url = (public_url or settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    token = api_token or (settings.api_token.get_secret_value() if settings.api_token else None)
+    generated = token is None
+    token = token or "sbk_" + secrets.token_urlsafe(24)
+    registry = registry or load_registry()
+    db = Database(settings.database_url)
+    calls = CallLog()
+    stats = WebhookStats()
+    mail = load_notification_settings()
+    built = _build_providers(settings, mail, registry, url, calls)
     bus = EventBus()
-    wiring = Wiring(
-        settings,
-        url,
-        db,
-        bus,
-        parts["integrations"],
-        parts["sandboxes"],
-        parts["payment_providers"],
-        parts["webhook_sources"],
-        parts["webhook_handlers"],
-        missing_credentials=missing,
-    )
-    # Adapters built by the capabilities (on ExternalIntegration) record their calls into this hub's log.
-    with recording_calls(calls):
-        install_capabilities(wiring)
-    refuse_sandboxes_in_production(settings, missing, parts["sandboxes"])
+    caps = _capabilities(settings, mail, db, bus, built)
     retry_base, retry_cap = settings.retry_base_seconds, settings.retry_max_seconds
     processor = InboxProcessor(
         db,
-        parts["webhook_handlers"],
+        built.webhook_handlers,
         ProcessPolicy(
             batch_size=settings.worker_batch_size,
             max_attempts=settings.webhook_max_attempts,
@@ -321,14 +293,14 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         publisher=transport.publish if transport is not None else None,
     )
     inbox = InboxWriter(db)
-    payments = PaymentService(db, parts["payment_providers"], stock=wiring.stock)
+    payments = PaymentService(db, built.payment_providers, stock=caps.inventory)
     reconciler = Reconciler(
         db,
         payments,
         inbox,
         pending_after_seconds=settings.reconcile_pending_after_seconds,
         every_seconds=settings.reconcile_interval_seconds,
-        identify={name: source.identify for name, source in parts["webhook_sources"].items()},
+        identify={name: source.identify for name, source in built.webhook_sources.items()},
     )
     pruner = InboxPruner(db, settings.webhook_retention_days * 86400)
     outbound = OutboundWebhooks(
@@ -344,12 +316,16 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
         bus=bus,
         stats=stats,
         calls=calls,
+        registry=registry,
         metrics=Metrics(db, stats, calls, outbound.sender),
         inbox=inbox,
         processor=processor,
         dispatcher=dispatcher,
         payments=payments,
-        orders=OrderService(db, stock=wiring.stock),
+        orders=OrderService(db, stock=caps.inventory),
+        shipping=caps.shipping,
+        notifications=caps.notifications,
+        inventory=caps.inventory,
         inbox_queries=InboxQueries(db),
         reconciler=reconciler,
         outbound=outbound,
@@ -358,14 +334,17 @@ def bootstrap(settings: Settings, *, public_url: str | None = None, api_token: s
             ("retention", pruner.prune_once),
             ("outbound-webhooks", outbound.deliver_once),
             *(transport.jobs() if transport is not None else []),
-            *wiring.worker_jobs,
-            *plugged.jobs(ProviderServices(db, payments)),
+            *built.jobs(ProviderServices(db, payments)),
+            *caps.jobs,
         ],
         event_transport=transport,
-        routers=wiring.routers,
-        services=wiring.services,
-        closers=[*wiring.closers, *plugged.closers],
-        health_checks={**wiring.health_checks, **plugged.health_checks},
-        sandbox_states=SandboxStates(db, parts["sandboxes"]) if parts["sandboxes"] else None,
-        **parts,
+        routers=caps.routers,
+        closers=[*built.closers, *caps.closers],
+        health_checks=built.health_checks,
+        sandbox_states=SandboxStates(db, built.sandboxes) if built.sandboxes else None,
+        payment_providers=built.payment_providers,
+        webhook_sources=built.webhook_sources,
+        webhook_handlers=built.webhook_handlers,
+        integrations=built.integrations,
+        sandboxes=built.sandboxes,
     )

@@ -51,12 +51,11 @@ def _settings() -> Settings:
 
 def _logging(settings: Settings) -> None:
     from storebridge.logs import configure_logging
+    from storebridge.providers.registry import load_registry
 
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.api_token, settings.stripe.secret_key, settings.stripe.webhook_secret, settings.redis_url)
-        if s
-    ]
+    with _config_errors():
+        provider_secrets = load_registry().secret_values()
+    secrets = [s.get_secret_value() for s in (settings.api_token, settings.redis_url) if s] + provider_secrets
     configure_logging(settings.log_level, settings.log_format, secrets)
 
 

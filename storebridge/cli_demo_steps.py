@@ -1,7 +1,7 @@
 """The demo's steps after payment: ship the order to a delivered parcel, show the e-mails sent, then pay
 a second order with a card that needs 3-D Secure (SCA).
 
-Each step runs only when its capability is part of this build (`hub.services` / `hub.sandboxes`),
+Each step runs only when its capability is part of this build (`hub.shipping`, `hub.inventory`, ... / `hub.sandboxes`),
 and writes what a person would open (the PDF label, each e-mail) into an output folder.
 """
 

@@ -69,7 +69,7 @@ def run_demo(
         serve_in_thread(app, port) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {hub.api_token}"}, timeout=30) as client,
     ):
-        stock = "inventory" in hub.services
+        stock = hub.inventory is not None
         if stock:  # stock the demo's SKUs so the order visibly reserves, then ships, its units
             for item in DEMO_ORDER["items"]:
                 client.put(f"/inventory/{item['sku']}/levels/default", json={"stocked": 10}).raise_for_status()
@@ -97,7 +97,7 @@ def run_demo(
                 break
             time.sleep(0.1)
         delivered = mails = None
-        if "shipping" in hub.services and state.get("payment_status") == "captured":
+        if hub.shipping is not None and state.get("payment_status") == "captured":
             delivered = ship_to_delivered(client, base, order["id"], out, folder, timeout)
         if "sendgrid" in hub.sandboxes:
             expected = 2 if delivered else 1  # order confirmation, then the shipping notice

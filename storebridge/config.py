@@ -11,13 +11,13 @@ import ipaddress
 import os
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storebridge.errors import ConfigError
 from storebridge.webhooks.custom import CustomProvider, parse_custom_providers
 
-__all__ = ["Settings", "StripeSettings", "load_settings", "read_settings", "DEFAULT_DATABASE_URL"]
+__all__ = ["Settings", "load_settings", "read_settings", "DEFAULT_DATABASE_URL"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./storebridge.db"
 
@@ -26,56 +26,8 @@ def _env(name: str) -> Any:
     return Field(validation_alias=AliasChoices(name))
 
 
-def _check_prefix(value: SecretStr | None, prefixes: tuple[str, ...], what: str) -> SecretStr | None:
-    if value is None or value.get_secret_value() == "":
-        return None
-    if not value.get_secret_value().startswith(prefixes):
-        wanted = " or ".join(f"'{p}'" for p in prefixes)
-        raise ValueError(f"must start with {wanted} ({what})")
-    return value
-
-
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
-
-
-class StripeSettings(_Base):
-    enabled: bool = Field(True, validation_alias="STRIPE_ENABLED")
-    secret_key: SecretStr | None = Field(None, validation_alias="STRIPE_SECRET_KEY")
-    publishable_key: SecretStr | None = Field(None, validation_alias="STRIPE_PUBLISHABLE_KEY")
-    webhook_secret: SecretStr | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET")
-    webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="STRIPE_WEBHOOK_TOLERANCE")
-    api_base: str | None = Field(None, validation_alias="STRIPE_API_BASE")
-    max_network_retries: int = Field(2, ge=0, le=10, validation_alias="STRIPE_MAX_NETWORK_RETRIES")
-
-    @field_validator("secret_key")
-    @classmethod
-    def _secret_key(cls, v: SecretStr | None) -> SecretStr | None:
-        return _check_prefix(v, ("sk_", "rk_"), "a secret or restricted key from the Stripe Dashboard")
-
-    @field_validator("publishable_key")
-    @classmethod
-    def _publishable_key(cls, v: SecretStr | None) -> SecretStr | None:
-        return _check_prefix(v, ("pk_",), "a publishable key from the Stripe Dashboard")
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _webhook_secret(cls, v: SecretStr | None) -> SecretStr | None:
-        return _check_prefix(v, ("whsec_",), "the endpoint's signing secret from the Stripe Dashboard")
-
-    @model_validator(mode="after")
-    def _live_needs_webhook_secret(self) -> StripeSettings:
-        if self.enabled and self.secret_key is not None and self.webhook_secret is None:
-            raise ValueError(
-                "STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set: "
-                "copy the endpoint's signing secret (whsec_...) from the Stripe Dashboard"
-            )
-        return self
-
-    @property
-    def sandbox(self) -> bool:
-        """True when no key is set: Stripe calls go to the built-in emulator."""
-        return self.secret_key is None
 
 
 class Settings(_Base):
@@ -125,7 +77,9 @@ class Settings(_Base):
     http_max_connections: int = Field(2048, ge=1, validation_alias="STOREBRIDGE_HTTP_MAX_CONNECTIONS")
     # Forwarded headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from these peers.
     trusted_proxies: str = Field("", validation_alias="STOREBRIDGE_TRUSTED_PROXIES")
-    stripe: StripeSettings = Field(default_factory=StripeSettings)
+    # A provider's settings given here (by provider name) are used instead of reading its variables:
+    # tests and library users configure a provider in code. Each provider's settings model lives with it.
+    provider_settings: dict[str, BaseSettings] = Field(default_factory=dict, exclude=True)
 
     @field_validator("log_level")
     @classmethod
@@ -219,11 +173,7 @@ def read_settings(cls: type[SettingsT], *, what: str = "settings", **values: Any
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment; raise ConfigError naming each bad variable."""
     try:
-        stripe = StripeSettings()
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
-    try:
-        settings = Settings(stripe=stripe, **overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
     if settings.webhook_providers and not settings.custom_webhooks:

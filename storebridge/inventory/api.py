@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
@@ -23,11 +23,6 @@ from storebridge.inventory.service import InventoryService
 from storebridge.money import MAX_QUANTITY, whole_number
 
 __all__ = ["build_router"]
-
-
-def _service(request: Request) -> InventoryService:
-    service: InventoryService = request.app.state.hub.services["inventory"]
-    return service
 
 
 # Strict numbers: true/false and strings are not quantities; bounds keep every sum inside 64 bits.
@@ -74,21 +69,20 @@ class ReservationIn(_Body):
     ttl_seconds: float | None = Field(None, ge=0, le=366 * 86400, allow_inf_nan=False)
 
 
-def build_router() -> APIRouter:
+def build_router(service: InventoryService) -> APIRouter:
     router = APIRouter(tags=["inventory"])
 
     @router.get("/inventory", response_model=ItemListOut)
     async def list_items(
-        request: Request,
         low_stock: bool = False,
         page: PageRequest = Depends(page_request),
     ) -> Any:
-        items = await _service(request).list_items(low_stock=low_stock, after=page.cursor, limit=page.fetch)
+        items = await service.list_items(low_stock=low_stock, after=page.cursor, limit=page.fetch)
         return page_of(items, page, lambda item: item, lambda item: str(item["sku"]))
 
     @router.post("/inventory/adjustments", response_model=AdjustedOut, responses=errors(409, 422))
-    async def adjust(request: Request, body: AdjustmentsIn) -> Any:
-        levels = await _service(request).adjust([Adjustment(**a.model_dump()) for a in body.adjustments])
+    async def adjust(body: AdjustmentsIn) -> Any:
+        levels = await service.adjust([Adjustment(**a.model_dump()) for a in body.adjustments])
         return {"levels": levels}
 
     @router.post(
@@ -103,7 +97,7 @@ def build_router() -> APIRouter:
             },
         },
     )
-    async def reserve(request: Request, body: ReservationIn) -> Any:
+    async def reserve(body: ReservationIn) -> Any:
         cmd = ReserveOrder(
             body.order_id,
             tuple(ReserveLine(line.sku, line.quantity) for line in body.lines),
@@ -111,32 +105,32 @@ def build_router() -> APIRouter:
             body.ttl_seconds,
         )
         try:
-            reservations = await _service(request).reserve(cmd)
+            reservations = await service.reserve(cmd)
         except InsufficientStock as exc:
             error = {"code": exc.code, "message": str(exc), **exc.to_dict()}
             return JSONResponse({"error": error}, status_code=409)
         return {"order_id": body.order_id, "reservations": reservations}
 
     @router.get("/inventory/reservations/{order_id}", response_model=ReservationListOut)
-    async def reservations(request: Request, order_id: str) -> Any:
-        return single_page(await _service(request).reservations(order_id))
+    async def reservations(order_id: str) -> Any:
+        return single_page(await service.reservations(order_id))
 
     @router.delete("/inventory/reservations/{order_id}", response_model=ReleasedOut)
-    async def release(request: Request, order_id: str) -> Any:
-        released = await _service(request).release(order_id)
+    async def release(order_id: str) -> Any:
+        released = await service.release(order_id)
         return {"order_id": order_id, "released": released}
 
     @router.get("/inventory/{sku}", response_model=ItemOut, responses=errors(404))
-    async def get_item(request: Request, sku: str) -> Any:
-        return await _service(request).get(sku)
+    async def get_item(sku: str) -> Any:
+        return await service.get(sku)
 
     @router.put("/inventory/{sku}", response_model=ItemOut, responses=errors(422))
-    async def put_item(request: Request, sku: str, body: ItemIn) -> Any:
-        return await _service(request).update_item(sku, **body.model_dump())
+    async def put_item(sku: str, body: ItemIn) -> Any:
+        return await service.update_item(sku, **body.model_dump())
 
     @router.put("/inventory/{sku}/levels/{location}", response_model=ItemOut, responses=errors(409, 422))
-    async def put_level(request: Request, sku: str, location: str, body: LevelIn) -> Any:
-        await _service(request).set_level(sku, location, body.stocked)
-        return await _service(request).get(sku)
+    async def put_level(sku: str, location: str, body: LevelIn) -> Any:
+        await service.set_level(sku, location, body.stocked)
+        return await service.get(sku)
 
     return router

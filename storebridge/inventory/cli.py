@@ -14,10 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from storebridge.config import Settings
 from storebridge.db import Database
 from storebridge.errors import NotFound, StorebridgeError
-from storebridge.inventory.http_sync import BatchSync, InventoryClient, SyncSummary
 from storebridge.inventory.provider import pull_levels
 from storebridge.inventory.service import InventoryService
-from storebridge.inventory.settings import InventorySettings, load_inventory_settings
+from storebridge.providers.inventory_http.client import BatchSync, InventoryClient, SyncSummary
+from storebridge.providers.inventory_http.settings import InventorySettings, load_inventory_settings
 
 __all__ = ["inventory_app", "client_from_settings"]
 
@@ -28,7 +28,7 @@ inventory_app = typer.Typer(no_args_is_help=True, help="Sync stock with the exte
 
 def client_from_settings(settings: Settings, cfg: InventorySettings) -> InventoryClient:
     """The API client; in sandbox mode it talks to the running hub's /_sandbox/inventory."""
-    from storebridge.inventory.wiring import SANDBOX_INVENTORY_KEY
+    from storebridge.providers.inventory_http.plugin import SANDBOX_INVENTORY_KEY
 
     public = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
     base = cfg.base_url or f"{public}/_sandbox/inventory"

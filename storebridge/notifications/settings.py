@@ -1,14 +1,14 @@
-"""Settings for transactional e-mail, read from the environment with the guide's variable names."""
+"""Settings for transactional e-mail as a capability: which mail provider sends, the sender, the
+templates and retries. Each mail provider's own settings (SENDGRID_*, SMTP_*) live with the provider."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storebridge.config import read_settings
-from storebridge.errors import ConfigError
 
 __all__ = ["NotificationSettings", "load_notification_settings"]
 
@@ -16,36 +16,18 @@ __all__ = ["NotificationSettings", "load_notification_settings"]
 class NotificationSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
 
-    provider: Literal["sendgrid", "smtp"] = Field("sendgrid", validation_alias="NOTIFICATIONS_PROVIDER")
-    enabled: bool = Field(True, validation_alias="SENDGRID_ENABLED")
-    api_key: SecretStr | None = Field(None, validation_alias="SENDGRID_API_KEY")
-    api_base: str | None = Field(None, validation_alias="SENDGRID_API_BASE")
+    # The name of an installed mail provider plugin (sendgrid, smtp, ...); the composition root checks it.
+    provider: str = Field("sendgrid", validation_alias="NOTIFICATIONS_PROVIDER")
     from_email: str = Field("orders@storebridge.local", validation_alias="DEFAULT_FROM_EMAIL")
     from_name: str | None = Field(None, validation_alias="DEFAULT_FROM_NAME")
-    order_confirmation_template: str | None = Field(None, validation_alias="SENDGRID_ORDER_CONFIRMATION_TEMPLATE")
-    shipping_template: str | None = Field(None, validation_alias="SENDGRID_SHIPPING_TEMPLATE")
-    refund_template: str | None = Field(None, validation_alias="SENDGRID_REFUND_TEMPLATE")
-    webhook_public_key: SecretStr | None = Field(None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
-    webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="SENDGRID_WEBHOOK_TOLERANCE")
-    smtp_host: str = Field("localhost", validation_alias="SMTP_HOST")
-    smtp_port: int = Field(25, gt=0, lt=65536, validation_alias="SMTP_PORT")
-    smtp_user: str | None = Field(None, validation_alias="SMTP_USER")
-    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
-    smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
-    smtp_tls: bool = Field(False, validation_alias="SMTP_TLS")
-    smtp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT")
     templates_dir: str | None = Field(None, validation_alias="NOTIFICATIONS_TEMPLATES_DIR")
     locale: str = Field("en", validation_alias="NOTIFICATIONS_LOCALE")
     max_attempts: int = Field(8, ge=1, validation_alias="NOTIFICATIONS_MAX_ATTEMPTS")
 
-    @field_validator("api_key")
+    @field_validator("provider")
     @classmethod
-    def _api_key(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is None or v.get_secret_value() == "":
-            return None
-        if not v.get_secret_value().startswith("SG."):
-            raise ValueError("must start with 'SG.' (an API key from the SendGrid console)")
-        return v
+    def _provider(cls, v: str) -> str:
+        return v.strip().lower()
 
     @field_validator("from_email")
     @classmethod
@@ -65,15 +47,7 @@ class NotificationSettings(BaseSettings):
             raise ValueError("must be a locale such as en, en_US or de_DE") from None
         return v
 
-    @property
-    def sandbox(self) -> bool:
-        """True when SendGrid is the provider and no API key is set: mail goes to the built-in emulator."""
-        return self.api_key is None
-
 
 def load_notification_settings(**overrides: Any) -> NotificationSettings:
     """Read the e-mail settings; raise ConfigError naming each bad variable (never echoing a value)."""
-    settings = read_settings(NotificationSettings, **overrides)
-    if settings.smtp_tls and settings.smtp_starttls:
-        raise ConfigError("SMTP_TLS and SMTP_STARTTLS: set one of them, not both")
-    return settings
+    return read_settings(NotificationSettings, **overrides)

@@ -7,9 +7,11 @@ then build it and file what it built by kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic_settings import BaseSettings
 
 from storebridge.errors import ConfigError
 from storebridge.inventory.provider import InventorySetup
@@ -118,15 +120,23 @@ class BuiltProviders:
 
 
 def build_providers(
-    registry: ProviderRegistry | Sequence[ProviderPlugin[Any]], context: ProviderContext
+    registry: ProviderRegistry | Sequence[ProviderPlugin[Any]],
+    context: ProviderContext,
+    *,
+    chosen: Mapping[str, str] | None = None,
+    settings_for: Mapping[str, BaseSettings] | None = None,
 ) -> BuiltProviders:
     """Build every enabled plugin; in production a plugin that would use its sandbox is listed as
-    missing credentials instead (the caller refuses to start, naming all of them)."""
+    missing credentials instead (the caller refuses to start, naming all of them).
+
+    `chosen` maps a kind served by one provider picked in settings (mail: NOTIFICATIONS_PROVIDER) to
+    that provider's name: the kind's other plugins are left out. `settings_for` gives a plugin's
+    settings instead of reading them from the environment (tests, library users)."""
     out = BuiltProviders()
     for plugin in registry:
-        settings = plugin.read_settings()
-        if not plugin.listed(settings):
+        if chosen is not None and plugin.kind in chosen and chosen[plugin.kind] != plugin.name:
             continue
+        settings = _settings(plugin, settings_for or {})
         enabled = plugin.enabled(settings)
         integration = Integration(plugin.name, DISPLAY_KINDS.get(plugin.kind, plugin.kind), enabled, "disabled")
         out.integrations[plugin.name] = integration
@@ -146,6 +156,18 @@ def build_providers(
         integration.problems = list(built.problems)
         out.add(plugin, built)
     return out
+
+
+def _settings(plugin: ProviderPlugin[Any], given: Mapping[str, BaseSettings]) -> Any:
+    settings = given.get(plugin.name)
+    if settings is None:
+        return plugin.read_settings()
+    if not isinstance(settings, plugin.settings_model):
+        raise ConfigError(
+            f"settings given for the {plugin.name} provider are a {type(settings).__name__}, "
+            f"not its {plugin.settings_model.__name__}"
+        )
+    return settings
 
 
 def refuse_sandboxes_in_production(production: bool, built: BuiltProviders) -> None:

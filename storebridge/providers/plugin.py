@@ -222,10 +222,6 @@ class ProviderPlugin(ABC, Generic[SettingsT]):
         """Listed but not built when false (default: the settings' `enabled` field, else true)."""
         return bool(getattr(settings, "enabled", True))
 
-    def listed(self, settings: SettingsT) -> bool:
-        """Whether /integrations lists it at all (false for an alternative not chosen)."""
-        return True
-
     @abstractmethod
     def uses_sandbox(self, settings: SettingsT) -> bool:
         """True when no credentials are set and calls would go to the built-in emulator."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from pydantic import SecretStr
+
 from storebridge.errors import ConfigError
 from storebridge.providers.plugin import KINDS, Kind, ProviderPlugin
 
@@ -36,6 +38,21 @@ class ProviderRegistry:
 
     def get(self, name: str) -> ProviderPlugin[Any] | None:
         return next((p for p in self.plugins if p.name == name), None)
+
+    def secret_values(self) -> list[str]:
+        """Every secret the providers' settings hold (for log redaction). A provider whose settings do
+        not read is skipped here: bootstrap reports it."""
+        values: list[str] = []
+        for plugin in self.plugins:
+            try:
+                settings = plugin.read_settings()
+            except ConfigError:
+                continue
+            for name in type(settings).model_fields:
+                value = getattr(settings, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    values.append(value.get_secret_value())
+        return values
 
     def reserved_names(self) -> frozenset[str]:
         """Names custom webhook providers may not take: every plugin's name and webhook sources."""

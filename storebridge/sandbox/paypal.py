@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storebridge.payments.paypal_verify import signed_message
+from storebridge.providers.paypal.verify import signed_message
 
 from .paypal_state import Ctx, PayPalError, PayPalState, iso_now, new_id
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from storebridge.notifications.sendgrid_verify import public_key_b64, sign_sendgrid
+from storebridge.providers.sendgrid.verify import public_key_b64, sign_sendgrid
 
 __all__ = ["SendGridSandbox"]
 

@@ -1,10 +1,10 @@
-"""Shipping routes (mounted behind the API token by the capability wiring)."""
+"""Shipping routes (mounted behind the API token by the composition root)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -20,11 +20,6 @@ from storebridge.shipping.schemas import ShipmentListOut, ShipmentOut
 from storebridge.shipping.service import ShipmentView, ShippingService
 
 __all__ = ["build_router", "shipment_out"]
-
-
-def _service(request: Request) -> ShippingService:
-    service: ShippingService = request.app.state.hub.services["shipping"]
-    return service
 
 
 def _rate_out(rate: ShipmentRate) -> dict[str, Any]:
@@ -112,7 +107,7 @@ async def _order_address(service: ShippingService, order_id: str) -> Address:
         raise RequestValidationError(errors) from None
 
 
-def build_router() -> APIRouter:
+def build_router(service: ShippingService) -> APIRouter:
     router = APIRouter(tags=["shipping"])
 
     @router.post(
@@ -127,7 +122,6 @@ def build_router() -> APIRouter:
     async def create_shipment(
         order_id: str,
         body: CreateShipment,
-        request: Request,
         response: Response,
         reuse: bool = Query(
             False,
@@ -135,7 +129,6 @@ def build_router() -> APIRouter:
             "label, bought or being bought, else the newest; at most one is created however many calls race",
         ),
     ) -> Any:
-        service = _service(request)
         if reuse and (existing := await service.reusable_shipment(order_id)) is not None:
             response.status_code = 200
             return shipment_out(existing)
@@ -147,8 +140,8 @@ def build_router() -> APIRouter:
         return shipment_out(view)
 
     @router.get("/orders/{order_id}/shipments", response_model=ShipmentListOut, responses=errors(404))
-    async def list_shipments(order_id: str, request: Request) -> Any:
-        return single_page([shipment_out(v) for v in await _service(request).shipments_of(order_id)])
+    async def list_shipments(order_id: str) -> Any:
+        return single_page([shipment_out(v) for v in await service.shipments_of(order_id)])
 
     @router.post(
         "/shipments/{shipment_id}/label",
@@ -166,15 +159,15 @@ def build_router() -> APIRouter:
             **errors(404, 409, *PROVIDER_ERRORS),
         },
     )
-    async def buy_label(shipment_id: str, body: BuyLabel, request: Request, response: Response) -> Any:
-        purchase = await _service(request).purchase_label(shipment_id, body)
+    async def buy_label(shipment_id: str, body: BuyLabel, response: Response) -> Any:
+        purchase = await service.purchase_label(shipment_id, body)
         if purchase.replayed:  # Stripe's header: this answer describes a purchase made before this call
             response.headers["Idempotent-Replayed"] = "true"
         return shipment_out(purchase.view)
 
     @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=errors(404))
-    async def get_shipment(shipment_id: str, request: Request) -> Any:
-        return shipment_out(await _service(request).get(shipment_id))
+    async def get_shipment(shipment_id: str) -> Any:
+        return shipment_out(await service.get(shipment_id))
 
     @router.get(
         "/shipments/{shipment_id}/label",
@@ -191,8 +184,8 @@ def build_router() -> APIRouter:
             **errors(404, 409, *PROVIDER_ERRORS),
         },
     )
-    async def get_label(shipment_id: str, request: Request) -> Response:
-        content, content_type, filename = await _service(request).label_file(shipment_id)
+    async def get_label(shipment_id: str) -> Response:
+        content, content_type, filename = await service.label_file(shipment_id)
         return Response(
             content, media_type=content_type, headers={"Content-Disposition": f'inline; filename="{filename}"'}
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +28,8 @@ from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import WebhookHandler
 from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object, signed_body_id
 
-__all__ = ["CustomProvider", "parse_custom_providers", "custom_source", "custom_handler", "RESERVED_NAMES"]
+__all__ = ["CustomProvider", "parse_custom_providers", "refuse_reserved_names", "custom_source", "custom_handler"]
 
-RESERVED_NAMES = frozenset({"stripe", "paypal", "shippo", "sendgrid", "inventory", "events"})
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _SCHEMES = ("standard", "plain")
 
@@ -59,8 +58,6 @@ def parse_custom_providers(spec: str, environ: Mapping[str, str]) -> list[Custom
         name, scheme = name.strip().lower(), (scheme.strip().lower() or "standard")
         if not _NAME.match(name):
             raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS: {name!r} is not a valid name (a-z, 0-9, - and _)")
-        if name in RESERVED_NAMES:
-            raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS: {name!r} is reserved for a built-in provider")
         if scheme not in _SCHEMES:
             raise ConfigError(
                 f"STOREBRIDGE_WEBHOOK_PROVIDERS: scheme for {name!r} must be one of {', '.join(_SCHEMES)}"
@@ -82,6 +79,14 @@ def parse_custom_providers(spec: str, environ: Mapping[str, str]) -> list[Custom
             raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS lists {name!r} twice")
         providers.append(CustomProvider(name, scheme, secrets, int(tolerance)))
     return providers
+
+
+def refuse_reserved_names(providers: Iterable[CustomProvider], reserved: Collection[str]) -> None:
+    """A custom provider may not take a name the hub reserves (its installed providers' names and
+    webhook sources, from the provider registry)."""
+    for provider in providers:
+        if provider.name in reserved:
+            raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS: {provider.name!r} is reserved for a built-in provider")
 
 
 def _identify(scheme: str) -> Any:

@@ -16,13 +16,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from storebridge.events.bus import record_event
-from storebridge.inventory.service import InventoryService
 from storebridge.sandbox.inventory import InventorySandbox
 from storebridge.webhooks.verify import sign_plain
 from tests.support.events import declared
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 
-MODULE = "storebridge.inventory.wiring"
 SECRET = "whsec_" + base64.b64encode(b"inventory-webhook-secret-for-tests").decode()
 
 
@@ -35,7 +33,8 @@ def inv_hub(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningHub
 
 
 def _item(hub: RunningHub, sku: str) -> dict[str, Any]:
-    service = cast(InventoryService, hub.hub.services["inventory"])
+    service = hub.hub.inventory
+    assert service is not None
     return hub.run(service.get(sku))
 
 

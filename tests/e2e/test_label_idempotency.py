@@ -18,7 +18,6 @@ import pytest
 
 from storebridge.sandbox.shippo import ShippoSandbox
 from storebridge.shipping.provider import ProviderShipment
-from storebridge.shipping.service import ShippingService
 from tests.support.hub import API_TOKEN, RunningHub, make_settings, running_hub, wait_for
 
 PARCEL = {"length": 10, "width": 8, "height": 4, "distance_unit": "in", "weight": "2.5", "mass_unit": "lb"}
@@ -72,7 +71,8 @@ def _created_events(hub: RunningHub, order_id: str) -> list[dict[str, Any]]:
 def _quote_together(hub: RunningHub, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hold each Shippo shipment quote until a second one is back, so two callers both get past the hub's
     look for an existing shipment before either has stored one, and go on to store theirs together."""
-    provider = cast(ShippingService, hub.hub.services["shipping"]).provider
+    assert hub.hub.shipping is not None
+    provider = hub.hub.shipping.provider
     create = provider.create_shipment
     barrier = asyncio.Barrier(2)
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from storebridge.events.bus import record_event
-from storebridge.notifications.sendgrid_verify import sign_sendgrid
+from storebridge.providers.sendgrid.verify import sign_sendgrid
 from storebridge.sandbox.sendgrid import SendGridSandbox
 from tests.support.events import declared
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for

@@ -11,9 +11,10 @@ import pytest
 from starlette.routing import Mount
 
 from storebridge.api.app import create_app
-from storebridge.bootstrap import SANDBOX_STRIPE_KEY, bootstrap
+from storebridge.bootstrap import bootstrap
 from storebridge.config import load_settings
 from storebridge.errors import ConfigError
+from storebridge.providers.stripe.plugin import SANDBOX_STRIPE_KEY
 from tests.e2e.test_cli import _env, _run
 from tests.support.hub import API_TOKEN, RunningHub, make_settings
 from tests.support.servers import free_port

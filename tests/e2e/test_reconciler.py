@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storebridge.bootstrap import SANDBOX_STRIPE_KEY
+from storebridge.providers.stripe.plugin import SANDBOX_STRIPE_KEY
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
 
 

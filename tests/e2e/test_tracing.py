@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storebridge.bootstrap import SANDBOX_STRIPE_KEY
 from storebridge.events.bus import Event, record_event
-from storebridge.inventory.wiring import SANDBOX_INVENTORY_KEY
 from storebridge.logs import configure_logging
-from storebridge.notifications.wiring import SANDBOX_SENDGRID_KEY
-from storebridge.payments.paypal_wiring import SANDBOX_CLIENT_SECRET
-from storebridge.shipping.wiring import SANDBOX_SHIPPO_KEY
+from storebridge.providers.inventory_http.plugin import SANDBOX_INVENTORY_KEY
+from storebridge.providers.paypal.plugin import SANDBOX_CLIENT_SECRET
+from storebridge.providers.sendgrid.plugin import SANDBOX_SENDGRID_KEY
+from storebridge.providers.shippo.plugin import SANDBOX_SHIPPO_KEY
+from storebridge.providers.stripe.plugin import SANDBOX_STRIPE_KEY
 from tests.support.events import declared
 from tests.support.hub import API_TOKEN, ORDER, STRIPE_WEBHOOK_SECRET, RunningHub, wait_for
 from tests.support.servers import serve_in_thread

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from storebridge.payments.stripe_mentions import mention_in
+from storebridge.providers.stripe.mentions import mention_in
 from tests.support.hub import RunningHub, wait_for
 from tests.support.stripe_events import event, signed_headers
 

@@ -16,8 +16,8 @@ from storebridge.events.model import OutboxEvent
 from storebridge.inventory.commands import InsufficientStock, ReserveLine, ReserveOrder
 from storebridge.inventory.model import InventoryLevel, InventoryReservation
 from storebridge.inventory.service import InventoryService
-from storebridge.inventory.settings import load_inventory_settings
 from storebridge.migrate import upgrade
+from storebridge.providers.inventory_http.settings import load_inventory_settings
 
 
 def _with_service(url: str, work: Callable[[InventoryService], Awaitable[Any]]) -> Any:

@@ -14,12 +14,12 @@ from storebridge.db import Database
 from storebridge.embedded import serve_in_thread
 from storebridge.errors import IntegrationError
 from storebridge.integration import RetryPolicy
-from storebridge.inventory.http_sync import BatchSync, InventoryClient
 from storebridge.inventory.model import InventorySyncBatch
 from storebridge.inventory.provider import pull_levels
 from storebridge.inventory.service import InventoryService
-from storebridge.inventory.settings import load_inventory_settings
 from storebridge.migrate import upgrade
+from storebridge.providers.inventory_http.client import BatchSync, InventoryClient
+from storebridge.providers.inventory_http.settings import load_inventory_settings
 from storebridge.sandbox.inventory import InventorySandbox
 
 KEY = "inv_test_key"

@@ -12,9 +12,9 @@ import pytest
 
 from storebridge.errors import IntegrationError, PaymentDeclined, ProviderRejected
 from storebridge.integration import RetryPolicy
-from storebridge.payments.paypal import PayPalProvider
-from storebridge.payments.paypal_client import PayPalClient
 from storebridge.payments.provider import PaymentRequest
+from storebridge.providers.paypal.adapter import PayPalProvider
+from storebridge.providers.paypal.client import PayPalClient
 from storebridge.sandbox.paypal import PayPalSandbox
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.test_paypal_spec import check_exchanges

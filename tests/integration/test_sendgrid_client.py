@@ -16,7 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from storebridge.notifications.provider import MailRejected, MailUnavailable, OutgoingMail
 from storebridge.notifications.render import Renderer
-from storebridge.notifications.sendgrid import SendGridClient
+from storebridge.providers.sendgrid.adapter import SendGridClient
 from storebridge.sandbox.sendgrid import SendGridSandbox
 
 SPEC = Path(__file__).resolve().parents[1] / "provider_specs" / "sendgrid" / "spec"

@@ -13,8 +13,8 @@ import pytest
 
 from storebridge.errors import IntegrationError, ProviderUnavailable
 from storebridge.integration import RetryPolicy
+from storebridge.providers.shippo.adapter import ShippoProvider
 from storebridge.sandbox.shippo import ShippoSandbox
-from storebridge.shipping.shippo import ShippoProvider
 from tests.integration.test_shippo_sandbox import ADDRESS_FROM, ADDRESS_TO, PARCEL, check_request_body
 from tests.support.servers import free_port, serve_in_thread
 

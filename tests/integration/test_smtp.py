@@ -15,7 +15,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from storebridge.embedded import free_port
 from storebridge.notifications.provider import MailUnavailable, OutgoingMail
-from storebridge.notifications.smtp import SmtpMailer
+from storebridge.providers.smtp.adapter import SmtpMailer
 from tests.support.hub import make_settings, running_hub, wait_for
 
 

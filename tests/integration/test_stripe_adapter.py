@@ -13,7 +13,7 @@ import pytest
 from storebridge.errors import PaymentDeclined, ProviderRejected, ProviderUnavailable
 from storebridge.observability.calls import CallLog
 from storebridge.payments.provider import PaymentRequest
-from storebridge.payments.stripe import StripeProvider
+from storebridge.providers.stripe.adapter import StripeProvider
 from storebridge.sandbox.stripe import StripeSandbox
 from tests.support.servers import free_port, serve_in_thread
 

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from storebridge.payments.provider import PaymentRequest, ProviderPayment
-from storebridge.payments.stripe import StripeProvider
+from storebridge.providers.stripe.adapter import StripeProvider
 from storebridge.sandbox.stripe import StripeSandbox
 from tests.integration.test_stripe_sandbox import API_KEY, FAST_RETRIES, SECRET, Env, Receiver, make_client, new_pi
 from tests.support.servers import serve_in_thread

@@ -13,9 +13,10 @@ import httpx
 
 from storebridge.api.app import create_app
 from storebridge.bootstrap import Hub, bootstrap
-from storebridge.config import Settings, StripeSettings
+from storebridge.config import Settings
 from storebridge.embedded import free_port, serve_in_thread
 from storebridge.events.bus import Event
+from storebridge.providers.stripe.settings import StripeSettings
 
 T = TypeVar("T")
 
@@ -88,7 +89,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "allow_private_webhook_targets": True,
         **overrides,
     }
-    return Settings(stripe=stripe, **values)
+    provider_settings = {"stripe": stripe, **values.pop("provider_settings", {})}
+    return Settings(provider_settings=provider_settings, **values)
 
 
 @contextmanager

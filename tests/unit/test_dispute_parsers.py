@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from storebridge.payments.disputes import _merge
 from storebridge.payments.model import Dispute
-from storebridge.payments.paypal import PayPalProvider
-from storebridge.payments.paypal_client import PayPalClient
 from storebridge.payments.provider import ProviderDispute
-from storebridge.payments.stripe import StripeProvider
+from storebridge.providers.paypal.adapter import PayPalProvider
+from storebridge.providers.paypal.client import PayPalClient
+from storebridge.providers.stripe.adapter import StripeProvider
 
 _FIXTURES = Path(__file__).parents[1] / "provider_specs" / "stripe" / "fixtures3.json"
 

@@ -6,7 +6,7 @@ import pytest
 
 from storebridge.errors import ConfigError
 from storebridge.inventory.commands import InsufficientStock
-from storebridge.inventory.settings import load_inventory_settings
+from storebridge.providers.inventory_http.settings import load_inventory_settings
 
 SECRET = "whsec_c2VjcmV0LWZvci10ZXN0cw=="
 

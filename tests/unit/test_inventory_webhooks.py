@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from storebridge.errors import WebhookRejected
-from storebridge.inventory.webhooks import identify_inventory_event, inventory_source
+from storebridge.providers.inventory_http.webhooks import identify_inventory_event, inventory_source
 from storebridge.sandbox.inventory import InventorySandbox
 from storebridge.webhooks.verify import sign_plain
 

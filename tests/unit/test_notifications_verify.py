@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from storebridge.errors import WebhookRejected
-from storebridge.notifications.sendgrid_verify import (
+from storebridge.providers.sendgrid.verify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     load_public_key,

@@ -7,10 +7,10 @@ from typing import Any
 from storebridge.api.schemas import payment_out
 from storebridge.events.model import OutboxEvent
 from storebridge.payments.model import Payment
-from storebridge.payments.paypal import payment_from_order
 from storebridge.payments.provider import ProviderPayment
 from storebridge.payments.state import apply_provider_state
-from storebridge.payments.stripe import payment_from_intent
+from storebridge.providers.paypal.adapter import payment_from_order
+from storebridge.providers.stripe.adapter import payment_from_intent
 from tests.unit.test_paypal_spec import check_response
 
 PAYER_ACTION_ORDER: dict[str, Any] = {

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from storebridge.errors import WebhookRejected
-from storebridge.payments.paypal import PayPalProvider, identify_paypal_event, payment_from_order
-from storebridge.payments.paypal_client import PayPalClient
+from storebridge.providers.paypal.adapter import PayPalProvider, identify_paypal_event, payment_from_order
+from storebridge.providers.paypal.client import PayPalClient
 
 
 def _provider() -> PayPalProvider:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storebridge.errors import ConfigError
-from storebridge.payments.paypal_settings import load_paypal_settings
+from storebridge.providers.paypal.settings import load_paypal_settings
 
 _NAMES = (
     "PAYPAL_ENABLED",

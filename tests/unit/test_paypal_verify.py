@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from storebridge.errors import WebhookRejected
-from storebridge.payments.paypal_verify import PayPalVerifier, check_chain, signed_message
+from storebridge.providers.paypal.verify import PayPalVerifier, check_chain, signed_message
 
 CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-TEST"
 WEBHOOK_ID = "WHUNIT1"

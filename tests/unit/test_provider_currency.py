@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from storebridge.admin.render import fmt_money
 from storebridge.money import CURRENCY_EXPONENTS, MAX_AMOUNT, MoneyError, exponent, format_amount, to_units
 from storebridge.orders.service import summarize_event
-from storebridge.payments import paypal_currency, stripe_currency
-from storebridge.payments.paypal_currency import from_paypal, paypal_amount_problem, to_paypal
-from storebridge.payments.stripe_currency import from_stripe, stripe_amount_problem, to_stripe
+from storebridge.providers.paypal import currency as paypal_currency
+from storebridge.providers.paypal.currency import from_paypal, paypal_amount_problem, to_paypal
+from storebridge.providers.stripe import currency as stripe_currency
+from storebridge.providers.stripe.currency import from_stripe, stripe_amount_problem, to_stripe
 from storebridge.sandbox import paypal_state
 
 SPECS = Path(__file__).resolve().parents[1] / "provider_specs"

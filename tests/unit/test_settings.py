@@ -6,6 +6,7 @@ import pytest
 
 from storebridge.config import load_settings
 from storebridge.errors import ConfigError
+from storebridge.providers.stripe.plugin import plugin as stripe_plugin
 
 
 @pytest.fixture(autouse=True)
@@ -26,14 +27,15 @@ def test_defaults_are_the_embedded_hub_with_stripe_in_sandbox() -> None:
     """No settings at all: SQLite at ./storebridge.db and Stripe enabled against its sandbox."""
     settings = load_settings()
     assert settings.database_url == "sqlite+aiosqlite:///./storebridge.db"
-    assert settings.stripe.enabled and settings.stripe.sandbox
+    stripe = stripe_plugin.read_settings()
+    assert stripe.enabled and stripe.sandbox
 
 
 def test_stripe_key_without_sk_prefix_stops_start_up_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Stripe key that does not start sk_/rk_ is refused; the message names STRIPE_SECRET_KEY, not the value."""
     monkeypatch.setenv("STRIPE_SECRET_KEY", "pk_live_supersecretvalue")
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        stripe_plugin.read_settings()
     assert "STRIPE_SECRET_KEY" in str(info.value)
     assert "supersecretvalue" not in str(info.value)
 
@@ -42,7 +44,7 @@ def test_webhook_secret_without_whsec_prefix_is_refused(monkeypatch: pytest.Monk
     """A webhook secret that does not start whsec_ is refused, naming STRIPE_WEBHOOK_SECRET."""
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "hunter2hunter2")
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        stripe_plugin.read_settings()
     assert "STRIPE_WEBHOOK_SECRET" in str(info.value)
     assert "hunter2" not in str(info.value)
 
@@ -51,7 +53,7 @@ def test_real_key_without_webhook_secret_is_a_missing_setting(monkeypatch: pytes
     """Real Stripe (a key is set) needs STRIPE_WEBHOOK_SECRET too; the error says where to get it."""
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abcdef123456")
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        stripe_plugin.read_settings()
     assert "STRIPE_WEBHOOK_SECRET is required" in str(info.value)
     assert "sk_test_abcdef123456" not in str(info.value)
 
@@ -60,8 +62,8 @@ def test_real_key_and_secret_select_test_mode(monkeypatch: pytest.MonkeyPatch) -
     """With a key and a webhook secret, Stripe is no longer in sandbox mode and secrets stay hidden in repr."""
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abcdef123456")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_abc123")
-    settings = load_settings()
-    assert not settings.stripe.sandbox
+    settings = stripe_plugin.read_settings()
+    assert not settings.sandbox
     assert "sk_test_abcdef123456" not in repr(settings)
     assert "whsec_abc123" not in repr(settings)
 
@@ -85,7 +87,7 @@ def test_bad_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stripe_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     """STRIPE_ENABLED=false turns Stripe off."""
     monkeypatch.setenv("STRIPE_ENABLED", "false")
-    assert not load_settings().stripe.enabled
+    assert not stripe_plugin.read_settings().enabled
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from storebridge.migrate import upgrade
 from storebridge.orders.commands import NewLineItem, PlaceOrder
 from storebridge.orders.model import Order
 from storebridge.orders.service import OrderService
+from storebridge.providers.shippo.settings import ShippoSettings
 from storebridge.shipping.commands import Address, BuyLabel, CreateShipment, Parcel
 from storebridge.shipping.provider import ProviderLabel, ProviderShipment, RateQuote, TrackingUpdate
 from storebridge.shipping.service import ShippingService
-from storebridge.shipping.settings import ShippoSettings
 
 ADDRESS = Address(name="Ada", street1="1 Main St", city="Springfield", zip="62701", country="US")
 PARCEL = Parcel.model_validate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storebridge.errors import ConfigError
-from storebridge.shipping.settings import load_shippo_settings
+from storebridge.providers.shippo.settings import load_shippo_settings
 
 _NAMES = (
     "SHIPPO_ENABLED",

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from storebridge.errors import WebhookRejected
-from storebridge.shipping.webhooks import (
+from storebridge.providers.shippo.webhooks import (
     SCHEME,
     ShippoWebhookSource,
     identify_shippo_event,

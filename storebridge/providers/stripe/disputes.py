@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from storebridge.payments.provider import DISPUTE_STATUSES, ProviderDispute
-from storebridge.payments.stripe_currency import from_stripe
+from storebridge.providers.stripe.currency import from_stripe
 
 __all__ = ["DISPUTE_EVENTS", "dispute_from_stripe"]
 

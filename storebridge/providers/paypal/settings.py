@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storebridge.config import read_settings
+from storebridge.providers.plugin import ProviderSettings
 
 __all__ = ["PayPalSettings", "load_paypal_settings", "API_BASES"]
 
 API_BASES = {"sandbox": "https://api-m.sandbox.paypal.com", "live": "https://api-m.paypal.com"}
 
 
-class PayPalSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
-
+class PayPalSettings(ProviderSettings):
     enabled: bool = Field(True, validation_alias="PAYPAL_ENABLED")
     client_id: str | None = Field(None, validation_alias="PAYPAL_CLIENT_ID")
     client_secret: SecretStr | None = Field(None, validation_alias="PAYPAL_CLIENT_SECRET")

@@ -18,9 +18,6 @@ from typing import Any
 from storebridge.errors import IntegrationError, PaymentDeclined, ProviderRejected, WebhookRejected
 from storebridge.integration import HealthStatus
 from storebridge.money import MoneyError
-from storebridge.payments.paypal_client import PayPalClient
-from storebridge.payments.paypal_currency import from_paypal, paypal_amount_problem, to_paypal
-from storebridge.payments.paypal_disputes import dispute_from_paypal
 from storebridge.payments.provider import (
     PaymentMention,
     PaymentRequest,
@@ -28,6 +25,9 @@ from storebridge.payments.provider import (
     ProviderPayment,
     ProviderRefund,
 )
+from storebridge.providers.paypal.client import PayPalClient
+from storebridge.providers.paypal.currency import from_paypal, paypal_amount_problem, to_paypal
+from storebridge.providers.paypal.disputes import dispute_from_paypal
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = ["PayPalProvider", "payment_from_order", "identify_paypal_event", "DONE_ISSUES"]

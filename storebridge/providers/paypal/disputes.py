@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from storebridge.money import MoneyError
-from storebridge.payments.paypal_currency import from_paypal
 from storebridge.payments.provider import ProviderDispute
+from storebridge.providers.paypal.currency import from_paypal
 
 __all__ = ["DISPUTE_EVENTS", "dispute_from_paypal"]
 

@@ -31,9 +31,9 @@ from storebridge.payments.provider import (
     ProviderPayment,
     ProviderRefund,
 )
-from storebridge.payments.stripe_currency import from_stripe, stripe_amount_problem, to_stripe
-from storebridge.payments.stripe_disputes import dispute_from_stripe
-from storebridge.payments.stripe_mentions import mention_in
+from storebridge.providers.stripe.currency import from_stripe, stripe_amount_problem, to_stripe
+from storebridge.providers.stripe.disputes import dispute_from_stripe
+from storebridge.providers.stripe.mentions import mention_in
 from storebridge.webhooks.sources import Identified, parse_json_object
 
 __all__ = [

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.errors import WebhookRejected
+from storebridge.providers.shippo.adapter import label_from_json, tracking_from_json
 from storebridge.shipping.model import Shipment, ShipmentLabel
 from storebridge.shipping.service import apply_label, apply_tracking
-from storebridge.shipping.shippo import label_from_json, tracking_from_json
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import RetryLater, WebhookHandler
 from storebridge.webhooks.sources import Identified, WebhookSource, parse_json_object

@@ -7,16 +7,14 @@ import binascii
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storebridge.config import read_settings
+from storebridge.providers.plugin import ProviderSettings
 
 __all__ = ["InventorySettings", "load_inventory_settings"]
 
 
-class InventorySettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
-
+class InventorySettings(ProviderSettings):
     enabled: bool = Field(True, validation_alias="INVENTORY_ENABLED")
     api_key: SecretStr | None = Field(None, validation_alias="INVENTORY_API_KEY")
     base_url: str | None = Field(None, validation_alias="INVENTORY_BASE_URL")

@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storebridge.config import read_settings
+from storebridge.providers.plugin import ProviderSettings
 
 __all__ = ["ShippoSettings", "load_shippo_settings"]
 
 _KEY_PREFIXES = ("shippo_live_", "shippo_test_")
 
 
-class ShippoSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
-
+class ShippoSettings(ProviderSettings):
     enabled: bool = Field(True, validation_alias="SHIPPO_ENABLED")
     api_key: SecretStr | None = Field(None, validation_alias="SHIPPO_API_KEY")
     webhook_token: SecretStr | None = Field(None, validation_alias="SHIPPO_WEBHOOK_TOKEN")
