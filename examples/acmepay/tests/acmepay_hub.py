@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from storebridge.api.app import create_app
 from storebridge.bootstrap import bootstrap
 from storebridge.config import load_settings
 from storebridge.embedded import free_port, serve_in_thread
+from storebridge_acmepay.settings import AcmePaySettings
 
 __all__ = ["API_TOKEN", "WEBHOOK_SECRET", "AcmeHub", "database_url", "running_hub", "wait_for"]
 
@@ -107,20 +109,21 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
 @contextmanager
 def running_hub(db_url: str) -> Iterator[AcmeHub]:
     """Serve a hub on a free loopback port until the block ends; AcmePay runs on its sandbox."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ACMEPAY_WEBHOOK_SECRET", WEBHOOK_SECRET)  # so a test can sign a delivery itself
-        env.delenv("ACMEPAY_API_KEY", raising=False)
-        settings = load_settings(
-            database_url=db_url,
-            retry_base_seconds=0.05,
-            retry_max_seconds=0.5,
-            worker_poll_seconds=0.05,
-            log_level="WARNING",
-        )
-        port = free_port()
-        hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
-        with (
-            serve_in_thread(create_app(hub), port, timeout_graceful_shutdown=2.0) as base,
-            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
-        ):
-            yield AcmeHub(base, client)
+    # Given in code, AcmePay's settings win over any ACMEPAY_* in the environment; the known webhook
+    # secret lets a test sign a delivery itself.
+    acmepay = AcmePaySettings(api_key=None, webhook_secret=SecretStr(WEBHOOK_SECRET))
+    settings = load_settings(
+        database_url=db_url,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.5,
+        worker_poll_seconds=0.05,
+        log_level="WARNING",
+        provider_settings={"acmepay": acmepay},
+    )
+    port = free_port()
+    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
+    with (
+        serve_in_thread(create_app(hub), port, timeout_graceful_shutdown=2.0) as base,
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
+    ):
+        yield AcmeHub(base, client)

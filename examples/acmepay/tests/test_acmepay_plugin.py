@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from storebridge.bootstrap import bootstrap
+from storebridge.config import load_settings
 from storebridge.errors import ConfigError
 from storebridge.observability.calls import CallLog
 from storebridge.providers.assembly import build_providers
@@ -89,3 +93,12 @@ def test_switched_off_it_is_listed_disabled_and_not_built(monkeypatch: pytest.Mo
     built = build_providers([plugin], _context())
     assert (built.integrations["acmepay"].enabled, built.integrations["acmepay"].mode) == (False, "disabled")
     assert built.payment_providers == {} and built.webhook_sources == {} and built.sandboxes == {}
+
+
+def test_a_custom_webhook_provider_may_not_take_its_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Installed, `acmepay` is a name the hub reserves: STOREBRIDGE_WEBHOOK_PROVIDERS cannot claim it."""
+    monkeypatch.setenv("STOREBRIDGE_WEBHOOK_PROVIDERS", "acmepay:plain")
+    monkeypatch.setenv("ACMEPAY_WEBHOOK_SECRET", "acme_whsec_shared_by_both")
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    with pytest.raises(ConfigError, match="'acmepay' is reserved"):
+        bootstrap(settings)
