@@ -60,8 +60,7 @@ class AcmePayPlugin(ProviderPlugin[AcmePaySettings]):
             sandbox=sandbox,
             sandbox_url=base_url if sandbox is not None else None,
             problems=adapter.validate_config(),
-            closers=(adapter.aclose,),
-            health_check=adapter.health_check,
+            # No closers or health_check: a payment adapter's own aclose and health_check are what the hub calls.
         )
 
 
