@@ -102,3 +102,11 @@ def test_a_custom_webhook_provider_may_not_take_its_name(monkeypatch: pytest.Mon
     settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
     with pytest.raises(ConfigError, match="'acmepay' is reserved"):
         bootstrap(settings)
+
+
+def test_its_secrets_are_redacted_from_the_hub_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SecretStr settings are secrets the hub keeps out of its logs: the API key and the signing secret."""
+    monkeypatch.setenv("ACMEPAY_API_KEY", "acme_live_do_not_log")
+    monkeypatch.setenv("ACMEPAY_WEBHOOK_SECRET", "acme_whsec_do_not_log")
+    redacted = load_registry().secret_values()
+    assert {"acme_live_do_not_log", "acme_whsec_do_not_log"} <= set(redacted)
