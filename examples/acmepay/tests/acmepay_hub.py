@@ -108,10 +108,10 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
 
 @contextmanager
 def running_hub(db_url: str) -> Iterator[AcmeHub]:
-    """Serve a hub on a free loopback port until the block ends; AcmePay runs on its sandbox."""
+    """Serve a hub on a free loopback port until the block ends; AcmePay is enabled, on its sandbox."""
     # Given in code, AcmePay's settings win over any ACMEPAY_* in the environment; the known webhook
     # secret lets a test sign a delivery itself.
-    acmepay = AcmePaySettings(api_key=None, webhook_secret=SecretStr(WEBHOOK_SECRET))
+    acmepay = AcmePaySettings(enabled=True, api_key=None, webhook_secret=SecretStr(WEBHOOK_SECRET))
     settings = load_settings(
         database_url=db_url,
         retry_base_seconds=0.05,

@@ -61,7 +61,7 @@ def test_with_an_api_key_it_talks_to_acmepay_and_mounts_no_sandbox(monkeypatch: 
     ("variables", "named"),
     [
         ({"ACMEPAY_API_KEY": "sk_test_stripe_key"}, "ACMEPAY_API_KEY"),
-        ({"ACMEPAY_API_KEY": "acme_live_abc"}, "ACMEPAY_WEBHOOK_SECRET"),
+        ({"ACMEPAY_ENABLED": "true", "ACMEPAY_API_KEY": "acme_live_abc"}, "ACMEPAY_WEBHOOK_SECRET"),
         ({"ACMEPAY_WEBHOOK_SECRET": "whsec_stripe_style"}, "ACMEPAY_WEBHOOK_SECRET"),
         ({"ACMEPAY_WEBHOOK_TOLERANCE": "-1"}, "ACMEPAY_WEBHOOK_TOLERANCE"),
     ],
@@ -78,8 +78,9 @@ def test_a_bad_setting_is_a_config_error_naming_the_variable_not_its_value(
     assert all(value not in str(caught.value) for value in variables.values())
 
 
-def test_production_without_credentials_is_refused_naming_what_to_set() -> None:
+def test_production_without_credentials_is_refused_naming_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """STOREBRIDGE_ENV=production never falls back to the sandbox: AcmePay is listed as missing its key."""
+    monkeypatch.setenv("ACMEPAY_ENABLED", "true")
     built = build_providers([plugin], _context(production=True))
     assert built.sandboxes == {} and built.payment_providers == {}
     assert [str(m) for m in built.missing] == [
@@ -87,12 +88,16 @@ def test_production_without_credentials_is_refused_naming_what_to_set() -> None:
     ]
 
 
-def test_switched_off_it_is_listed_disabled_and_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ACMEPAY_ENABLED=false: /integrations shows it disabled; no adapter, route or sandbox."""
-    monkeypatch.setenv("ACMEPAY_ENABLED", "false")
-    built = build_providers([plugin], _context())
+def test_installed_it_is_listed_disabled_until_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed alone it changes no hub: listed disabled, nothing built; ACMEPAY_ENABLED=true builds it."""
+    built = build_providers([plugin], _context(production=True))
     assert (built.integrations["acmepay"].enabled, built.integrations["acmepay"].mode) == (False, "disabled")
     assert built.payment_providers == {} and built.webhook_sources == {} and built.sandboxes == {}
+    assert built.missing == []  # so a production hub is not refused for it either
+    monkeypatch.setenv("ACMEPAY_ENABLED", "true")
+    built = build_providers([plugin], _context())
+    assert (built.integrations["acmepay"].enabled, built.integrations["acmepay"].mode) == (True, "sandbox")
+    assert list(built.payment_providers) == list(built.webhook_sources) == list(built.sandboxes) == ["acmepay"]
 
 
 def test_a_custom_webhook_provider_may_not_take_its_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
 """AcmePay's settings, read from ACMEPAY_* environment variables.
 
-With no API key the provider talks to its sandbox emulator, mounted on the hub at /_sandbox/acmepay
-(development only: in production a missing key is a start-up error naming ACMEPAY_API_KEY).
+AcmePay is off until ACMEPAY_ENABLED=true: `make install-dev` installs this example into every
+development environment, and an installed example must change no hub that did not ask for it (nor
+make a production hub refuse to start for want of its credentials). With no API key it talks to its
+sandbox emulator, mounted on the hub at /_sandbox/acmepay (development only: in production a missing
+key is a start-up error naming ACMEPAY_API_KEY).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def _blank_is_none(value: SecretStr | None) -> SecretStr | None:
 class AcmePaySettings(ProviderSettings):
     """ACMEPAY_*: each field names its variable (validation_alias), so an error about it names it too."""
 
-    enabled: bool = Field(True, validation_alias="ACMEPAY_ENABLED")
+    enabled: bool = Field(False, validation_alias="ACMEPAY_ENABLED")  # opt-in: see the module docstring
     api_key: SecretStr | None = Field(None, validation_alias="ACMEPAY_API_KEY")
     webhook_secret: SecretStr | None = Field(None, validation_alias="ACMEPAY_WEBHOOK_SECRET")
     webhook_tolerance_seconds: int = Field(300, ge=0, validation_alias="ACMEPAY_WEBHOOK_TOLERANCE")
