@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
-from fastapi import APIRouter
 
 from storebridge.config import Settings
 from storebridge.db import Database
@@ -25,10 +24,8 @@ from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
 from storebridge.events.redis_streams import RedisStreamsTransport
 from storebridge.integration import HealthStatus
-from storebridge.inventory.api import build_router as inventory_router
 from storebridge.inventory.service import InventoryService
 from storebridge.migrate import upgrade
-from storebridge.notifications.api import notifications_router
 from storebridge.notifications.render import Renderer
 from storebridge.notifications.service import NotificationService, SendPolicy
 from storebridge.notifications.settings import NotificationSettings, load_notification_settings
@@ -43,7 +40,6 @@ from storebridge.providers.assembly import BuiltProviders, build_providers, refu
 from storebridge.providers.plugin import Integration, ProviderContext, ProviderServices, Sandbox
 from storebridge.providers.registry import ProviderRegistry, load_registry
 from storebridge.sandbox.persistence import SandboxStates
-from storebridge.shipping.api import build_router as shipping_router
 from storebridge.shipping.events import SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED
 from storebridge.shipping.service import ShippingService
 from storebridge.stats import WebhookStats
@@ -88,7 +84,6 @@ class Hub:
     notifications: NotificationService | None = None  # when a mail provider is enabled
     inventory: InventoryService | None = None  # when an inventory provider is enabled
     worker_jobs: list[Job] = field(default_factory=list)
-    routers: list[APIRouter] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
     calls: CallLog = field(default_factory=CallLog)  # outbound provider calls (console, /metrics)
@@ -163,7 +158,6 @@ class _Capabilities:
     shipping: ShippingService | None = None
     notifications: NotificationService | None = None
     inventory: InventoryService | None = None
-    routers: list[APIRouter] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -178,7 +172,6 @@ def _capabilities(
         out.shipping = ShippingService(
             db, setup.provider, setup.defaults, lease_seconds=setup.lease_seconds, settle_seconds=timeout
         )
-        out.routers.append(shipping_router(out.shipping))
     if built.mail is not None:
         _, provider, templates = built.mail
         policy = SendPolicy(
@@ -194,13 +187,11 @@ def _capabilities(
         triggers = (PAYMENT_CAPTURED, PAYMENT_REFUNDED, SHIPMENT_LABEL_PURCHASED, SHIPMENT_UPDATED)
         bus.subscribe("notifications", triggers, out.notifications.on_event)
         out.jobs.append(("notifications", out.notifications.send_due))
-        out.routers.append(notifications_router(out.notifications))
     if built.inventory is not None:
         _, inventory = built.inventory
         out.inventory = InventoryService(db, inventory.policy)
         out.inventory.subscribe(bus)
         out.jobs.append(("inventory-expiry", out.inventory.expire_once))
-        out.routers.append(inventory_router(out.inventory))
         out.closers.append(out.inventory.aclose)
     return out
 
@@ -222,7 +213,7 @@ def _build_providers(
     )
     chosen = {"mail": mail.provider}
     built = build_providers(registry, context, chosen=chosen, settings_for=settings.provider_settings)
-    refuse_reserved_names(settings.custom_webhooks, registry.reserved_names())
+    refuse_reserved_names((c.name for c in settings.custom_webhooks), registry.reserved_names())
     for custom in settings.custom_webhooks:
         built.webhook_sources[custom.name] = custom_source(custom)
         built.webhook_handlers[custom.name] = custom_handler(custom)
@@ -338,7 +329,6 @@ def bootstrap(
             *caps.jobs,
         ],
         event_transport=transport,
-        routers=caps.routers,
         closers=[*built.closers, *caps.closers],
         health_checks=built.health_checks,
         sandbox_states=SandboxStates(db, built.sandboxes) if built.sandboxes else None,

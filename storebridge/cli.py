@@ -149,6 +149,7 @@ def worker_cmd(
     metrics_host: str = typer.Option("127.0.0.1", help="interface for --metrics-port"),
 ) -> None:
     """Run a worker alone: inbox processing, outbox dispatch, retries (scale-out on PostgreSQL)."""
+    from storebridge.api.app import create_worker_app
     from storebridge.bootstrap import bootstrap
     from storebridge.worker_metrics import WorkerMetricsServer, metrics_listener
 
@@ -177,7 +178,7 @@ def worker_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        serving = WorkerMetricsServer(hub, listener) if listener is not None else None
+        serving = WorkerMetricsServer(create_worker_app(hub), listener) if listener is not None else None
         try:
             await stop.wait()
         finally:
@@ -215,7 +216,7 @@ def demo(
     database_url: str = typer.Option("", help="database for the demo hub (default: a temporary SQLite file)"),
     timeout: float = typer.Option(30.0, help="seconds to wait for each step"),
     output: Path = typer.Option(Path("storebridge-demo"), help="folder for the PDF label and the e-mails"),
-    provider: str = typer.Option("stripe", help="payment provider: stripe or paypal (both sandboxed)"),
+    provider: str = typer.Option("stripe", help="payment provider: any installed one (sandboxed)"),
 ) -> None:
     """Start a hub, place an order, pay it with pm_card_visa, wait for the webhook, print the timeline; then pay a
     second order with a 3-D Secure card (pm_card_threeDSecure2Required) through the sandbox's challenge page."""
@@ -233,21 +234,21 @@ def demo(
 
 @app.command()
 def sandbox(
-    provider: str = typer.Argument(..., help="which emulator: stripe, paypal, shippo or sendgrid"),
+    provider: str = typer.Argument(..., help="which emulator: an installed provider's name (stripe, ...)"),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(12111),
     webhook_url: str = typer.Option(
         "", help="where to deliver signed webhooks, e.g. http://127.0.0.1:8000/webhooks/stripe"
     ),
-    webhook_secret: str = typer.Option("", help="Stripe: the whsec_ signing secret; PayPal: the client secret"),
+    webhook_secret: str = typer.Option("", help="the emulator's signing secret or credential (default: generated)"),
 ) -> None:
     """Run one provider emulator alone."""
     import uvicorn
 
-    from storebridge.cli_sandbox import SANDBOXES, build_sandbox
+    from storebridge.cli_sandbox import build_sandbox, sandbox_names
 
-    if provider not in SANDBOXES:
-        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(SANDBOXES)}")
+    if provider not in (names := sandbox_names()):
+        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(names)}")
         raise typer.Exit(2)
     emulator, notes = build_sandbox(provider, f"http://{host}:{port}", webhook_url or None, webhook_secret)
     out.print(f"{provider} sandbox on http://{host}:{port}; point storebridge at it with:")

@@ -57,6 +57,9 @@ def run_demo(
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)
     hub, app, port = _embedded_hub(settings, migrate=True, run_worker=True)
+    if provider not in hub.payment_providers:
+        out.print(f"unknown or disabled payment provider {provider!r}: enabled: {', '.join(hub.payment_providers)}")
+        return 2
     out.print("providers: " + ", ".join(f"{i.name} ({i.mode})" for i in hub.integrations.values()), highlight=False)
     hub.modes_shown = True
     received: list[Event] = []

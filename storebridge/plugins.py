@@ -1,7 +1,8 @@
 """STOREBRIDGE_PLUGINS: the user's own subscribers, loaded by `serve` and `worker` without a launcher.
 
 The variable lists `module:function` entries, comma-separated. Each function is imported and called
-once with the Hub, before it starts, and subscribes what it wants on `hub.bus`:
+once with the Hub (typed here as `PluginHost`, the part a subscriber needs), before it starts, and
+subscribes what it wants on `hub.bus`:
 
     def install(hub: Hub) -> None:
         hub.bus.subscribe("erp-sync", "payment.*", push_to_erp)
@@ -13,14 +14,19 @@ names it (the command stops with exit 2 before serving anything).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from storebridge.errors import ConfigError
+from storebridge.events.bus import EventBus
 
-if TYPE_CHECKING:
-    from storebridge.bootstrap import Hub
+__all__ = ["PluginHost", "install_plugins", "plugin_entries"]
 
-__all__ = ["install_plugins", "plugin_entries"]
+
+class PluginHost(Protocol):
+    """What an entry is handed: the Hub, of which a subscriber needs the event bus."""
+
+    @property
+    def bus(self) -> EventBus: ...
 
 
 def plugin_entries(spec: str) -> list[tuple[str, str]]:
@@ -37,7 +43,7 @@ def plugin_entries(spec: str) -> list[tuple[str, str]]:
     return entries
 
 
-def install_plugins(hub: Hub, spec: str) -> list[str]:
+def install_plugins(hub: PluginHost, spec: str) -> list[str]:
     """Import and call each entry of `spec` with `hub`; the entries installed, in order."""
     installed = []
     for module_name, function_name in plugin_entries(spec):

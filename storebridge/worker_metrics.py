@@ -9,9 +9,7 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
-
-from storebridge.api.app import create_worker_app
-from storebridge.bootstrap import Hub
+from starlette.types import ASGIApp
 
 __all__ = ["metrics_listener", "WorkerMetricsServer"]
 
@@ -38,10 +36,11 @@ class _Server(uvicorn.Server):
 
 
 class WorkerMetricsServer:
-    """Serves storebridge.api.app.create_worker_app on an already bound socket, in the running loop."""
+    """Serves `app` (the CLI passes storebridge.api.app.create_worker_app) on an already bound socket, in the
+    running loop. It takes the app, not the hub: nothing below the edges imports the composition root."""
 
-    def __init__(self, hub: Hub, sock: socket.socket) -> None:
-        config = uvicorn.Config(create_worker_app(hub), log_level="warning", access_log=False, lifespan="off")
+    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = _Server(config)
         self._sock = sock
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="worker-metrics")

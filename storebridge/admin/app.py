@@ -1,37 +1,25 @@
-"""The console application, mounted at /admin: its state, its guards and its error pages."""
+"""The console's ASGI app: error pages, security headers, static files and the page routers."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from storebridge.admin.auth import ConsoleAuth, CsrfRejected, LoginRequired, Session, TokenInUrl, read_form
+from storebridge.admin import events, inbox, orders, pages
+from storebridge.admin.auth import ConsoleAuth, CsrfRejected, LoginRequired, TokenInUrl
+from storebridge.admin.console import PREFIX, Console
 from storebridge.admin.queries import AdminQueries
 from storebridge.admin.render import STATIC, make_environment
 from storebridge.bootstrap import Hub
 from storebridge.errors import InvalidRequest, NotFound
 
-__all__ = ["Console", "Action", "create_console", "get_console", "page_session", "action", "PAGE_SIZE", "one_page"]
-
-PAGE_SIZE = 50  # rows per console list page
-
-
-def one_page(rows: list[Any], cursor: Callable[[Any], str]) -> tuple[list[Any], str | None]:
-    """A page of a list fetched with PAGE_SIZE + 1 rows: the page, and the cursor of the next one."""
-    page = rows[:PAGE_SIZE]
-    return page, cursor(page[-1]) if len(rows) > PAGE_SIZE and page else None
-
-
-PREFIX = "/admin"
+__all__ = ["create_console"]
 
 # Headers on every console answer: no framing, no inline script, nothing cached or referred.
 SECURITY_HEADERS = {
@@ -42,84 +30,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
-
-NOTICES = {
-    "replayed": "Queued {n} webhook(s) to be processed again.",
-    "checked": "Health checks ran for every enabled provider.",
-    "resent": "Delivery queued to be sent again.",
-    "disabled": "Subscription disabled: no new deliveries are queued for it.",
-    "enabled": "Subscription enabled again.",
-    "signed_out": "Signed out.",
-}
-
-
-@dataclass
-class Console:
-    hub: Hub
-    auth: ConsoleAuth
-    templates: Environment
-    queries: AdminQueries
-
-    def render(
-        self, request: Request, template: str, *, session: Session | None = None, status_code: int = 200, **ctx: Any
-    ) -> HTMLResponse:
-        notice = NOTICES.get(request.query_params.get("notice", ""))
-        if notice is not None:
-            n = request.query_params.get("n", "")
-            notice = notice.format(n=n if n.isdigit() else "the")
-        html = self.templates.get_template(template).render(
-            request_path=request.url.path,
-            csrf=session.csrf if session else "",
-            signed_in=session is not None,
-            notice=notice,
-            **ctx,
-        )
-        return HTMLResponse(html, status_code=status_code)
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """A console POST that passed the session and CSRF checks, with its form fields."""
-
-    session: Session
-    form: dict[str, str]
-
-
-def get_console(request: Request) -> Console:
-    console: Console = request.app.state.console
-    return console
-
-
-def _signed_in(request: Request, console: Console) -> Session:
-    console.auth.refuse_token_in_url(request)
-    session = console.auth.session_of(request)
-    if session is None:
-        raise LoginRequired
-    return session
-
-
-async def page_session(request: Request, console: Console = Depends(get_console)) -> Session:
-    return _signed_in(request, console)
-
-
-async def action(request: Request, console: Console = Depends(get_console)) -> Action:
-    """Every state-changing request: a session, then the session's CSRF token in the form."""
-    session = _signed_in(request, console)
-    form = await read_form(request)
-    console.auth.check_csrf(session, form.get("csrf"))
-    return Action(session, form)
-
-
-def redirect(path: str, **query: str | int) -> RedirectResponse:
-    qs = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items() if v not in (None, ""))
-    return RedirectResponse(PREFIX + path + (f"?{qs}" if qs else ""), status_code=303)
-
-
-def safe_next(value: str | None) -> str:
-    """Only a console path may follow sign-in (no open redirect)."""
-    if value and value.startswith(PREFIX + "/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return PREFIX + "/"
 
 
 def _error(console: Console, request: Request, status: int, title: str, message: str) -> Response:
@@ -163,8 +73,6 @@ def _install_error_pages(app: FastAPI, console: Console) -> None:
 
 def create_console(hub: Hub) -> FastAPI:
     """The console as an ASGI app to mount at /admin."""
-    from storebridge.admin import events, inbox, orders, pages
-
     app = FastAPI(title="storebridge console", docs_url=None, redoc_url=None, openapi_url=None)
     console = Console(
         hub=hub,

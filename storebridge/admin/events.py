@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from storebridge.admin.app import PAGE_SIZE, Action, Console, action, get_console, one_page, page_session, redirect
 from storebridge.admin.auth import Session
+from storebridge.admin.console import PAGE_SIZE, Action, Console, action, get_console, one_page, page_session, redirect
 from storebridge.errors import InvalidRequest
 from storebridge.events.outbound import DELIVERY_STATUSES
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from storebridge.admin.app import PAGE_SIZE, Action, Console, action, get_console, one_page, page_session, redirect
 from storebridge.admin.auth import Session
+from storebridge.admin.console import PAGE_SIZE, Action, Console, action, get_console, one_page, page_session, redirect
 from storebridge.admin.render import pretty_body
 from storebridge.errors import InvalidRequest
 from storebridge.webhooks.model import INBOX_STATUSES

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from storebridge.admin.app import Console, get_console, page_session
 from storebridge.admin.auth import Session
+from storebridge.admin.console import Console, get_console, page_session
 from storebridge.admin.timeline import order_story
 
 __all__ = ["router"]

@@ -7,9 +7,9 @@ import math
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from storebridge.admin.app import Action, Console, action, get_console, page_session, redirect, safe_next
 from storebridge.admin.auth import LOGIN_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE, Session, read_form
 from storebridge.admin.chart import HEIGHT, WIDTH, panels
+from storebridge.admin.console import Action, Console, action, get_console, page_session, redirect, safe_next
 
 __all__ = ["router"]
 

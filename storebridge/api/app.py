@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.routing import Mount
 from starlette.types import Message, Receive, Scope, Send
 
@@ -21,6 +21,9 @@ from storebridge.api.guards import RejectNulCharacters
 from storebridge.api.openapi import install_openapi
 from storebridge.api.sandbox_guard import SandboxGuard
 from storebridge.bootstrap import Hub
+from storebridge.inventory.api import build_router as inventory_router
+from storebridge.notifications.api import notifications_router
+from storebridge.shipping.api import build_router as shipping_router
 from storebridge.webhooks.fast_http import webhook_http_protocol
 from storebridge.webhooks.routes import (
     INTERNAL_ERROR,
@@ -127,7 +130,7 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
     app.include_router(orders.router)
     app.include_router(subscriptions.router)
     app.include_router(event_types_router)
-    for router in hub.routers:  # capability routers (shipping, notifications, ...), behind the API token
+    for router in _capability_routers(hub):  # behind the API token
         app.include_router(router, dependencies=[Depends(require_token)])
     # The operator console: its own session sign-in (never the bearer token), pages and CSRF-checked forms.
     app.router.routes.append(Mount("/admin", app=create_console(hub), name="admin"))
@@ -139,6 +142,18 @@ def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> St
             guarded = SandboxGuard(emulator, lambda: hub.api_token)
             app.router.routes.append(Mount(f"/_sandbox/{name}", app=guarded, name=f"sandbox-{name}"))
     return StorebridgeApp(app, hub)
+
+
+def _capability_routers(hub: Hub) -> list[APIRouter]:
+    """The routes of the capabilities this hub has (each exists when a provider of its kind is enabled)."""
+    routers = []
+    if hub.shipping is not None:
+        routers.append(shipping_router(hub.shipping))
+    if hub.notifications is not None:
+        routers.append(notifications_router(hub.notifications))
+    if hub.inventory is not None:
+        routers.append(inventory_router(hub.inventory))
+    return routers
 
 
 def create_worker_app(hub: Hub) -> FastAPI:

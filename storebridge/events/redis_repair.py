@@ -15,21 +15,51 @@ It runs every `interval` seconds, at once when the transport saw data loss, on o
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 from redis import exceptions as redis_errors
+from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
-from storebridge.db import now
-from storebridge.events.bus import Event, Subscriber
+from storebridge.db import Database, now
+from storebridge.events.bus import Event, EventBus, Subscriber
 from storebridge.events.model import EventReceipt, OutboxEvent
-from storebridge.events.redis_streams import HANDLED, REDIS_DOWN
 
-if TYPE_CHECKING:
-    from storebridge.events.redis_streams import RedisStreamsTransport
+__all__ = ["StreamRepair", "RepairedTransport", "REDIS_DOWN", "HANDLED"]
 
-__all__ = ["StreamRepair"]
+# Redis unreachable (or loading its data after a restart): back off and retry, never crash.
+REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+# Receipt statuses that mean "this subscriber is done with this event".
+HANDLED = ("delivered", "dead")
+
+
+class SubscriptionStart(Protocol):
+    @property
+    def since(self) -> float: ...
+
+
+class RepairedTransport(Protocol):
+    """What the repair needs of the Redis Streams transport (which owns it): a Protocol, so that this
+    module does not import the transport's and the two import one way."""
+
+    db: Database
+    bus: EventBus
+    client: Redis
+    stream: str
+    consumer: str
+    claim_idle: float
+    repair_requested: bool
+
+    @property
+    def paused(self) -> bool: ...
+
+    def backoff(self, where: str, exc: Exception) -> None: ...
+
+    async def publish(self, events: list[Event]) -> None: ...
+
+    async def subscription(self, sub: Subscriber) -> SubscriptionStart: ...
+
 
 log = structlog.get_logger("storebridge.redis_streams")
 
@@ -56,7 +86,7 @@ def _sql_patterns(patterns: tuple[str, ...]) -> ColumnElement[bool] | None:
 
 
 class StreamRepair:
-    def __init__(self, transport: RedisStreamsTransport, *, interval: float, window: float, batch: int) -> None:
+    def __init__(self, transport: RepairedTransport, *, interval: float, window: float, batch: int) -> None:
         self.transport = transport
         self.interval = interval
         self.window = window

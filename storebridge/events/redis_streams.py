@@ -39,19 +39,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from storebridge.db import Database, now
 from storebridge.events.bus import Event, EventBus, Subscriber, deliver_to
 from storebridge.events.model import Checkpoint, EventReceipt
+from storebridge.events.redis_repair import HANDLED, REDIS_DOWN, StreamRepair
 
 if TYPE_CHECKING:
-    from storebridge.events.redis_repair import StreamRepair
     from storebridge.worker import Job
 
 __all__ = ["RedisStreamsTransport", "REDIS_DOWN", "HANDLED"]
 
 log = structlog.get_logger("storebridge.redis_streams")
-
-# Redis unreachable (or loading its data after a restart): back off and retry, never crash.
-REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
-# Receipt statuses that mean "this subscriber is done with this event".
-HANDLED = ("delivered", "dead")
 
 
 @dataclass
@@ -130,8 +125,6 @@ class RedisStreamsTransport:
             health_check_interval=15,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         )
-        from storebridge.events.redis_repair import StreamRepair  # it imports this module
-
         self.repair: StreamRepair = StreamRepair(
             self, interval=repair_interval, window=repair_window, batch=max(batch_size, 500)
         )

@@ -1,4 +1,4 @@
-"""Inventory routes (mounted behind the API token by the capability wiring)."""
+"""Inventory routes (mounted behind the API token by the API edge)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@
 recorder. Overriding `send` rather than wrapping the transport keeps everything httpx decides
 at construction (pool limits, TLS context, proxies from the environment) exactly as it was.
 
-`recording_calls(log)` makes `log` the call log for adapters built inside the block: bootstrap
-wraps the capability wiring in it, so adapters built there record into their hub's log without
-the wiring modules passing it along. It is a context variable, set and reset around the block,
+`recording_calls(log)` makes `log` the call log for adapters built inside the block: the
+composition root wraps each provider plugin's build in it, so adapters built there record into
+their hub's log without every plugin passing it along. It is a context variable, set and reset around the block,
 so hubs built one after another (or in parallel threads) never share a log.
 """
 

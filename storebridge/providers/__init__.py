@@ -14,6 +14,7 @@ from storebridge.providers.plugin import (
     ProviderServices,
     ProviderSettings,
     Sandbox,
+    StandaloneSandbox,
     WebhookRoute,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "ProviderServices",
     "ProviderSettings",
     "Sandbox",
+    "StandaloneSandbox",
     "WebhookRoute",
 ]

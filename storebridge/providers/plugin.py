@@ -20,6 +20,7 @@ A minimal payment provider, in its own package::
     from storebridge.providers.plugin import (
         BuiltProvider, ProviderContext, ProviderPlugin, ProviderSettings, WebhookRoute,
     )
+    from storebridge.webhooks.sources import WebhookSource
 
     class AcmePaySettings(ProviderSettings):
         enabled: bool = Field(True, validation_alias="ACMEPAY_ENABLED")
@@ -37,7 +38,9 @@ A minimal payment provider, in its own package::
 
         def build(self, settings: AcmePaySettings, context: ProviderContext) -> BuiltProvider:
             adapter = AcmePayProvider(...)  # implements storebridge.payments.provider.PaymentProvider
-            source = WebhookSource("acmepay", "acmepay-hmac", (secret,), identify_acmepay_event)
+            # `scheme` names a verifier in storebridge.webhooks.verify (or subclass WebhookSource and
+            # override `verify` for a scheme of your own); `identify` reads the event id and type.
+            source = WebhookSource("acmepay", "standard", (secret,), identify_acmepay_event)
             return BuiltProvider(
                 mode=adapter.mode,
                 payment=adapter,
@@ -51,6 +54,11 @@ A minimal payment provider, in its own package::
     # pyproject.toml
     [project.entry-points."storebridge.providers"]
     acmepay = "acmepay.plugin:plugin"
+
+By kind, `build` sets one adapter field of BuiltProvider: `payment` (a PaymentProvider), `shipping`
+(a ShippingSetup: ShippingProvider plus label defaults), `mail` (a MailProvider, with optional
+`mail_templates`) or `inventory` (an InventorySetup). `standalone_sandbox` serves the emulator alone
+for `storebridge sandbox <name>`.
 
 The names here are stable: new fields may be added (with defaults), none renamed.
 """
@@ -90,6 +98,7 @@ __all__ = [
     "ProviderServices",
     "ProviderSettings",
     "Sandbox",
+    "StandaloneSandbox",
     "WebhookRoute",
 ]
 
@@ -198,6 +207,15 @@ class BuiltProvider:
     health_check: HealthCheck | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StandaloneSandbox:
+    """`storebridge sandbox <name>`: the emulator alone on its own port, and the settings (one line each)
+    that point a storebridge at it."""
+
+    sandbox: Sandbox
+    notes: Sequence[str] = ()
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -229,6 +247,11 @@ class ProviderPlugin(ABC, Generic[SettingsT]):
     @abstractmethod
     def build(self, settings: SettingsT, context: ProviderContext) -> BuiltProvider:
         """Build the adapter (pointing at its sandbox when `uses_sandbox`), its webhooks and jobs."""
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox | None:
+        """The emulator alone, serving at `base_url` and delivering signed webhooks to `webhook_url`
+        (`secret`: its signing secret or credential, empty for a generated one). None: it has no emulator."""
+        return None
 
     @property
     def reserved_names(self) -> tuple[str, ...]:

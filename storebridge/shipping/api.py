@@ -1,4 +1,4 @@
-"""Shipping routes (mounted behind the API token by the composition root)."""
+"""Shipping routes (mounted behind the API token by the API edge)."""
 
 from __future__ import annotations
 

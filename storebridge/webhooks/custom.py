@@ -50,14 +50,18 @@ def secret_variable(name: str) -> str:
     return f"{name.upper().replace('-', '_')}_WEBHOOK_SECRET"
 
 
-def parse_custom_providers(spec: str, environ: Mapping[str, str]) -> list[CustomProvider]:
-    """Parse STOREBRIDGE_WEBHOOK_PROVIDERS and each provider's secret; ConfigError names what is wrong."""
+def parse_custom_providers(
+    spec: str, environ: Mapping[str, str], *, reserved: Collection[str] = ()
+) -> list[CustomProvider]:
+    """Parse STOREBRIDGE_WEBHOOK_PROVIDERS and each provider's secret; ConfigError names what is wrong.
+    `reserved`: names taken by installed providers (the registry's; bootstrap checks them again)."""
     providers: list[CustomProvider] = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, _, scheme = item.partition(":")
         name, scheme = name.strip().lower(), (scheme.strip().lower() or "standard")
         if not _NAME.match(name):
             raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS: {name!r} is not a valid name (a-z, 0-9, - and _)")
+        refuse_reserved_names([name], reserved)
         if scheme not in _SCHEMES:
             raise ConfigError(
                 f"STOREBRIDGE_WEBHOOK_PROVIDERS: scheme for {name!r} must be one of {', '.join(_SCHEMES)}"
@@ -81,12 +85,12 @@ def parse_custom_providers(spec: str, environ: Mapping[str, str]) -> list[Custom
     return providers
 
 
-def refuse_reserved_names(providers: Iterable[CustomProvider], reserved: Collection[str]) -> None:
+def refuse_reserved_names(names: Iterable[str], reserved: Collection[str]) -> None:
     """A custom provider may not take a name the hub reserves (its installed providers' names and
     webhook sources, from the provider registry)."""
-    for provider in providers:
-        if provider.name in reserved:
-            raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS: {provider.name!r} is reserved for a built-in provider")
+    for name in names:
+        if name in reserved:
+            raise ConfigError(f"STOREBRIDGE_WEBHOOK_PROVIDERS: {name!r} is reserved for an installed provider")
 
 
 def _identify(scheme: str) -> Any:

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook
 
 from storebridge.config import load_settings
 from storebridge.errors import ConfigError
+from storebridge.providers.registry import load_registry
 from storebridge.webhooks.custom import CustomProvider, parse_custom_providers
 from storebridge.webhooks.verify import sign_plain
 from tests.support.hub import RunningHub, make_settings, running_hub, wait_for
@@ -91,7 +92,9 @@ def test_custom_provider_settings_errors_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="scheme"):
         parse_custom_providers("acme:rot13", {"ACME_WEBHOOK_SECRET": "x"})
     with pytest.raises(ConfigError, match="reserved"):
-        parse_custom_providers("stripe:plain", {"STRIPE_WEBHOOK_SECRET": "x"})
+        parse_custom_providers(
+            "stripe:plain", {"STRIPE_WEBHOOK_SECRET": "x"}, reserved=load_registry().reserved_names()
+        )
     with pytest.raises(ConfigError, match="whsec_"):
         parse_custom_providers("acme:standard", {"ACME_WEBHOOK_SECRET": "not base64!"})
     parsed = parse_custom_providers(

@@ -12,7 +12,14 @@ from storebridge.inventory.provider import InventorySetup
 from storebridge.providers.inventory_http.client import InventoryClient
 from storebridge.providers.inventory_http.settings import InventorySettings, load_inventory_settings
 from storebridge.providers.inventory_http.webhooks import inventory_source, inventory_webhook_handler
-from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin, Sandbox, WebhookRoute
+from storebridge.providers.plugin import (
+    BuiltProvider,
+    ProviderContext,
+    ProviderPlugin,
+    Sandbox,
+    StandaloneSandbox,
+    WebhookRoute,
+)
 
 __all__ = ["InventoryPlugin", "plugin", "SANDBOX_INVENTORY_KEY"]
 
@@ -74,6 +81,12 @@ class InventoryPlugin(ProviderPlugin[InventorySettings]):
             closers=(client.aclose,),
             health_check=client.health_check,
         )
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox:
+        from storebridge.sandbox.inventory import InventorySandbox
+
+        notes = (f"INVENTORY_BASE_URL={base_url}", "INVENTORY_API_KEY=<anything>", "INVENTORY_STORE_ID=<any id>")
+        return StandaloneSandbox(InventorySandbox(webhook_url=webhook_url, webhook_secret=secret or None), notes)
 
 
 plugin = InventoryPlugin()

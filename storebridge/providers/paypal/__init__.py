@@ -1,0 +1,1 @@
+"""PayPal: the Orders v2 client and adapter, webhook verification, auto-capture, settings and plugin."""

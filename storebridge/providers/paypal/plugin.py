@@ -18,6 +18,7 @@ from storebridge.providers.plugin import (
     ProviderPlugin,
     ProviderServices,
     Sandbox,
+    StandaloneSandbox,
     WebhookRoute,
 )
 from storebridge.worker import Job
@@ -94,6 +95,25 @@ class PayPalPlugin(ProviderPlugin[PayPalSettings]):
             jobs=_auto_capture,
             closers=(verifier.aclose,),
         )
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox:
+        from storebridge.sandbox.paypal import PayPalSandbox
+
+        client_secret = secret or secrets.token_hex(16)
+        sandbox = PayPalSandbox(
+            base_url=base_url,
+            webhook_url=webhook_url,
+            webhook_id="WH-SANDBOX",
+            client_id="sandbox-client",
+            client_secret=client_secret,
+        )
+        notes = (
+            f"PAYPAL_API_BASE={base_url}",
+            "PAYPAL_CLIENT_ID=sandbox-client",
+            f"PAYPAL_CLIENT_SECRET={client_secret}",
+            "PAYPAL_WEBHOOK_ID=WH-SANDBOX",
+        )
+        return StandaloneSandbox(sandbox, notes)
 
 
 plugin = PayPalPlugin()

@@ -1,0 +1,1 @@
+"""SendGrid: the Mail Send adapter, Event Webhook verification, settings and plugin."""

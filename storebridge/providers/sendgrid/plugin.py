@@ -6,7 +6,14 @@ from __future__ import annotations
 from storebridge.errors import ConfigError
 from storebridge.notifications.commands import ORDER_CONFIRMATION, REFUND_NOTICE, SHIPPING_NOTIFICATION
 from storebridge.notifications.service import sendgrid_event_handler
-from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin, Sandbox, WebhookRoute
+from storebridge.providers.plugin import (
+    BuiltProvider,
+    ProviderContext,
+    ProviderPlugin,
+    Sandbox,
+    StandaloneSandbox,
+    WebhookRoute,
+)
 from storebridge.providers.sendgrid.adapter import SendGridClient
 from storebridge.providers.sendgrid.settings import SendGridSettings, load_sendgrid_settings
 from storebridge.providers.sendgrid.verify import load_public_key, sendgrid_source
@@ -73,6 +80,11 @@ class SendGridPlugin(ProviderPlugin[SendGridSettings]):
             closers=(client.aclose,),
             health_check=client.health_check,
         )
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox:
+        from storebridge.sandbox.sendgrid import SendGridSandbox
+
+        return StandaloneSandbox(SendGridSandbox(webhook_url=webhook_url), (f"mailbox: {base_url}/messages",))
 
 
 plugin = SendGridPlugin()

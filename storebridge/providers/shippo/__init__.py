@@ -1,0 +1,1 @@
+"""Shippo: the REST adapter, its webhook source, settings and plugin."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import secrets
 
-from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin, Sandbox, WebhookRoute
+from storebridge.providers.plugin import (
+    BuiltProvider,
+    ProviderContext,
+    ProviderPlugin,
+    Sandbox,
+    StandaloneSandbox,
+    WebhookRoute,
+)
 from storebridge.providers.shippo.adapter import ShippoProvider
 from storebridge.providers.shippo.settings import ShippoSettings, load_shippo_settings
 from storebridge.providers.shippo.webhooks import (
@@ -75,6 +82,13 @@ class ShippoPlugin(ProviderPlugin[ShippoSettings]):
             problems=provider.validate_config(),
             closers=(provider.aclose,),
             health_check=provider.health_check,
+        )
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox:
+        from storebridge.sandbox.shippo import ShippoSandbox
+
+        return StandaloneSandbox(
+            ShippoSandbox(webhook_url=webhook_url), (f"point the Shippo client's base URL at {base_url}",)
         )
 
 

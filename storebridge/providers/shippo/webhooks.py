@@ -70,7 +70,7 @@ def verify_shippo_hmac(
 
 
 def register_verifier() -> None:
-    """Add the token scheme to the verifier registry (called from wiring, never at import)."""
+    """Add the token scheme to the verifier registry (called from the plugin's build, never at import)."""
     VERIFIERS.setdefault(SCHEME, verify_shippo_token)
 
 

@@ -1,0 +1,1 @@
+"""SMTP: the mailer, its settings and plugin."""

@@ -1,0 +1,1 @@
+"""Stripe: the SDK adapter, its currency rules, dispute and mention parsing, settings and plugin."""

@@ -6,7 +6,14 @@ from __future__ import annotations
 import secrets
 
 from storebridge.payments.service import payment_webhook_handler
-from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin, Sandbox, WebhookRoute
+from storebridge.providers.plugin import (
+    BuiltProvider,
+    ProviderContext,
+    ProviderPlugin,
+    Sandbox,
+    StandaloneSandbox,
+    WebhookRoute,
+)
 from storebridge.providers.stripe.adapter import StripeProvider, identify_stripe_event
 from storebridge.providers.stripe.settings import StripeSettings
 from storebridge.webhooks.sources import WebhookSource
@@ -61,6 +68,17 @@ class StripePlugin(ProviderPlugin[StripeSettings]):
             sandbox_url=api_base if sandbox is not None else None,
             problems=provider.validate_config(),
         )
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox:
+        from storebridge.sandbox.stripe import StripeSandbox
+
+        secret = secret or "whsec_" + secrets.token_hex(24)
+        notes = (
+            f"STRIPE_API_BASE={base_url}",
+            f"STRIPE_WEBHOOK_SECRET={secret}",
+            "STRIPE_SECRET_KEY=sk_test_<anything>",
+        )
+        return StandaloneSandbox(StripeSandbox(webhook_url=webhook_url, webhook_secret=secret), notes)
 
 
 plugin = StripePlugin()
