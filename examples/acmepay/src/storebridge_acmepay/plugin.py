@@ -10,7 +10,13 @@ from __future__ import annotations
 import secrets
 
 from storebridge.payments.service import payment_webhook_handler
-from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin, WebhookRoute
+from storebridge.providers.plugin import (
+    BuiltProvider,
+    ProviderContext,
+    ProviderPlugin,
+    StandaloneSandbox,
+    WebhookRoute,
+)
 from storebridge_acmepay.adapter import NAME, SANDBOX_API_KEY, AcmePayProvider
 from storebridge_acmepay.sandbox import AcmePaySandbox
 from storebridge_acmepay.settings import WEBHOOK_SECRET_PREFIX, AcmePaySettings
@@ -32,12 +38,7 @@ class AcmePayPlugin(ProviderPlugin[AcmePaySettings]):
 
     def build(self, settings: AcmePaySettings, context: ProviderContext) -> BuiltProvider:
         webhook_url = context.webhook_url(NAME)
-        # The sandbox signs with the configured secret, or one made up for this run.
-        secret = (
-            settings.webhook_secret.get_secret_value()
-            if settings.webhook_secret is not None
-            else WEBHOOK_SECRET_PREFIX + secrets.token_hex(24)
-        )
+        secret = _signing_secret(settings.webhook_secret.get_secret_value() if settings.webhook_secret else "")
         sandbox: AcmePaySandbox | None = None
         if settings.api_key is None:
             sandbox = AcmePaySandbox(webhook_url=webhook_url, webhook_secret=secret, api_key=SANDBOX_API_KEY)
@@ -62,6 +63,23 @@ class AcmePayPlugin(ProviderPlugin[AcmePaySettings]):
             problems=adapter.validate_config(),
             # No closers or health_check: a payment adapter's own aclose and health_check are what the hub calls.
         )
+
+    def standalone_sandbox(self, base_url: str, webhook_url: str | None, secret: str) -> StandaloneSandbox:
+        """`storebridge sandbox acmepay`: the emulator on its own port, and the settings that point a hub at it."""
+        secret = _signing_secret(secret)
+        sandbox = AcmePaySandbox(webhook_url=webhook_url, webhook_secret=secret, api_key=SANDBOX_API_KEY)
+        notes = (
+            "ACMEPAY_ENABLED=true",
+            f"ACMEPAY_API_BASE={base_url}",
+            f"ACMEPAY_API_KEY={SANDBOX_API_KEY}",
+            f"ACMEPAY_WEBHOOK_SECRET={secret}",
+        )
+        return StandaloneSandbox(sandbox, notes)
+
+
+def _signing_secret(configured: str) -> str:
+    """The sandbox signs with the configured secret, or one made up for this run."""
+    return configured or WEBHOOK_SECRET_PREFIX + secrets.token_hex(24)
 
 
 plugin = AcmePayPlugin()
