@@ -247,10 +247,11 @@ def sandbox(
 
     from storebridge.cli_sandbox import build_sandbox, sandbox_names
 
-    if provider not in (names := sandbox_names()):
-        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(names)}")
-        raise typer.Exit(2)
-    emulator, notes = build_sandbox(provider, f"http://{host}:{port}", webhook_url or None, webhook_secret)
+    try:
+        emulator, notes = build_sandbox(provider, f"http://{host}:{port}", webhook_url or None, webhook_secret)
+    except KeyError:
+        console.print(f"[bold red]unknown sandbox {provider!r}[/]: available: {', '.join(sandbox_names())}")
+        raise typer.Exit(2) from None
     out.print(f"{provider} sandbox on http://{host}:{port}; point storebridge at it with:")
     for note in notes:
         out.print(f"  {note}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from storebridge.providers.plugin import ProviderPlugin
-from storebridge.providers.registry import load_registry
+from storebridge.providers.registry import load_plugin, load_registry
 
 __all__ = ["sandbox_names", "build_sandbox"]
 
@@ -17,7 +17,7 @@ def sandbox_names() -> list[str]:
 
 def build_sandbox(name: str, base: str, webhook_url: str | None, secret: str) -> tuple[Any, list[str]]:
     """The emulator and the settings that point storebridge at it. KeyError for an unknown name."""
-    plugin = load_registry().get(name)
+    plugin = load_plugin(name)
     standalone = plugin.standalone_sandbox(base, webhook_url, secret) if plugin is not None else None
     if standalone is None:
         raise KeyError(name)

@@ -112,7 +112,7 @@ def quote_to_minor(value: str, currency: str) -> int:
 
 def to_decimal_string(amount: int, currency: str) -> str:
     """Minor units as an ISO decimal string (1999 USD -> "19.99", 1500 KWD -> "1.500"). Not for a
-    provider's wire format: each adapter converts with its own module (payments/paypal_currency.py)."""
+    provider's wire format: each adapter converts with its own module (providers/paypal/currency.py)."""
     exp = exponent(currency)
     return f"{Decimal(amount).scaleb(-exp):.{exp}f}"
 

@@ -1,4 +1,5 @@
-"""The mail provider interface. Adapters (sendgrid.py, smtp.py) implement it; the service sees only these types."""
+"""The mail provider interface. Adapters (providers/sendgrid, providers/smtp) implement it; the service
+sees only these types."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The payment provider interface. Adapters (stripe.py, paypal.py) implement it; the payment
+"""The payment provider interface. Adapters (providers/stripe, providers/paypal) implement it; the payment
 service and the webhook handlers only ever see these types."""
 
 from __future__ import annotations

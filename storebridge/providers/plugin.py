@@ -68,23 +68,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from starlette.types import ASGIApp
 
 from storebridge.config import read_settings
-from storebridge.db import Database
 from storebridge.integration import HealthStatus
-from storebridge.inventory.provider import InventorySetup
-from storebridge.notifications.provider import MailProvider
-from storebridge.observability.calls import CallLog
-from storebridge.payments.provider import PaymentProvider
-from storebridge.payments.service import PaymentService
-from storebridge.shipping.provider import ShippingSetup
-from storebridge.webhooks.processor import WebhookHandler
-from storebridge.webhooks.sources import WebhookSource
-from storebridge.worker import Job
+
+if TYPE_CHECKING:  # annotations only: loading a plugin (`storebridge sandbox NAME`) stays light
+    from starlette.types import ASGIApp
+
+    from storebridge.db import Database
+    from storebridge.inventory.provider import InventorySetup
+    from storebridge.notifications.provider import MailProvider
+    from storebridge.observability.calls import CallLog
+    from storebridge.payments.provider import PaymentProvider
+    from storebridge.payments.service import PaymentService
+    from storebridge.shipping.provider import ShippingSetup
+    from storebridge.webhooks.processor import WebhookHandler
+    from storebridge.webhooks.sources import WebhookSource
+    from storebridge.worker import Job
 
 __all__ = [
     "BuiltProvider",
@@ -231,6 +234,7 @@ class ProviderPlugin(ABC, Generic[SettingsT]):
     switch_off: str = ""  # how to run without it, e.g. "STRIPE_ENABLED=false"; default <NAME>_ENABLED=false
     webhook_sources: tuple[str, ...] | None = None  # source names it mounts; default (name,)
     description: str = ""  # one line for the CLI's help
+    priority: int = 100  # listing order within its kind (lower first): /integrations, the CLI
 
     def read_settings(self) -> SettingsT:
         """Read the settings from the environment; ConfigError names each bad variable, never its value."""

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from storebridge.errors import ConfigError
 from storebridge.providers.plugin import KINDS, Kind, ProviderPlugin
 
-__all__ = ["ENTRY_POINT_GROUP", "ProviderRegistry", "load_registry", "HUB_RESERVED_NAMES"]
+__all__ = ["ENTRY_POINT_GROUP", "ProviderRegistry", "load_plugin", "load_registry", "registry_of", "HUB_RESERVED_NAMES"]
 
 ENTRY_POINT_GROUP = "storebridge.providers"
 
@@ -75,14 +75,21 @@ def _load(entry: EntryPoint) -> ProviderPlugin[Any]:
 
 
 def registry_of(plugins: Iterable[ProviderPlugin[Any]]) -> ProviderRegistry:
-    """A registry of `plugins` in a stable order: by kind (payments first), then by name."""
-    ordered = sorted(plugins, key=lambda p: (KINDS.index(p.kind), p.name))
+    """A registry of `plugins` in a stable order: by kind (payments first), then priority, then name."""
+    ordered = sorted(plugins, key=lambda p: (KINDS.index(p.kind), p.priority, p.name))
     seen: set[str] = set()
     for plugin in ordered:
         if plugin.name in seen:
             raise ConfigError(f"two {ENTRY_POINT_GROUP} plugins are named {plugin.name!r}")
         seen.add(plugin.name)
     return ProviderRegistry(tuple(ordered))
+
+
+def load_plugin(name: str, group: str = ENTRY_POINT_GROUP) -> ProviderPlugin[Any] | None:
+    """Load only the plugin registered as `name` (None when there is none): a command about one
+    provider need not import every installed one."""
+    matching = [e for e in entry_points(group=group) if e.name == name]
+    return _load(matching[0]) if matching else None
 
 
 def load_registry(group: str = ENTRY_POINT_GROUP) -> ProviderRegistry:

@@ -42,6 +42,7 @@ class PayPalPlugin(ProviderPlugin[PayPalSettings]):
     credential_variables = ("PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID")
     switch_off = "PAYPAL_ENABLED=false"
     description = "PayPal Checkout (Orders v2)"
+    priority = 20
 
     def read_settings(self) -> PayPalSettings:
         return load_paypal_settings()

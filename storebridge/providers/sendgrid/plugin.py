@@ -30,6 +30,7 @@ class SendGridPlugin(ProviderPlugin[SendGridSettings]):
     credential_variables = ("SENDGRID_API_KEY",)
     switch_off = "NOTIFICATIONS_PROVIDER=smtp with SMTP_HOST, or SENDGRID_ENABLED=false"
     description = "SendGrid e-mail (v3 Mail Send, Event Webhook)"
+    priority = 10
 
     def read_settings(self) -> SendGridSettings:
         return load_sendgrid_settings()

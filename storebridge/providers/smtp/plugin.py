@@ -16,6 +16,7 @@ class SmtpPlugin(ProviderPlugin[SmtpSettings]):
     credential_variables = ("SMTP_HOST",)
     switch_off = "NOTIFICATIONS_PROVIDER=sendgrid"
     description = "e-mail over SMTP"
+    priority = 20
 
     def read_settings(self) -> SmtpSettings:
         return load_smtp_settings()

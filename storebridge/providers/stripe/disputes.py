@@ -1,7 +1,7 @@
 """Stripe's `charge.dispute.*` events as ProviderDispute (Stripe's dispute object: id, amount, currency,
 charge, payment_intent, reason, status, evidence_details.due_by).
 
-Kept apart from stripe.py so the dispute mapping and the adapter change independently; stripe.py's
+Kept apart from adapter.py so the dispute mapping and the adapter change independently; adapter.py's
 parse_webhook hands every `charge.dispute.*` event here.
 """
 

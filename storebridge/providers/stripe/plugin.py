@@ -30,6 +30,7 @@ class StripePlugin(ProviderPlugin[StripeSettings]):
     credential_variables = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
     switch_off = "STRIPE_ENABLED=false"
     description = "Stripe payments (PaymentIntents)"
+    priority = 10
 
     def uses_sandbox(self, settings: StripeSettings) -> bool:
         return settings.sandbox
