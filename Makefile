@@ -22,9 +22,11 @@ $(VENV)/.installed: pyproject.toml requirements/main.lock | $(BIN)/python
 	@$(BIN)/python -m pip install --quiet --no-deps -e . $(QUIET_INSTALL)
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml requirements/dev.lock $(VENV)/.installed
+# The example provider (examples/acmepay) is installed too: `make test` runs its tests through its entry point.
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.lock examples/acmepay/pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -e examples/acmepay
 	@touch $@
 
 install: $(VENV)/.installed
@@ -37,11 +39,13 @@ demo: $(VENV)/.installed
 	@$(BIN)/storebridge demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check storebridge tests bench
-	$(BIN)/ruff format --check storebridge tests bench
+	$(BIN)/ruff check storebridge tests bench examples
+	$(BIN)/ruff format --check storebridge tests bench examples
 
+# mypy's configured packages (storebridge, storebridge_acmepay), then the example's tests, strict too.
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+	$(BIN)/mypy examples/acmepay/tests
 
 test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
