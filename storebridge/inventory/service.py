@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storebridge.db import Database, now
 from storebridge.errors import InvalidRequest, NotFound, StorebridgeError
 from storebridge.events.bus import Event, EventBus
+from storebridge.group_commit import GroupCommit
 from storebridge.inventory.commands import Adjustment, ReserveLine, ReserveOrder
-from storebridge.inventory.group_commit import GroupCommit
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
 from storebridge.inventory.provider import StockPolicy
 from storebridge.inventory.sqlite_fast import SqliteReserver
@@ -37,7 +37,9 @@ class InventoryService:
             self._sqlite = SqliteReserver(
                 db.url, default_location=settings.default_location, ttl_seconds=settings.reservation_ttl_seconds
             )
-        self._group: GroupCommit[ReserveOrder, list[dict[str, Any]]] = GroupCommit(self._commit_sqlite)
+        self._group: GroupCommit[ReserveOrder, list[dict[str, Any]]] = GroupCommit(
+            self._commit_sqlite, name="inventory-group-commit"
+        )
 
     async def _commit_sqlite(self, commands: list[ReserveOrder]) -> list[list[dict[str, Any]] | StorebridgeError]:
         assert self._sqlite is not None
