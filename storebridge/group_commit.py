@@ -40,6 +40,7 @@ class Waiting(Generic[T, R]):
 
     item: T
     answer: Answer[R]
+    future: asyncio.Future[R] | None = None  # submit()'s: once done (cancelled), the caller has left
 
 
 class GroupCommit(Generic[T, R]):
@@ -49,7 +50,7 @@ class GroupCommit(Generic[T, R]):
         self.name = name
         self._queue: deque[Waiting[T, R]] = deque()
         self._arrived = asyncio.Event()
-        self._unanswered: set[Waiting[T, R]] = set()  # queued or being committed
+        self._unanswered: dict[Waiting[T, R], None] = {}  # queued or being committed, in arrival order
         self._drainer: asyncio.Task[None] | None = None
 
     @property
@@ -57,10 +58,10 @@ class GroupCommit(Generic[T, R]):
         """Whether items wait to be taken (not counting batches being committed)."""
         return bool(self._queue)
 
-    def put(self, item: T, answer: Answer[R]) -> Waiting[T, R]:
+    def put(self, item: T, answer: Answer[R], future: asyncio.Future[R] | None = None) -> Waiting[T, R]:
         """Queue `item`; `answer` is called once, from the event loop, when its batch is settled."""
-        entry: Waiting[T, R] = Waiting(item, answer)
-        self._unanswered.add(entry)
+        entry: Waiting[T, R] = Waiting(item, answer, future)
+        self._unanswered[entry] = None
         self._queue.append(entry)
         self._arrived.set()
         return entry
@@ -79,8 +80,7 @@ class GroupCommit(Generic[T, R]):
             else:
                 future.set_result(result)  # type: ignore[arg-type]  # None only with an error
 
-        entry = self.put(item, answer)
-        future.add_done_callback(lambda f: self._unanswered.discard(entry) if f.cancelled() else None)
+        self.put(item, answer, future)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name=self.name)
         return await future
@@ -107,7 +107,9 @@ class GroupCommit(Generic[T, R]):
     def _pop(self) -> Waiting[T, R] | None:
         while self._queue:
             entry = self._queue.popleft()
-            if entry in self._unanswered:  # else its caller left (cancelled, or refused at shutdown)
+            if entry.future is not None and entry.future.done():  # its caller was cancelled
+                self._unanswered.pop(entry, None)
+            elif entry in self._unanswered:  # else refused at shutdown
                 return entry
         return None
 
@@ -115,11 +117,11 @@ class GroupCommit(Generic[T, R]):
         """Tell an entry's caller, once: an entry refused at shutdown may still get its commit answer."""
         if entry not in self._unanswered:
             return
-        self._unanswered.remove(entry)
+        del self._unanswered[entry]
         try:
             entry.answer(result, exc)
         except Exception:  # one caller's failure must not keep the others from their answers
-            log.exception("group_commit_answer_failed", name=self.name, item=repr(entry.item)[:200])
+            log.exception("group_commit_answer_failed", name=self.name)  # not the item: it may hold secrets
 
     def settle(self, batch: Sequence[Waiting[T, R]], outcomes: Sequence[R | BaseException]) -> None:
         """Answer each entry with its own outcome (a result, or the error that kept it out)."""
@@ -134,10 +136,11 @@ class GroupCommit(Generic[T, R]):
         for entry in batch:
             self.answer(entry, None, exc)
 
-    def refuse_all(self, exc: BaseException) -> None:
-        """Answer `exc` to every entry not answered yet (queued or in a commit that will not report)."""
+    def refuse_all(self, error: Callable[[], BaseException]) -> None:
+        """Answer a new `error()` to every entry not answered yet (queued, or in a commit that will not
+        report), in arrival order: each caller raises its own exception object."""
         for entry in list(self._unanswered):
-            self.answer(entry, None, exc)
+            self.answer(entry, None, error())
         self._queue.clear()
 
     async def _drain(self) -> None:
