@@ -114,7 +114,7 @@ class GroupCommit(Generic[T, R]):
         return None
 
     def answer(self, entry: Waiting[T, R], result: R | None, exc: BaseException | None) -> None:
-        """Tell an entry's caller, once: an entry refused at shutdown may still get its commit answer."""
+        """Tell an entry's caller, once: a later answer (a commit that ends after `refuse_all`) is dropped."""
         if entry not in self._unanswered:
             return
         del self._unanswered[entry]
