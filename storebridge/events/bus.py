@@ -22,7 +22,16 @@ from storebridge.events.catalogue import EventType
 from storebridge.events.model import OutboxEvent
 from storebridge.ids import new_id
 
-__all__ = ["BatchHandler", "Event", "EventHandler", "Subscriber", "EventBus", "deliver_to", "record_event"]
+__all__ = [
+    "BatchHandler",
+    "Event",
+    "EventHandler",
+    "Subscriber",
+    "EventBus",
+    "bound_request_id",
+    "deliver_to",
+    "record_event",
+]
 
 log = structlog.get_logger("storebridge.events")
 
@@ -120,6 +129,13 @@ async def deliver_to(sub: Subscriber, event: Event) -> str | None:
             return f"{type(exc).__name__}: {exc}"[:2000]
 
 
+def bound_request_id() -> str | None:
+    """The request id bound to the log context, if any: that of the API request (or webhook being
+    applied) that is running. An event recorded on its behalf carries it."""
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    return bound if isinstance(bound, str) else None
+
+
 def record_event(
     session: AsyncSession,
     type: EventType[P],
@@ -141,8 +157,7 @@ def record_event(
     if isinstance(payload, BaseModel) and not isinstance(payload, type.payload):
         raise TypeError(f"{type.name} carries {type.payload.__name__}, not {payload.__class__.__name__}")
     if request_id is None:
-        bound = structlog.contextvars.get_contextvars().get("request_id")
-        request_id = bound if isinstance(bound, str) else None
+        request_id = bound_request_id()
     row = OutboxEvent(
         id=new_id("evt"),
         type=type.name,

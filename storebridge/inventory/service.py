@@ -12,10 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.db import Database, now
-from storebridge.errors import InvalidRequest, NotFound, StorebridgeError
+from storebridge.errors import InvalidRequest, NotFound
 from storebridge.events.bus import Event, EventBus
 from storebridge.inventory.commands import Adjustment, ReserveLine, ReserveOrder
-from storebridge.inventory.group_commit import GroupCommit
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryReservation
 from storebridge.inventory.provider import StockPolicy
 from storebridge.inventory.sqlite_fast import SqliteReserver
@@ -35,15 +34,7 @@ class InventoryService:
         self._sqlite: SqliteReserver | None = None
         if db.is_sqlite and ":memory:" not in db.url and not db.url.rstrip("/").endswith(":"):
             self._sqlite = SqliteReserver(
-                db.url, default_location=settings.default_location, ttl_seconds=settings.reservation_ttl_seconds
-            )
-        self._group: GroupCommit[ReserveOrder, list[dict[str, Any]]] = GroupCommit(self._commit_sqlite)
-
-    async def _commit_sqlite(self, commands: list[ReserveOrder]) -> list[list[dict[str, Any]] | StorebridgeError]:
-        assert self._sqlite is not None
-        async with self.db.write_lock():
-            return await asyncio.get_running_loop().run_in_executor(
-                self._sqlite.thread, self._sqlite.reserve_batch, commands
+                db, default_location=settings.default_location, ttl_seconds=settings.reservation_ttl_seconds
             )
 
     async def aclose(self) -> None:
@@ -59,7 +50,7 @@ class InventoryService:
             if line.quantity <= 0:
                 raise InvalidRequest(f"quantity for SKU {line.sku!r} must be positive", status=422)
         if self._sqlite is not None:
-            return await self._group.submit(cmd)
+            return await self._sqlite.reserve(cmd)
         async with self.db.write() as session:
             return await self._reserve_in(session, cmd)
 

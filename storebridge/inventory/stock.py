@@ -4,15 +4,14 @@ database enforces, and each emits `inventory.level_changed`.
 A reservation is `UPDATE inventory_levels SET reserved = reserved + :q WHERE id = :level AND
 stocked - reserved >= :q`, checked by its rowcount: on SQLite writers are serialised (BEGIN IMMEDIATE);
 on PostgreSQL a concurrent UPDATE waits for the row lock and re-evaluates the condition on the row
-it then sees, so two checkouts can never both take the last unit. Lines sharing a SKU are summed
-first; SKUs are locked in sorted order so concurrent orders cannot deadlock.
+it then sees, so two checkouts can never both take the last unit. What a reservation updates, in
+which order, is `reservation_plan.plan_reservation`; `reserve_lines` here is its SQLAlchemy driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,23 +20,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storebridge.db import now
 from storebridge.events.bus import record_event
 from storebridge.ids import new_id
-from storebridge.inventory.commands import (
-    MAX_STOCK,
-    InsufficientStock,
-    ReserveLine,
-    StockConflict,
-)
+from storebridge.inventory.commands import MAX_STOCK, ReserveLine, StockConflict
 from storebridge.inventory.events import INVENTORY_LEVEL_CHANGED
 from storebridge.inventory.model import InventoryItem, InventoryLevel, InventoryLocation, InventoryReservation
+from storebridge.inventory.reservation_plan import (
+    EnsureLevel,
+    FindItems,
+    LevelKey,
+    LockLevels,
+    Step,
+    TakeUnits,
+    plan_reservation,
+)
 
 __all__ = [
-    "LevelKey",
     "ensure_item",
     "ensure_level",
     "set_stocked",
-    "allocate",
-    "first_location",
-    "split_to_lines",
     "level_changed",
     "level_payload",
     "reserve_lines",
@@ -46,15 +45,6 @@ __all__ = [
 ]
 
 _NO_SYNC = {"synchronize_session": False}
-P = TypeVar("P")  # what a reserved piece names: a level (LevelKey) or a location id
-
-
-@dataclass(frozen=True, slots=True)
-class LevelKey:
-    level_id: str
-    item_id: str
-    sku: str
-    location: str
 
 
 async def _insert_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
@@ -191,55 +181,6 @@ async def set_stocked(
     return await _emit(session, key, reason, request_id=request_id, stocked_delta=delta)
 
 
-def _preference(default_location: str) -> Any:
-    return lambda location: (location != default_location, location)
-
-
-def first_location(locations: Sequence[str], default_location: str) -> str:
-    """Where a backorder is held: the first location in allocation order (the default when none exists)."""
-    return min(locations, key=_preference(default_location), default=default_location)
-
-
-def allocate(levels: Sequence[tuple[str, str, int]], quantity: int, default_location: str) -> list[tuple[str, int]]:
-    """Which levels give `quantity` units, as (level id, units) pieces; [] when they cannot.
-
-    `levels` are (level id, location, available). The rule, deterministic and documented in the
-    README: the default location first, then the others by location id, each giving what it has
-    available until the quantity is met; so an order is split across locations only when the
-    earlier ones run short."""
-    prefer = _preference(default_location)
-    ordered = sorted(levels, key=lambda lv: prefer(lv[1]))
-    pieces: list[tuple[str, int]] = []
-    need = quantity
-    for level_id, _location, available in ordered:
-        take = min(need, max(available, 0))
-        if take > 0:
-            pieces.append((level_id, take))
-            need -= take
-        if need == 0:
-            return pieces
-    return []
-
-
-def split_to_lines(
-    lines: Sequence[ReserveLine], pieces: Mapping[str, Sequence[tuple[P, int]]]
-) -> list[tuple[int, ReserveLine, P, int]]:
-    """Hand each line its units from its SKU's reserved pieces, in line order: (line number, line,
-    piece, units). Lines of SKUs without pieces (untracked) get nothing."""
-    queues = {sku: list(reversed(reserved)) for sku, reserved in pieces.items()}  # next piece last
-    out: list[tuple[int, ReserveLine, P, int]] = []
-    for n, line in enumerate(lines):
-        need = line.quantity if line.sku in queues else 0
-        while need:
-            piece, units = queues[line.sku].pop()
-            take = min(need, units)
-            out.append((n, line, piece, take))
-            need -= take
-            if units > take:  # the rest of this piece goes to the SKU's next line
-                queues[line.sku].append((piece, units - take))
-    return out
-
-
 async def reserve_lines(
     session: AsyncSession,
     order_id: str,
@@ -249,53 +190,15 @@ async def reserve_lines(
     *,
     default_location: str,
 ) -> list[InventoryReservation]:
-    """Reserve every tracked line of an order or none (InsufficientStock rolls the transaction back).
-
-    `location` None: across the item's locations (`allocate`); else only that location. The item's
-    levels are locked (FOR UPDATE on PostgreSQL; SQLite writers are serialised) and each piece is
-    still a conditional UPDATE (`stocked - reserved >= units`), so no concurrency can oversell."""
-    totals: dict[str, int] = {}
-    for line in lines:
-        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
-    rows = (await session.execute(select(InventoryItem).where(InventoryItem.sku.in_(list(totals))))).scalars()
-    items = {item.sku: item for item in rows}
-    pieces: dict[str, list[tuple[LevelKey, int]]] = {}  # sku -> (level, units) reserved there
-    for sku in sorted(totals):  # one lock order for every transaction: no deadlocks between orders
-        item = items.get(sku)
-        if item is None:
-            continue  # an untracked SKU (no inventory item): nothing to reserve
-        qty = totals[sku]
-        query = select(InventoryLevel.id, InventoryLevel.location_id, InventoryLevel.stocked - InventoryLevel.reserved)
-        query = query.where(InventoryLevel.item_id == item.id)
-        if location is not None:
-            query = query.where(InventoryLevel.location_id == location)
-        levels = [
-            (r[0], r[1], int(r[2]))
-            for r in (await session.execute(query.order_by(InventoryLevel.id).with_for_update())).all()
-        ]
-        locations = {level_id: loc for level_id, loc, _ in levels}
-        if item.allow_backorder:
-            first = location or first_location([loc for _, loc, _ in levels], default_location)
-            plan = [((await ensure_level(session, sku, first)).level_id, qty)]
-            locations[plan[0][0]] = first
-        else:
-            plan = allocate(levels, qty, default_location)
-            if not plan:
-                raise InsufficientStock(sku, location, qty, sum(max(a, 0) for _, _, a in levels))
-        for level_id, units in plan:
-            stmt = (
-                update(InventoryLevel)
-                .where(InventoryLevel.id == level_id)
-                .values(reserved=InventoryLevel.reserved + units, updated_at=now())
-            )
-            if not item.allow_backorder:
-                stmt = stmt.where(InventoryLevel.stocked - InventoryLevel.reserved >= units)
-            result = await session.execute(stmt.execution_options(**_NO_SYNC))
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise InsufficientStock(sku, location, qty, 0)
-            key = LevelKey(level_id, item.id, sku, locations[level_id])
-            await _emit(session, key, "reserved", order_id=order_id, reserved_delta=units, stocked_delta=0)
-            pieces.setdefault(sku, []).append((key, units))
+    """Reserve every tracked line of an order or none (InsufficientStock rolls the transaction back):
+    this driver executes `plan_reservation`'s steps in the caller's session."""
+    plan = plan_reservation(lines, location, default_location)
+    answer: Any = None
+    try:
+        while True:
+            answer = await _execute(session, plan.send(answer), order_id)
+    except StopIteration as finished:
+        pieces: list[tuple[int, ReserveLine, LevelKey, int]] = finished.value
     reservations = [
         InventoryReservation(
             id=new_id("res"),
@@ -308,10 +211,39 @@ async def reserve_lines(
             status="active",
             expires_at=expires_at,
         )
-        for n, line, key, units in split_to_lines(lines, pieces)
+        for n, line, key, units in pieces
     ]
     session.add_all(reservations)
     return reservations
+
+
+async def _execute(session: AsyncSession, step: Step, order_id: str) -> Any:
+    """One step of a reservation plan, and its answer (see storebridge.inventory.reservation_plan)."""
+    if isinstance(step, FindItems):
+        query = select(InventoryItem.sku, InventoryItem.id, InventoryItem.allow_backorder)
+        items = (await session.execute(query.where(InventoryItem.sku.in_(step.skus)))).all()
+        return {r[0]: (r[1], bool(r[2])) for r in items}
+    if isinstance(step, LockLevels):
+        levels = select(InventoryLevel.id, InventoryLevel.location_id, InventoryLevel.stocked - InventoryLevel.reserved)
+        levels = levels.where(InventoryLevel.item_id == step.item_id)
+        if step.location is not None:
+            levels = levels.where(InventoryLevel.location_id == step.location)
+        rows = (await session.execute(levels.order_by(InventoryLevel.id).with_for_update())).all()
+        return [(r[0], r[1], int(r[2])) for r in rows]
+    if isinstance(step, EnsureLevel):
+        return (await ensure_level(session, step.sku, step.location)).level_id
+    if isinstance(step, TakeUnits):
+        stmt = (
+            update(InventoryLevel)
+            .where(InventoryLevel.id == step.level.level_id)
+            .values(reserved=InventoryLevel.reserved + step.units, updated_at=now())
+        )
+        if step.only_if_available:
+            stmt = stmt.where(InventoryLevel.stocked - InventoryLevel.reserved >= step.units)
+        result = await session.execute(stmt.execution_options(**_NO_SYNC))
+        return result.rowcount == 1  # type: ignore[attr-defined]
+    await _emit(session, step.level, "reserved", order_id=order_id, reserved_delta=step.units, stocked_delta=0)
+    return None
 
 
 async def finish_reservations(

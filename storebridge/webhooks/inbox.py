@@ -29,6 +29,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storebridge.db import SQLITE_PRAGMAS, Database, now
 from storebridge.errors import WebhookRejected
+from storebridge.group_commit import GroupCommit, Waiting
 from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.sources import Identified
@@ -142,21 +143,21 @@ class InboxStopped(RuntimeError):
     """The hub is shutting down and did not store the row (its webhook is answered 503: the provider retries)."""
 
 
-@dataclass(slots=True, eq=False)
-class _Pending:
-    row: InboxRow
-    done: OnStored
+_Pending = Waiting[InboxRow, bool]  # a row in storebridge.group_commit's queue, and how to answer it
 
 
-def _tell(item: _Pending, is_new: bool, exc: BaseException | None) -> None:
+def _tell(row: InboxRow, done: OnStored, is_new: bool, exc: BaseException | None) -> None:
     try:
-        item.done(is_new, exc)
+        done(is_new, exc)
     except Exception:  # one caller's failure must not keep the others from their answers
-        log.exception("inbox_callback_failed", provider=item.row.provider, event_id=item.row.event_id)
+        log.exception("inbox_callback_failed", provider=row.provider, event_id=row.event_id)
 
 
 class InboxWriter:
-    """Group-committing writer. `start()` in the app's lifespan; `add()` from request handlers."""
+    """Group-committing writer. `start()` in the app's lifespan; `add()` from request handlers.
+
+    The queue of rows and the one answer each is owed are storebridge.group_commit's; what a commit
+    is (the SQLite writer process under the write lock, or one SQLAlchemy transaction) is this class's."""
 
     SQLITE_FRAME_ROWS = 8
 
@@ -174,13 +175,12 @@ class InboxWriter:
         self.pipeline = pipeline  # SQLite: batches in the writer process at once
         self.max_hold = max_hold  # SQLite: seconds of holding the writer lock before the worker gets a turn
         self.on_commit = on_commit
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._group: GroupCommit[InboxRow, bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._insert: Any = postgresql.insert if not db.is_sqlite else sqlite.insert
         self._process: SqliteWriterProcess | None = None
         self._arrived = asyncio.Event()
         self._last_commit = -1e9  # event-loop time of the last commit
-        self._unanswered: set[_Pending] = set()  # queued or being written: answered by stop() at the latest
         self._stopped = False
 
     def start(self) -> None:
@@ -190,7 +190,7 @@ class InboxWriter:
             )
         self._stopped = False
         if self._task is None:
-            self._queue = asyncio.Queue()
+            self._group = GroupCommit(name="inbox-writer")
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
 
     async def stop(self) -> None:
@@ -205,15 +205,15 @@ class InboxWriter:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        for item in list(self._unanswered):
-            self._answer(item, False, InboxStopped("the hub is shutting down"))
+        if self._group is not None:  # rows queued or being written are answered by now at the latest
+            self._group.refuse_all(lambda: InboxStopped("the hub is shutting down"))
         if self._process is not None:
             await self._process.stop()
             self._process = None
 
     def busy(self, within: float = 0.1) -> bool:
         """Whether webhooks are arriving: a commit in the last `within` seconds or some waiting."""
-        if self._queue is not None and not self._queue.empty():
+        if self._group is not None and self._group.waiting:
             return True
         return asyncio.get_running_loop().time() - self._last_commit < within
 
@@ -235,20 +235,18 @@ class InboxWriter:
     def add_nowait(self, row: InboxRow, done: OnStored) -> None:
         """Queue `row`; `done` is called once, from the event loop, after the commit that holds it
         (or with the error that kept it out). For callers that are not coroutines (the HTTP protocol)."""
-        if self._queue is None:
+        if self._group is None:
             raise RuntimeError("InboxWriter.start() was not called")
-        item = _Pending(row, done)
         if self._stopped:  # answered on the next loop turn, as a commit would be, never from inside this call
-            asyncio.get_running_loop().call_soon(_tell, item, False, InboxStopped("the hub is shutting down"))
+            asyncio.get_running_loop().call_soon(_tell, row, done, False, InboxStopped("the hub is shutting down"))
             return
-        self._unanswered.add(item)
-        self._queue.put_nowait(item)
+        self._group.put(row, lambda is_new, exc: _tell(row, done, bool(is_new), exc))
         self._arrived.set()
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._group is not None
         while True:
-            first = await self._queue.get()
+            first = await self._group.next()
             if self._process is None:
                 batch = await self._take(first, self.max_batch)
                 await self._settle(batch, self._write_sqlalchemy(batch))
@@ -261,20 +259,17 @@ class InboxWriter:
 
     async def _take(self, first: _Pending, limit: int) -> list[_Pending]:
         """`first` and whatever else is queued, up to `limit`."""
-        assert self._queue is not None
-        batch = [first]
+        assert self._group is not None
         # Let the event loop finish the requests that have already arrived, so they join this
         # commit instead of waiting for the next one (bigger batches, fewer fsyncs per webhook).
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        while len(batch) < limit and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        return batch
+        return self._group.take(limit, first)
 
     async def _pipeline(self, first: _Pending) -> bool:
         """Send batches to the writer process, up to `pipeline` in flight, while webhooks keep
         coming; True if it stopped because it held the writer lock for `max_hold` seconds."""
-        assert self._queue is not None and self._process is not None
+        assert self._group is not None and self._process is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_hold
         in_flight: deque[asyncio.Task[None]] = deque()
@@ -292,12 +287,12 @@ class InboxWriter:
                         continue
                     in_flight.append(asyncio.ensure_future(self._settle(batch, answer)))
                     continue
-                more = not self._queue.empty() and loop.time() < deadline
+                more = self._group.waiting and loop.time() < deadline
                 if more and len(in_flight) < self.pipeline:
-                    item = self._queue.get_nowait()
+                    item = next(iter(self._group.take(1)), None)
                     continue
                 if not in_flight:
-                    return more or not self._queue.empty()
+                    return more or self._group.waiting
                 if more or len(in_flight) >= self.pipeline:
                     await in_flight.popleft()
                     continue
@@ -312,20 +307,16 @@ class InboxWriter:
             if in_flight:  # cancelled: the batches already sent still get their answers
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
-    def _answer(self, item: _Pending, is_new: bool, exc: BaseException | None) -> None:
-        """Tell a queued row's caller, once: a row refused at shutdown may still get its commit answer."""
-        if item in self._unanswered:
-            self._unanswered.remove(item)
-            _tell(item, is_new, exc)
-
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        assert self._group is not None
         log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
-        for item in batch:
-            self._answer(item, False, exc)
+        self._group.fail(batch, exc)
 
     async def _settle(self, batch: list[_Pending], write: Awaitable[Written]) -> None:
         """Tell each waiting request whether its row was new, once the commit that holds it is done
-        (or the error that kept that row out)."""
+        (or the error that kept that row out). Each caller is answered once (storebridge.group_commit):
+        a row already refused at shutdown hears nothing more."""
+        assert self._group is not None
         try:
             new, failed = await write
         except Exception as exc:  # noqa: BLE001 - every waiting request learns it was not stored
@@ -333,14 +324,14 @@ class InboxWriter:
             return
         inserted = set(new)
         seen: set[tuple[str, str]] = set()
-        for index, item in enumerate(batch):
+        for index, entry in enumerate(batch):
             if index in failed:  # the caller logs it (the route: webhook_not_stored) and answers 503
-                self._answer(item, False, failed[index])
+                self._group.answer(entry, False, failed[index])
                 continue
-            key = (item.row.provider, item.row.event_id)
+            key = (entry.item.provider, entry.item.event_id)
             is_new = key in inserted and key not in seen
             seen.add(key)
-            self._answer(item, is_new, None)
+            self._group.answer(entry, is_new, None)
         self._last_commit = asyncio.get_running_loop().time()
         if self.on_commit is not None:
             self.on_commit()
@@ -350,8 +341,8 @@ class InboxWriter:
         t = now()
         rows = []
         for p in batch:
-            values = new_row_values(p.row, t)
-            values["headers"] = orjson.dumps(p.row.headers).decode()
+            values = new_row_values(p.item, t)
+            values["headers"] = orjson.dumps(p.item.headers).decode()
             rows.append(_in_column_order(values))
         return rows
 
@@ -367,16 +358,16 @@ class InboxWriter:
                 raise
         new: list[tuple[str, str]] = []
         failed: dict[int, BaseException] = {}
-        for index, item in enumerate(batch):
+        for index, entry in enumerate(batch):
             try:
-                new.extend(await self._insert_sqlalchemy([item]))
+                new.extend(await self._insert_sqlalchemy([entry]))
             except Exception as exc:  # noqa: BLE001 - this row alone is answered 503
                 failed[index] = exc
         return new, failed
 
     async def _insert_sqlalchemy(self, batch: list[_Pending]) -> set[tuple[str, str]]:
         t = now()
-        values = [new_row_values(p.row, t) for p in batch]
+        values = [new_row_values(p.item, t) for p in batch]
         stmt = (
             self._insert(WebhookEvent)
             .values(values)

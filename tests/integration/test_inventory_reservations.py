@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import select, update
 
 from storebridge.db import Database
@@ -115,6 +116,20 @@ def test_a_shortage_on_one_line_reserves_nothing(db_url: str) -> None:
         assert (await service.get("A"))["reserved"] == 0
         assert await service.reservations("ord_x") == []
         assert [e["reason"] for e in await _events(service) if e["sku"] == "A"] == ["set"]
+
+    _with_service(db_url, work)
+
+
+def test_a_reservations_events_carry_the_callers_request_id(db_url: str) -> None:
+    """Both reservation drivers record inventory.level_changed with the request id bound to the log context."""
+
+    async def work(service: InventoryService) -> None:
+        await service.set_level("RID", "default", 3)
+        with structlog.contextvars.bound_contextvars(request_id="req_reserve_1"):
+            await service.reserve(_order("ord_rid", ("RID", 2)))
+        async with service.db.read() as session:
+            rows = (await session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == "ord_rid"))).all()
+        assert [(r.payload["reason"], r.request_id) for r in rows] == [("reserved", "req_reserve_1")]
 
     _with_service(db_url, work)
 

@@ -279,3 +279,33 @@ def test_commit_frames_answers_each_batch_when_one_row_cannot_be_bound(sqlite_ur
     assert list(answers[0][2]) == [1] and "ProgrammingError" in answers[0][2][1]
     assert len(answers[1]) == 2, "a batch with no failed row gets the usual answer"
     assert _stored(sqlite_url) == ["a", "b"]
+
+
+def test_busy_while_rows_wait_and_just_after_a_commit(db_url: str) -> None:
+    """busy() (the worker's cue to yield to ingest): rows waiting, or a commit within `within`; else idle."""
+
+    async def go() -> None:
+        db = Database(db_url)
+        await upgrade(db)
+        writer = InboxWriter(db)
+        writer.start()
+        try:
+            assert not writer.busy()
+            await writer.add(_row("first"))
+            assert writer.busy(within=60)
+            await asyncio.sleep(0.05)
+            assert not writer.busy(within=0.01)
+            answers: list[tuple[bool, BaseException | None]] = []
+            for i in range(3):
+                writer.add_nowait(_row(f"q{i}"), lambda is_new, exc: answers.append((is_new, exc)))
+            assert writer.busy(within=0)  # queued, not yet taken
+            for _ in range(500):
+                if len(answers) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert answers == [(True, None)] * 3 and writer.busy(within=60)
+        finally:
+            await writer.stop()
+            await db.dispose()
+
+    asyncio.run(go())

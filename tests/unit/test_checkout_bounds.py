@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from storebridge.api.schemas import FieldError, OrderIn
-from storebridge.inventory.stock import allocate
+from storebridge.inventory.reservation_plan import allocate
 from storebridge.money import MAX_AMOUNT, MAX_QUANTITY, to_decimal_string
 
 CURRENCIES = st.sampled_from(["USD", "JPY", "KWD", "IDR", "EUR"])
