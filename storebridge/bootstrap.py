@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -57,6 +59,7 @@ from storebridge.webhooks.retention import InboxPruner
 from storebridge.webhooks.sources import WebhookSource
 from storebridge.webhooks.timeline import WebhooksTimeline
 from storebridge.worker import Job, Worker
+from storebridge.worker_process import WorkerProcess
 
 __all__ = ["Hub", "Integration", "bootstrap"]
 
@@ -96,20 +99,40 @@ class Hub:
     health_checks: dict[str, Callable[[], Awaitable[HealthStatus]]] = field(default_factory=dict)
     calls: CallLog = field(default_factory=CallLog)  # outbound provider calls (console, /metrics)
     event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
-    worker: Worker | None = None
+    worker: Worker | WorkerProcess | None = None
     loop: asyncio.AbstractEventLoop | None = None
     sandbox_states: SandboxStates | None = None  # the emulators' state, kept in the database (dev only)
     # The CLI printed each provider's mode already (`serve`, `demo`): no log line at start repeats it.
     modes_shown: bool = False
 
-    async def start(self, *, migrate: bool = True, run_worker: bool = True) -> None:
+    async def start(
+        self,
+        *,
+        migrate: bool = True,
+        run_worker: bool = True,
+        worker_process: bool = False,
+        ingest_busy: Callable[[], bool] | None = None,
+    ) -> None:
+        """Start the inbox writer and, with `run_worker`, the worker: in this event loop, or with
+        `worker_process` in a child process of its own (`storebridge serve`'s default).
+        `ingest_busy` tells the worker when webhooks arrive in a burst (default: this hub's inbox)."""
         self.loop = asyncio.get_running_loop()
         if migrate:
             await upgrade(self.db)
         if self.sandbox_states is not None:
             await self.sandbox_states.load()
         self.inbox.start()
-        if run_worker:
+        if run_worker and worker_process:
+            self.worker = WorkerProcess(
+                self.db.write_gate,
+                args=[self.public_url],
+                ingest_busy=self.inbox.busy,
+                counters=self.telemetry_counters(),
+                calls=self.calls,
+            )
+            self.inbox.on_commit = self.worker.notify_inbox
+            self.worker.start()
+        elif run_worker:
             self.worker = Worker(
                 self.db,
                 self.processor,
@@ -117,7 +140,7 @@ class Hub:
                 poll_seconds=self.settings.worker_poll_seconds,
                 jobs=self.worker_jobs,
                 # Sharing the event loop with webhook ingest: during a burst, acknowledging comes first.
-                ingest_busy=self.inbox.busy,
+                ingest_busy=ingest_busy or self.inbox.busy,
                 burst_share=self.settings.worker_burst_share,
             )
             self.inbox.on_commit = self.worker.notify_inbox
@@ -147,6 +170,16 @@ class Hub:
         for close in self.closers:
             await close()
         await self.db.dispose()
+
+    def telemetry_counters(self) -> dict[str, Counter[Any]]:
+        """The in-memory counters /metrics reads that the worker adds to (merged from a worker child)."""
+        return {
+            "processed": self.stats.processed_total,
+            "failed": self.stats.failed_attempts_total,
+            "dead": self.stats.dead_total,
+            "retries": self.calls.retries,
+            "outbound": self.outbound.sender.attempts_total,
+        }
 
     async def check_health(self) -> dict[str, HealthStatus]:
         results: dict[str, HealthStatus] = {}

@@ -94,9 +94,12 @@ class Settings(_Base):
     """Longest backoff delay for stored work."""
     worker_poll_seconds: float = Field(0.2, gt=0, validation_alias="STOREBRIDGE_WORKER_POLL_SECONDS")
     """How long an idle worker waits before it looks for work again."""
+    worker_process: bool = Field(True, validation_alias="STOREBRIDGE_WORKER_PROCESS")
+    """`serve` runs its worker in a child process of its own, so processing a backlog never slows the loop that
+    answers webhooks (false: in the serving process's event loop, as a library embedding does)."""
     worker_burst_share: float = Field(0.2, gt=0, le=1, validation_alias="STOREBRIDGE_WORKER_BURST_SHARE")
-    """Share of the event loop the in-process worker takes while webhooks arrive in a burst (acknowledging comes first;
-    the inbox absorbs the burst and the worker drains it after)."""
+    """Share of the time the worker takes while webhooks arrive in a burst at the serving process (acknowledging comes
+    first; the inbox absorbs the burst and the worker drains it after)."""
     worker_lease_seconds: float = Field(300.0, gt=0, validation_alias="STOREBRIDGE_WORKER_LEASE_SECONDS")
     """How long a worker's claim on inbox rows and outbox events lasts; after it another worker may take them over."""
     worker_batch_size: int = Field(100, gt=0, validation_alias="STOREBRIDGE_WORKER_BATCH_SIZE")

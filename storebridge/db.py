@@ -1,9 +1,10 @@
 """Database engine and sessions: SQLite (WAL, durable commits) by default, PostgreSQL by URL.
 
-`Database.write()` is the unit of work for anything that changes rows. On SQLite it takes a
-process-wide asyncio lock and opens the transaction with BEGIN IMMEDIATE, so writers in this
-process queue without busy-waiting and never hit a lock-upgrade failure; readers use plain
-deferred transactions and are never blocked in WAL mode.
+`Database.write()` is the unit of work for anything that changes rows. On SQLite it first passes
+the write gate (a process-wide asyncio lock; in `serve`'s worker child, the serving process's lock
+asked for over a socket) and opens the transaction with BEGIN IMMEDIATE, so writers queue without
+busy-waiting and never hit a lock-upgrade failure; readers use plain deferred transactions and are
+never blocked in WAL mode.
 """
 
 from __future__ import annotations
@@ -13,14 +14,24 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, BigInteger, Integer, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["SQLITE_PRAGMAS", "Base", "Database", "Int64", "JSONType", "connect_sqlite", "now"]
+__all__ = [
+    "SQLITE_PRAGMAS",
+    "Base",
+    "Database",
+    "Int64",
+    "JSONType",
+    "LocalWriteGate",
+    "WriteGate",
+    "connect_sqlite",
+    "now",
+]
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # Money and quantities: BIGINT on PostgreSQL (its INTEGER is 32-bit); SQLite's INTEGER is already 64-bit.
@@ -77,6 +88,62 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
 
 
+class WriteGate(Protocol):
+    """Who may write to the SQLite file now. SQLite allows one writer; queueing here (instead of in
+    SQLite's busy handler, which sleeps and retries) keeps webhook ingest first and waits short."""
+
+    async def acquire(self, *, urgent: bool) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class LocalWriteGate:
+    """The gate of the process that serves webhooks. Urgent writers (webhook ingest: a provider is
+    waiting for the answer) go before background work (the worker), which steps aside while one is
+    waiting, except when an urgent writer has offered its turn (`yield_to_background`)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._urgent_waiting = 0
+        self.background_waiting = 0
+        self._background_turn: asyncio.Event | None = None
+
+    async def acquire(self, *, urgent: bool) -> None:
+        if urgent:
+            self._urgent_waiting += 1
+            try:
+                await self._lock.acquire()
+            finally:
+                self._urgent_waiting -= 1
+            return
+        self.background_waiting += 1
+        try:
+            while True:
+                await self._lock.acquire()
+                if not self._urgent_waiting or self._background_turn is not None:
+                    if self._background_turn is not None:
+                        self._background_turn.set()
+                    return
+                self._lock.release()
+                await asyncio.sleep(0)
+        finally:
+            self.background_waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    async def yield_to_background(self, wait_at_most: float) -> None:
+        if not self.background_waiting:
+            return
+        turn = self._background_turn = asyncio.Event()
+        try:
+            await asyncio.wait_for(turn.wait(), wait_at_most)
+        except TimeoutError:
+            pass
+        finally:
+            self._background_turn = None
+
+
 class Database:
     """Owns the engine and session factories; built by bootstrap, never at import time."""
 
@@ -95,50 +162,16 @@ class Database:
             write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._urgent_waiting = 0
-        self._background_waiting = 0
-        self._background_turn: asyncio.Event | None = None
-
-    async def _acquire(self, *, urgent: bool) -> None:
-        """Take the SQLite writer lock. Urgent writers (webhook ingest: a provider is waiting for the
-        answer) go before background work (the worker), which steps aside while one is waiting,
-        except when an urgent writer has offered its turn (`yield_to_background`)."""
-        assert self._write_lock is not None
-        if urgent:
-            self._urgent_waiting += 1
-            try:
-                await self._write_lock.acquire()
-            finally:
-                self._urgent_waiting -= 1
-            return
-        self._background_waiting += 1
-        try:
-            while True:
-                await self._write_lock.acquire()
-                if not self._urgent_waiting or self._background_turn is not None:
-                    if self._background_turn is not None:
-                        self._background_turn.set()
-                    return
-                self._write_lock.release()
-                await asyncio.sleep(0)
-        finally:
-            self._background_waiting -= 1
+        # SQLite: one writer at a time, urgent writers first; a worker process swaps in a RemoteWriteLock.
+        self.write_gate: WriteGate | None = LocalWriteGate() if self.is_sqlite else None
 
     async def yield_to_background(self, wait_at_most: float = 0.05) -> None:
-        """Let one waiting background writer take the lock before the caller takes it again.
+        """Let one waiting background writer take the SQLite lock before the caller takes it again.
 
         Webhook ingest calls this after holding the lock for a while during a burst, so the
         worker still moves (slowly) instead of starving until the burst ends."""
-        if self._write_lock is None or not self._background_waiting:
-            return
-        turn = self._background_turn = asyncio.Event()
-        try:
-            await asyncio.wait_for(turn.wait(), wait_at_most)
-        except TimeoutError:
-            pass
-        finally:
-            self._background_turn = None
+        if isinstance(self.write_gate, LocalWriteGate):
+            await self.write_gate.yield_to_background(wait_at_most)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -148,28 +181,30 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits when the block ends without error, else rolls back."""
-        if self._write_lock is None:
+        gate = self.write_gate
+        if gate is None:
             async with self._write() as session, session.begin():
                 yield session
             return
-        await self._acquire(urgent=False)
+        await gate.acquire(urgent=False)
         try:
             async with self._write() as session, session.begin():
                 yield session
         finally:
-            self._write_lock.release()
+            gate.release()
 
     @asynccontextmanager
     async def write_lock(self, *, urgent: bool = False) -> AsyncIterator[None]:
         """Hold the in-process SQLite writer lock (a no-op on PostgreSQL) for a writer outside SQLAlchemy."""
-        if self._write_lock is None:
+        gate = self.write_gate
+        if gate is None:
             yield
             return
-        await self._acquire(urgent=urgent)
+        await gate.acquire(urgent=urgent)
         try:
             yield
         finally:
-            self._write_lock.release()
+            gate.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

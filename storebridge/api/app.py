@@ -100,10 +100,15 @@ class StorebridgeApp:
             await self._guarded_api(scope, receive, send_with_id)
 
 
-def create_app(hub: Hub, *, migrate: bool = True, run_worker: bool = True) -> StorebridgeApp:
+def create_app(
+    hub: Hub, *, migrate: bool = True, run_worker: bool = True, worker_process: bool = False
+) -> StorebridgeApp:
+    """The hub's ASGI app; its lifespan starts the hub (`Hub.start`: the worker in this loop, or
+    with `worker_process` in a child process)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await hub.start(migrate=migrate, run_worker=run_worker)
+        await hub.start(migrate=migrate, run_worker=run_worker, worker_process=worker_process)
         # Start-up leaves ~130k long-lived objects (SDKs, models); freezing them keeps full garbage
         # collections (80-130 ms pauses, measured) off the webhook path.
         gc.collect()

@@ -113,7 +113,9 @@ def _announce_token(token: ApiToken) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(8000, help="TCP port"),
-    worker: bool = typer.Option(True, help="run the worker in this process (embedded default)"),
+    worker: bool = typer.Option(
+        True, help="run the worker alongside (a child process unless STOREBRIDGE_WORKER_PROCESS=false)"
+    ),
 ) -> None:
     """Start the hub: migrate, then serve the API, webhooks, sandboxes and (by default) the worker."""
     import uvicorn
@@ -137,7 +139,7 @@ def serve(
     hub.modes_shown = True
     out.print(f"storebridge listening on {public}  (GET /healthz)")
     out.print(f"console at [bold]{public}/admin[/] (sign in with the API token)", highlight=False)
-    asgi = create_app(hub, migrate=False, run_worker=worker)
+    asgi = create_app(hub, migrate=False, run_worker=worker, worker_process=settings.worker_process)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, **asgi.server_options())
 
 

@@ -60,10 +60,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
 
 
 @contextmanager
-def _serving(tmp_path: Path, **env: str) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+def _serving(tmp_path: Path, *args: str, **env: str) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     port = free_port()
     proc = subprocess.Popen(
-        [*STOREBRIDGE, "serve", "--port", str(port)],
+        [*STOREBRIDGE, "serve", "--port", str(port), *args],
         env=_env(tmp_path, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

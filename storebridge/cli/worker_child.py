@@ -1,0 +1,67 @@
+"""The worker child of `storebridge serve` (storebridge.worker_process).
+
+Run as `python -m storebridge.cli.worker_child FD URL` by the serving process, never by hand.
+
+It builds the same hub from the same settings as its parent (environment, .env, STOREBRIDGE_PLUGINS),
+then runs only the worker, writing to SQLite when the parent grants it the lock, until the parent
+closes the link on file descriptor FD. URL is the parent's public URL (sandbox providers call it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+__all__ = ["main"]
+
+
+async def _run(fd: int, public_url: str) -> None:
+    from storebridge.bootstrap import bootstrap
+    from storebridge.config import load_settings
+    from storebridge.logs import configure_logging
+    from storebridge.plugins import install_plugins
+    from storebridge.providers.registry import load_registry
+    from storebridge.worker_process import WorkerLink
+
+    settings = load_settings()
+    secrets = [s.get_secret_value() for s in (settings.api_token, settings.redis_url) if s]
+    configure_logging(settings.log_level, settings.log_format, [*secrets, *load_registry().secret_values()])
+    hub = bootstrap(settings, public_url=public_url)
+    install_plugins(hub, settings.plugins)
+    hub.modes_shown = True  # the parent printed them
+    hub.sandbox_states = None  # the parent serves the sandboxes and keeps their state; ours stays unused
+    link = await WorkerLink.open(socket.socket(fileno=fd))
+    if hub.db.write_gate is not None:
+        hub.db.write_gate = link.gate
+    hub.calls.add_listener(link.forward_call)
+    await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy)
+    assert hub.worker is not None
+    link.on_inbox = hub.worker.notify_inbox
+    try:
+        await link.run(hub.telemetry_counters())
+    finally:
+        await hub.stop()
+        await link.aclose()
+
+
+def main(argv: list[str]) -> None:
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides when the worker stops
+    # (it closes the link), so a transaction in flight is never cut short by the key press.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fd, public_url = argv[1:3]
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    try:
+        import uvloop  # as uvicorn serves the parent, when installed
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_run(int(fd), public_url))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
