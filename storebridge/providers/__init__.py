@@ -2,34 +2,6 @@
 (`storebridge.providers.registry`) and the built-in providers, one folder each (stripe, paypal, shippo,
 sendgrid, smtp, inventory_http). See storebridge.providers.plugin for a minimal provider."""
 
-from storebridge.providers.plugin import (
-    KINDS,
-    BuiltProvider,
-    Closer,
-    HealthCheck,
-    Integration,
-    Kind,
-    ProviderContext,
-    ProviderPlugin,
-    ProviderServices,
-    ProviderSettings,
-    Sandbox,
-    StandaloneSandbox,
-    WebhookRoute,
-)
-
-__all__ = [
-    "BuiltProvider",
-    "Closer",
-    "HealthCheck",
-    "Integration",
-    "Kind",
-    "KINDS",
-    "ProviderContext",
-    "ProviderPlugin",
-    "ProviderServices",
-    "ProviderSettings",
-    "Sandbox",
-    "StandaloneSandbox",
-    "WebhookRoute",
-]
+# The plugin interface, importable from the package itself; its one list of names is plugin.py's.
+from storebridge.providers.plugin import *  # noqa: F403
+from storebridge.providers.plugin import __all__ as __all__

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from storebridge.errors import WebhookRejected
-from storebridge.webhooks.verify import verify_any
+from storebridge.webhooks.verify import Verifier, verify_any
 
 __all__ = ["Identified", "WebhookSource", "parse_json_object", "signed_body_id"]
 
@@ -45,13 +45,16 @@ def signed_body_id(body: dict[str, Any], raw: bytes) -> str:
 @dataclass(frozen=True, slots=True)
 class WebhookSource:
     name: str
-    scheme: str  # a key of storebridge.webhooks.verify.VERIFIERS
+    scheme: str  # a key of storebridge.webhooks.verify.VERIFIERS, or the name of `verifier`'s scheme
     secrets: tuple[str, ...]
     identify: Callable[[bytes, Mapping[str, str]], Identified]
     tolerance: int = 300
+    # A plugin's own scheme: checked with each secret in turn, as the built-in schemes are.
+    verifier: Verifier | None = None
 
     def verify(self, raw: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
-        verify_any(self.scheme, raw, headers, secrets=self.secrets, tolerance=self.tolerance, now=now)
+        scheme = self.verifier or self.scheme
+        verify_any(scheme, raw, headers, secrets=self.secrets, tolerance=self.tolerance, now=now)
 
     async def averify(self, raw: bytes, headers: Mapping[str, str]) -> None:
         """What the webhook route awaits; sources whose check needs I/O (PayPal's certificates) override it."""

@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from storebridge.errors import WebhookRejected
@@ -40,6 +40,9 @@ __all__ = [
 
 
 class Verifier(Protocol):
+    """One signature scheme: return if `raw` was signed with `secret` (within `tolerance` seconds of
+    `now`), else raise WebhookRejected; `code="signature_mismatch"` lets the next secret be tried."""
+
     def __call__(
         self, raw: bytes, headers: Mapping[str, str], *, secret: str, tolerance: int = 300, now: float | None = None
     ) -> None: ...
@@ -158,7 +161,7 @@ def verify_plain(
         raise WebhookRejected("x-webhook-signature does not match the raw body", code="signature_mismatch")
 
 
-VERIFIERS: dict[str, Callable[..., None]] = {
+VERIFIERS: dict[str, Verifier] = {
     "stripe": verify_stripe,
     "standard": verify_standard,
     "plain": verify_plain,
@@ -166,7 +169,7 @@ VERIFIERS: dict[str, Callable[..., None]] = {
 
 
 def verify_any(
-    scheme: str,
+    scheme: str | Verifier,
     raw: bytes,
     headers: Mapping[str, str],
     *,
@@ -174,8 +177,9 @@ def verify_any(
     tolerance: int = 300,
     now: float | None = None,
 ) -> None:
-    """Verify with `scheme`, accepting any of `secrets` (old and new during a rotation)."""
-    verifier = VERIFIERS[scheme]
+    """Verify with `scheme` (a name in VERIFIERS, or a plugin's own Verifier), accepting any of
+    `secrets` (old and new during a rotation)."""
+    verifier = VERIFIERS[scheme] if isinstance(scheme, str) else scheme
     last: WebhookRejected | None = None
     for secret in secrets:
         try:

@@ -15,7 +15,7 @@ from storebridge.providers.plugin import ProviderContext
 from storebridge.providers.registry import load_registry
 from storebridge_acmepay.plugin import plugin
 from storebridge_acmepay.sandbox import AcmePaySandbox
-from storebridge_acmepay.webhooks import AcmePayWebhookSource
+from storebridge_acmepay.signature import verify
 
 HUB = "http://127.0.0.1:8000"
 
@@ -43,7 +43,7 @@ def test_without_an_api_key_it_builds_its_sandbox() -> None:
     assert isinstance(built.sandbox, AcmePaySandbox)
     assert built.sandbox_url == f"{HUB}/_sandbox/acmepay"
     assert built.webhook_url == f"{HUB}/webhooks/acmepay"
-    assert [type(route.source) for route in built.webhooks] == [AcmePayWebhookSource]
+    assert [route.source.verifier for route in built.webhooks] == [verify]  # AcmePay's own scheme
     assert built.sandbox.webhook_secret.startswith("acme_whsec_")  # made up for this run
 
 

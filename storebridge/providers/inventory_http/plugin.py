@@ -10,7 +10,7 @@ import secrets
 
 from storebridge.inventory.provider import InventorySetup
 from storebridge.providers.inventory_http.client import InventoryClient
-from storebridge.providers.inventory_http.settings import InventorySettings, load_inventory_settings
+from storebridge.providers.inventory_http.settings import InventorySettings
 from storebridge.providers.inventory_http.webhooks import inventory_source, inventory_webhook_handler
 from storebridge.providers.plugin import (
     BuiltProvider,
@@ -33,9 +33,6 @@ class InventoryPlugin(ProviderPlugin[InventorySettings]):
     credential_variables = ("INVENTORY_API_KEY", "INVENTORY_BASE_URL", "INVENTORY_WEBHOOK_SECRET")
     switch_off = "INVENTORY_ENABLED=false"
     description = "an external inventory system over HTTP"
-
-    def read_settings(self) -> InventorySettings:
-        return load_inventory_settings()
 
     def uses_sandbox(self, settings: InventorySettings) -> bool:
         return settings.sandbox

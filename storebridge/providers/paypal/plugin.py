@@ -10,7 +10,7 @@ from storebridge.payments.service import PaymentService, payment_webhook_handler
 from storebridge.providers.paypal.adapter import PayPalProvider, identify_paypal_event
 from storebridge.providers.paypal.auto_capture import AutoCapture
 from storebridge.providers.paypal.client import PayPalClient
-from storebridge.providers.paypal.settings import PayPalSettings, load_paypal_settings
+from storebridge.providers.paypal.settings import PayPalSettings
 from storebridge.providers.paypal.verify import PayPalVerifier, paypal_source
 from storebridge.providers.plugin import (
     BuiltProvider,
@@ -43,9 +43,6 @@ class PayPalPlugin(ProviderPlugin[PayPalSettings]):
     switch_off = "PAYPAL_ENABLED=false"
     description = "PayPal Checkout (Orders v2)"
     priority = 20
-
-    def read_settings(self) -> PayPalSettings:
-        return load_paypal_settings()
 
     def uses_sandbox(self, settings: PayPalSettings) -> bool:
         return settings.sandbox

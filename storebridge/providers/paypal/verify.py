@@ -299,18 +299,18 @@ class PayPalVerifier:
 class PayPalWebhookSource(WebhookSource):
     """A WebhookSource whose verification may fetch a certificate or call PayPal (see `averify`)."""
 
-    verifier: PayPalVerifier | None = None
+    paypal: PayPalVerifier | None = None
 
     def verify(self, raw: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
-        assert self.verifier is not None
-        self.verifier.verify_cached(raw, headers, now=now)
+        assert self.paypal is not None
+        self.paypal.verify_cached(raw, headers, now=now)
 
     async def averify(self, raw: bytes, headers: Mapping[str, str]) -> None:
-        assert self.verifier is not None
-        await self.verifier.verify(raw, headers)
+        assert self.paypal is not None
+        await self.paypal.verify(raw, headers)
 
 
 def paypal_source(
     verifier: PayPalVerifier, identify: Callable[[bytes, Mapping[str, str]], Identified]
 ) -> WebhookSource:
-    return PayPalWebhookSource("paypal", "paypal", (), identify, verifier.tolerance, verifier)
+    return PayPalWebhookSource("paypal", "paypal", (), identify, verifier.tolerance, paypal=verifier)

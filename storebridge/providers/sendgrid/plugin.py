@@ -15,7 +15,7 @@ from storebridge.providers.plugin import (
     WebhookRoute,
 )
 from storebridge.providers.sendgrid.adapter import SendGridClient
-from storebridge.providers.sendgrid.settings import SendGridSettings, load_sendgrid_settings
+from storebridge.providers.sendgrid.settings import SendGridSettings
 from storebridge.providers.sendgrid.verify import load_public_key, sendgrid_source
 
 __all__ = ["SendGridPlugin", "plugin", "SANDBOX_SENDGRID_KEY"]
@@ -31,9 +31,6 @@ class SendGridPlugin(ProviderPlugin[SendGridSettings]):
     switch_off = "NOTIFICATIONS_PROVIDER=smtp with SMTP_HOST, or SENDGRID_ENABLED=false"
     description = "SendGrid e-mail (v3 Mail Send, Event Webhook)"
     priority = 10
-
-    def read_settings(self) -> SendGridSettings:
-        return load_sendgrid_settings()
 
     def uses_sandbox(self, settings: SendGridSettings) -> bool:
         return settings.sandbox

@@ -14,7 +14,7 @@ from storebridge.providers.plugin import (
     WebhookRoute,
 )
 from storebridge.providers.shippo.adapter import ShippoProvider
-from storebridge.providers.shippo.settings import ShippoSettings, load_shippo_settings
+from storebridge.providers.shippo.settings import ShippoSettings
 from storebridge.providers.shippo.webhooks import (
     SCHEME,
     ShippoWebhookSource,
@@ -36,9 +36,6 @@ class ShippoPlugin(ProviderPlugin[ShippoSettings]):
     credential_variables = ("SHIPPO_API_KEY", "SHIPPO_WEBHOOK_TOKEN")
     switch_off = "SHIPPO_ENABLED=false"
     description = "Shippo rates, labels and tracking"
-
-    def read_settings(self) -> ShippoSettings:
-        return load_shippo_settings()
 
     def uses_sandbox(self, settings: ShippoSettings) -> bool:
         return settings.sandbox

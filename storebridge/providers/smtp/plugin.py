@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from storebridge.providers.plugin import BuiltProvider, ProviderContext, ProviderPlugin
 from storebridge.providers.smtp.adapter import SmtpMailer
-from storebridge.providers.smtp.settings import SmtpSettings, load_smtp_settings
+from storebridge.providers.smtp.settings import SmtpSettings
 
 __all__ = ["SmtpPlugin", "plugin"]
 
@@ -17,9 +17,6 @@ class SmtpPlugin(ProviderPlugin[SmtpSettings]):
     switch_off = "NOTIFICATIONS_PROVIDER=sendgrid"
     description = "e-mail over SMTP"
     priority = 20
-
-    def read_settings(self) -> SmtpSettings:
-        return load_smtp_settings()
 
     def uses_sandbox(self, settings: SmtpSettings) -> bool:
         return False

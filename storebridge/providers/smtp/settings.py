@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from storebridge.config import read_settings
-from storebridge.errors import ConfigError
 from storebridge.providers.plugin import ProviderSettings
 
 __all__ = ["SmtpSettings", "load_smtp_settings"]
@@ -29,10 +28,13 @@ class SmtpSettings(ProviderSettings):
     timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT")
     """Timeout of an SMTP exchange."""
 
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> SmtpSettings:
+        if self.tls and self.starttls:
+            raise ValueError("SMTP_TLS and SMTP_STARTTLS: set one of them, not both")
+        return self
+
 
 def load_smtp_settings(**overrides: Any) -> SmtpSettings:
     """Read SMTP_*; raise ConfigError naming each bad variable (never echoing a value)."""
-    settings = read_settings(SmtpSettings, **overrides)
-    if settings.tls and settings.starttls:
-        raise ConfigError("SMTP_TLS and SMTP_STARTTLS: set one of them, not both")
-    return settings
+    return read_settings(SmtpSettings, what="smtp settings", **overrides)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from storebridge.errors import WebhookRejected
 
-__all__ = ["SIGNATURE_HEADER", "sign", "signature_header", "verify", "verify_any_secret"]
+__all__ = ["SIGNATURE_HEADER", "sign", "signature_header", "verify"]
 
 SIGNATURE_HEADER = "Acme-Signature"
 
@@ -82,19 +82,3 @@ def verify(
             "a replayed or delayed request, or a clock out of sync",
             code="timestamp_outside_tolerance",
         )
-
-
-def verify_any_secret(
-    raw: bytes, headers: Mapping[str, str], *, secrets: Sequence[str], tolerance: int = 300, now: float | None = None
-) -> None:
-    """`verify` with each of `secrets` (old and new while the hub's secret is rotated): one match is enough."""
-    mismatch: WebhookRejected | None = None
-    for secret in secrets:
-        try:
-            verify(raw, headers, secret=secret, tolerance=tolerance, now=now)
-            return
-        except WebhookRejected as exc:
-            if exc.code != "signature_mismatch":
-                raise
-            mismatch = exc
-    raise mismatch or WebhookRejected("no AcmePay webhook secret is configured", code="not_configured")
