@@ -35,8 +35,8 @@ class _Base(BaseSettings):
 class Settings(_Base):
     env: Literal["development", "production"] = Field("development", validation_alias="STOREBRIDGE_ENV")
     """`development`: a provider without credentials talks to its sandbox (with a log warning). `production`: every
-    enabled provider needs its real credentials (no sandbox fallback; start-up names what is missing) and nothing is
-    served under /_sandbox."""
+    enabled provider needs its real credentials (no sandbox fallback; start-up names what is missing), `serve` needs
+    STOREBRIDGE_API_TOKEN, and nothing is served under /_sandbox."""
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="STOREBRIDGE_DATABASE_URL")
     """`sqlite:///path` or `postgresql://user@host/db` (`postgres://` and the async-driver forms are accepted too)."""
     redis_url: SecretStr | None = Field(None, validation_alias="STOREBRIDGE_REDIS_URL")

@@ -89,8 +89,21 @@ def _plugins(hub: Hub) -> None:
 
 
 def _api_token(settings: Settings) -> ApiToken:
-    """STOREBRIDGE_API_TOKEN, or the one kept beside the database (generated and saved the first time)."""
+    """STOREBRIDGE_API_TOKEN, or the one kept beside the database (generated and saved the first time).
+
+    In production only STOREBRIDGE_API_TOKEN: a token generated into a file is for trying the hub out
+    (each host would make its own, and nobody chose or recorded it)."""
     from storebridge.api_token import resolve_api_token
+
+    if settings.production and not (settings.api_token and settings.api_token.get_secret_value()):
+        console.print(
+            "[bold red]configuration error:[/] STOREBRIDGE_API_TOKEN is required with STOREBRIDGE_ENV=production"
+        )
+        console.print(
+            "Set it to a long random value (e.g. the output of "
+            "`python -c \"import secrets; print('sbk_' + secrets.token_urlsafe(32))\"`), the same on every host."
+        )
+        raise typer.Exit(2)
 
     try:
         return resolve_api_token(settings)
@@ -129,6 +142,8 @@ def serve(
     with _config_errors():  # before migrating: a refused configuration leaves the database alone
         hub = bootstrap(settings, public_url=public)
         _plugins(hub)
+    if settings.production:  # refused before the database is touched, as a missing credential is
+        _api_token(settings)
     _migrate_or_exit(settings)
     # Once the database answered (an unreachable one leaves no token file behind); nothing has read it yet.
     token = _api_token(settings)

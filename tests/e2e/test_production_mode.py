@@ -72,20 +72,23 @@ def test_an_unknown_environment_name_is_refused(clean_env: pytest.MonkeyPatch) -
         load_settings()
 
 
+PRODUCTION_CREDENTIALS = {
+    "STOREBRIDGE_ENV": "production",
+    "STRIPE_SECRET_KEY": "sk_test_not_a_real_key",
+    "STRIPE_WEBHOOK_SECRET": "whsec_not_a_real_secret",
+    "PAYPAL_ENABLED": "false",
+    "SHIPPO_API_KEY": "shippo_test_not_a_real_key",
+    "SHIPPO_WEBHOOK_TOKEN": "a-webhook-token-of-some-length",
+    "SENDGRID_API_KEY": "SG.not_a_real_key",
+    "INVENTORY_API_KEY": "inv_not_a_real_key",
+    "INVENTORY_BASE_URL": "https://inventory.example.com",
+    "INVENTORY_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(),
+}
+
+
 def test_production_with_credentials_starts_and_serves_no_sandbox(clean_env: pytest.MonkeyPatch) -> None:
     """Real credentials for every enabled provider: the hub is built, nothing is mounted under /_sandbox."""
-    for name, value in {
-        "STOREBRIDGE_ENV": "production",
-        "STRIPE_SECRET_KEY": "sk_test_not_a_real_key",
-        "STRIPE_WEBHOOK_SECRET": "whsec_not_a_real_secret",
-        "PAYPAL_ENABLED": "false",
-        "SHIPPO_API_KEY": "shippo_test_not_a_real_key",
-        "SHIPPO_WEBHOOK_TOKEN": "a-webhook-token-of-some-length",
-        "SENDGRID_API_KEY": "SG.not_a_real_key",
-        "INVENTORY_API_KEY": "inv_not_a_real_key",
-        "INVENTORY_BASE_URL": "https://inventory.example.com",
-        "INVENTORY_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(),
-    }.items():
+    for name, value in PRODUCTION_CREDENTIALS.items():
         clean_env.setenv(name, value)
     hub = bootstrap(load_settings(), api_token=API_TOKEN)
     assert hub.sandboxes == {}
@@ -156,3 +159,15 @@ def test_development_is_the_default(clean_env: pytest.MonkeyPatch) -> None:
     """Without STOREBRIDGE_ENV the hub is in development: sandboxes for providers without credentials."""
     settings = make_settings(load_settings().database_url)
     assert settings.env == "development" and not settings.production
+
+
+def test_serve_in_production_needs_an_api_token_it_did_not_make_up(tmp_path: Path) -> None:
+    """With every credential but STOREBRIDGE_API_TOKEN, production `serve` exits 2 naming it (a token generated
+    into a file is for trying the hub out), before the database is touched."""
+    env = {k: v for k, v in _env(tmp_path).items() if not k.startswith(PROVIDER_PREFIXES)}
+    env.update(PRODUCTION_CREDENTIALS)
+    result = _run(["serve", "--port", str(free_port())], env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "STOREBRIDGE_API_TOKEN is required with STOREBRIDGE_ENV=production" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cli.db").exists() and not (tmp_path / "cli.db.token").exists()
