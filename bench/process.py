@@ -106,21 +106,24 @@ def sqlite_end_to_end(events: int) -> dict[str, Any]:
 
         hub.bus.subscribe("bench-counter", "webhook.bench.*", count)
         with serve_in_thread(create_app(hub), port) as base:
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), stages.cpu_seconds()
             proc = multiprocessing.get_context("spawn").Process(target=_client, args=(base, 0, events, 32))
             proc.start()
             proc.join()
-            ingested = time.perf_counter() - started
+            ingested, cpu1 = time.perf_counter() - started, stages.cpu_seconds()
             deadline = time.monotonic() + 300
             while len(delivered) < events and time.monotonic() < deadline:
                 time.sleep(0.02)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu2 = time.perf_counter() - started, stages.cpu_seconds()
     return {
         "events": events,
         "delivered": len(delivered),
         "ingest_s": ingested,
         "total_s": elapsed,
         "rate": len(delivered) / elapsed,
+        # The hub process's CPU (server thread, worker, this poll loop) while ingesting, then draining.
+        "cpu_ingest_s": cpu1 - cpu0,
+        "cpu_drain_s": cpu2 - cpu1,
     }
 
 
@@ -205,6 +208,7 @@ async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = F
                 for _ in range(workers)
             ]
         )
+        cpu0 = stages.cpu_seconds()
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             async with db.read() as s:
@@ -214,12 +218,15 @@ async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = F
                 break
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        # The workers' CPU: the worker processes' (start-up included), or this process's (its poll too).
+        cpu = sum(stages.cpu_seconds(p.pid) for p in procs) if procs else stages.cpu_seconds() - cpu0
         return {
             "workers": workers,
             "events": events,
             "processed": processed,
             "total_s": elapsed,
             "rate": events / elapsed,
+            "cpu_s": cpu,
         }
     finally:
         if hub is not None:
@@ -296,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
             f"all acknowledged after {lite['ingest_s']:.1f} s)",
             flush=True,
         )
+        drain_events_s = args.events / max(lite["total_s"] - lite["ingest_s"], 1e-9)
+        print(
+            f"  hub CPU: {lite['cpu_ingest_s']:.2f} s ingesting, {lite['cpu_drain_s']:.2f} s draining "
+            f"({(lite['cpu_ingest_s'] + lite['cpu_drain_s']) / args.events * 1e6:,.0f} µs/event in all); "
+            f"drain wall {lite['total_s'] - lite['ingest_s']:.2f} s ({drain_events_s:,.0f} events/s)",
+            flush=True,
+        )
         if args.stages:
             print(stages.report(args.events), flush=True)
     if "postgres" in only:
@@ -303,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
             in_process = args.stages and workers == 1
             result = asyncio.run(_pg(args.postgres, args.events, workers, in_process=in_process))
-            print(f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']})", flush=True)
+            print(
+                f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']}); worker CPU "
+                f"{result['cpu_s']:.2f} s ({result['cpu_s'] / result['events'] * 1e6:,.0f} µs/event)",
+                flush=True,
+            )
             if in_process:
                 print(stages.report(args.events), flush=True)
             pg.append(result)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Float, Integer, Table, Update, bindparam, select, update
 
 from storebridge import leases
 from storebridge.backoff import backoff_delay
@@ -29,6 +30,7 @@ __all__ = ["OutboxDispatcher", "DispatchPolicy", "Publisher"]
 Publisher = Callable[[list[Event]], Awaitable[None]]
 
 log = structlog.get_logger("storebridge.outbox")
+_OUTBOX = cast(Table, OutboxEvent.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +52,48 @@ class OutboxDispatcher:
         # With a publisher (Redis Streams), dispatching means publishing: subscribers consume from the
         # transport instead of being called here. A failed publish leaves the rows for the next round.
         self.publisher = publisher
+        self._sql: tuple[Update, Update] | None = None
+
+    def _statements(self) -> tuple[Update, Update]:
+        """The claim and the mark, built once (bound parameters: t, n, lease; ids, at): building them
+        anew and loading ORM rows cost more CPU per batch than running them."""
+        if self._sql is None:
+            c = _OUTBOX.c
+            t = bindparam("t", type_=Float)
+            due = (
+                select(c.id)
+                .where(c.dispatched_at.is_(None), c.locked_until.is_(None) | (c.locked_until < t))
+                .order_by(c.created_at, c.id)
+                .limit(bindparam("n", type_=Integer))
+            )
+            # One statement: lease the oldest due events and return them (the search skips rows another
+            # claim holds on PostgreSQL; SQLite serialises writers).
+            claim = (
+                update(_OUTBOX)
+                .where(c.id.in_(leases.lockable(due, sqlite=self.db.is_sqlite).scalar_subquery()))
+                .values(locked_until=bindparam("lease", type_=Float))
+                .returning(c.id, c.type, c.aggregate_id, c.order_id, c.payload, c.created_at, c.request_id)
+            )
+            mark = (
+                update(_OUTBOX)
+                .where(c.id.in_(bindparam("ids", expanding=True)))
+                .values(dispatched_at=bindparam("at", type_=Float), locked_until=None)
+            )
+            self._sql = (claim, mark)
+        return self._sql
 
     async def _claim(self) -> list[Event]:
         t = now()
+        claim, _ = self._statements()
         async with self.db.write() as session:
-            query = (
-                select(OutboxEvent)
-                .where(OutboxEvent.dispatched_at.is_(None))
-                .where((OutboxEvent.locked_until.is_(None)) | (OutboxEvent.locked_until < t))
-                .order_by(OutboxEvent.created_at, OutboxEvent.id)
-                .limit(self.policy.batch_size)
+            found = await session.execute(
+                claim, {"t": t, "n": self.policy.batch_size, "lease": t + self.policy.lease_seconds}
             )
-            rows = list((await session.scalars(leases.claimable(query, session))).all())
-            await leases.lease(
-                session, OutboxEvent.id, [r.id for r in rows], locked_until=t + self.policy.lease_seconds
-            )
-            return [Event.from_row(r) for r in rows]
+            rows = found.all()
+        # RETURNING does not keep the search's order: creation order is restored here.
+        events = [Event(r.id, r.type, r.aggregate_id, r.order_id, r.payload, r.created_at, r.request_id) for r in rows]
+        events.sort(key=lambda e: (e.created_at, e.id))
+        return events
 
     async def dispatch_once(self) -> int:
         events = await self._claim()
@@ -93,11 +121,7 @@ class OutboxDispatcher:
                 except Exception as exc:  # noqa: BLE001 - retried one event at a time, like any failure
                     log.warning("subscriber_failed", subscriber=sub.name, events=len(subset), error=repr(exc))
                     failures.extend((sub.name, e.id, f"{type(exc).__name__}: {exc}"[:2000]) for e in subset)
-            await session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id.in_([e.id for e in events]))
-                .values(dispatched_at=t, locked_until=None)
-            )
+            await session.execute(self._statements()[1], {"ids": [e.id for e in events], "at": t})
             for name, event_id, error in failures:
                 await session.merge(
                     EventReceipt(
