@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
-from storebridge.events.bus import OutboxStage
+from storebridge.events.bus import Event, OutboxStage
+from storebridge.events.outbox import OutboxDispatcher, running_dispatcher
 from storebridge.stats import WebhookStats
 from storebridge.webhooks.inbox_sql import InboxStatements
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
@@ -83,6 +84,9 @@ class InboxProcessor:
         self.policy = policy or ProcessPolicy()
         self.stats = stats or WebhookStats()
         self._statements: InboxStatements | None = None
+        # Outbox rows inserted already leased to this process's running dispatcher, handed to it once
+        # their transaction has committed (see _hand_over).
+        self._handing: list[tuple[OutboxDispatcher, float, list[dict[str, Any]]]] = []
 
     @property
     def _sql(self) -> InboxStatements:
@@ -183,8 +187,10 @@ class InboxProcessor:
         rows (and so holds the write lock for shorter chunks) while webhooks arrive in a burst."""
         claim = min(limit or self.policy.batch_size, self.policy.batch_size)
         step = min(self.policy.chunk_size, limit or self.policy.chunk_size)
+        self._handing.clear()
         if claim <= step:
             rows, _, outcomes = await self._claim(claim, self._apply_leased)
+            self._hand_over()
             self._report(outcomes)
             return len(rows)
         rows, lease, _ = await self._claim(claim)
@@ -197,6 +203,7 @@ class InboxProcessor:
             # the same lock to commit) is never stuck behind a whole batch.
             async with self.db.write() as session:
                 outcomes = await self._apply_chunk(session, chunk, lease)
+            self._hand_over()
             self._report(outcomes)
         return len(rows)
 
@@ -226,6 +233,31 @@ class InboxProcessor:
         if again:
             outcomes += await self._apply_batch(session, again, isolate=True)
         return outcomes
+
+    def _hand_over(self) -> None:
+        """After the commit: the events inserted leased to the in-process dispatcher go to it, which
+        dispatches them without claiming them again (OutboxDispatcher.hand)."""
+        for dispatcher, leased_until, rows in self._handing:
+            events = [
+                Event(
+                    r["id"], r["type"], r["aggregate_id"], r["order_id"], r["payload"], r["created_at"], r["request_id"]
+                )
+                for r in rows
+            ]
+            dispatcher.hand(events, leased_until)
+        self._handing.clear()
+
+    async def _flush_events(self, session: AsyncSession, stage: OutboxStage) -> None:
+        """Insert the staged outbox rows; leased to the dispatcher running in this process, if any,
+        which then gets them after the commit without a claim (a claim elsewhere skips them)."""
+        dispatcher = running_dispatcher(self.db) if stage.rows else None
+        if dispatcher is None:
+            await stage.flush(session)
+            return
+        leased_until = now() + dispatcher.policy.lease_seconds
+        for row in stage.rows:
+            row["locked_until"] = leased_until
+        self._handing.append((dispatcher, leased_until, await stage.flush(session)))
 
     def _report(self, outcomes: list[_Outcome]) -> None:
         """Count and log a chunk's outcomes, after its commit: a rolled-back chunk reports nothing."""
@@ -302,7 +334,7 @@ class InboxProcessor:
                     }
                 )
                 attempts.append(_attempt(row, numbers[row.id], started, finished, "processed", None))
-            await stage.flush(session)
+            await self._flush_events(session, stage)
         finally:
             stage.close(session)
         if done:
