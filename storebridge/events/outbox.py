@@ -5,6 +5,11 @@ worker's lease runs out), handed to every matching subscriber in creation order,
 dispatched. A subscriber that raises or times out gets a receipt row and is retried with
 backoff, alone, until it succeeds or runs out of attempts (then it is `dead`, kept for replay).
 
+Events that the inbox processor stages (bus.stage_event) skip the claim when this process runs the
+outbox loop: they are inserted already leased to it and handed over once committed (`hand`); the
+next dispatch_once claims any older due events and dispatches both, in creation order. Should the
+process die first, the lease runs out and any dispatcher's claim takes them, as for a claimed batch.
+
 Each handler runs with the event's `request_id` (that of the webhook or request that caused it)
 and its id and type bound to the log context, so a subscriber's log lines can be traced back.
 """
