@@ -6,8 +6,9 @@ dispatched. A subscriber that raises or times out gets a receipt row and is retr
 backoff, alone, until it succeeds or runs out of attempts (then it is `dead`, kept for replay).
 
 Events that the inbox processor stages (bus.stage_event) skip the claim when this process runs the
-outbox loop: they are inserted already leased to it and handed over once committed (`hand`); the
-next dispatch_once claims any older due events and dispatches both, in creation order. Should the
+outbox loop: they are inserted already leased to it, the older due events are leased in the same
+transaction (claim_older), and both are handed over once committed (`hand`); the next
+dispatch_once dispatches them in creation order. Should the
 process die first, the lease runs out and any dispatcher's claim takes them, as for a claimed batch.
 
 Each handler runs with the event's `request_id` (that of the webhook or request that caused it)
@@ -25,6 +26,7 @@ from typing import cast
 
 import structlog
 from sqlalchemy import Float, Integer, Select, Table, Update, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge import leases
 from storebridge.backoff import backoff_delay
@@ -112,14 +114,21 @@ class OutboxDispatcher:
             self._sql = (claim(due), claim(older), mark)
         return self._sql
 
-    async def _claim(self, before: float | None = None) -> list[Event]:
-        t = now()
-        params = {"t": t, "n": self.policy.batch_size, "lease": t + self.policy.lease_seconds}
-        claim = self._statements()[0]
-        if before is not None:
-            claim, params["before"] = self._statements()[1], before
+    async def _claim(self) -> list[Event]:
         async with self.db.write() as session:
-            rows = (await session.execute(claim, params)).all()
+            return await self._claim_in(session, None, now() + self.policy.lease_seconds)
+
+    async def claim_older(self, session: AsyncSession, before: float, leased_until: float) -> list[Event]:
+        """In the caller's transaction (the inbox processor's, about to hand over events created from
+        `before` on): lease the due events created before them, to be handed over first."""
+        return await self._claim_in(session, before, leased_until)
+
+    async def _claim_in(self, session: AsyncSession, before: float | None, leased_until: float) -> list[Event]:
+        claim, older, _ = self._statements()
+        params: dict[str, float] = {"t": now(), "n": self.policy.batch_size, "lease": leased_until}
+        if before is not None:
+            claim, params["before"] = older, before
+        rows = (await session.execute(claim, params)).all()
         return [Event(r.id, r.type, r.aggregate_id, r.order_id, r.payload, r.created_at, r.request_id) for r in rows]
 
     def accepts_handoff(self) -> bool:
@@ -128,9 +137,10 @@ class OutboxDispatcher:
 
     def hand(self, events: list[Event], leased_until: float) -> None:
         """Events that the inbox processor just committed in this process, already leased to
-        `leased_until` (no claim takes them meanwhile): the next dispatch_once dispatches them without
-        claiming or re-reading them. Should this process die first, the lease runs out and any
-        dispatcher's claim takes them, as with any claimed batch."""
+        `leased_until` (no claim takes them meanwhile), with the older due events it leased in the same
+        transaction (claim_older): the next dispatch_once dispatches them without claiming or re-reading
+        them. Should this process die first, the lease runs out and any dispatcher's claim takes them,
+        as with any claimed batch."""
         if events:
             self._handed.append((events, leased_until))
 
@@ -140,9 +150,7 @@ class OutboxDispatcher:
         while self._handed:
             events, leased_until = self._handed.popleft()
             if now() < leased_until - self.policy.lease_seconds / 2:
-                # Events created before them and still due go first, as the claim would have taken them.
-                older = await self._claim(before=min(e.created_at for e in events))
-                return await self._dispatch(older + events)
+                return await self._dispatch(events)
             # Else they waited too long here: their lease runs out soon, and a claim takes them then.
         return await self._dispatch(await self._claim())
 

@@ -86,7 +86,7 @@ class InboxProcessor:
         self._statements: InboxStatements | None = None
         # Outbox rows inserted already leased to this process's running dispatcher, handed to it once
         # their transaction has committed (see _hand_over).
-        self._handing: list[tuple[OutboxDispatcher, float, list[dict[str, Any]]]] = []
+        self._handing: list[tuple[OutboxDispatcher, float, list[Event], list[dict[str, Any]]]] = []
 
     @property
     def _sql(self) -> InboxStatements:
@@ -237,19 +237,15 @@ class InboxProcessor:
     def _hand_over(self) -> None:
         """After the commit: the events inserted leased to the in-process dispatcher go to it, which
         dispatches them without claiming them again (OutboxDispatcher.hand)."""
-        for dispatcher, leased_until, rows in self._handing:
-            events = [
-                Event(
-                    r["id"], r["type"], r["aggregate_id"], r["order_id"], r["payload"], r["created_at"], r["request_id"]
-                )
-                for r in rows
-            ]
-            dispatcher.hand(events, leased_until)
+        for dispatcher, leased_until, older, rows in self._handing:
+            fields = ("id", "type", "aggregate_id", "order_id", "payload", "created_at", "request_id")
+            dispatcher.hand(older + [Event(*(r[f] for f in fields)) for r in rows], leased_until)
         self._handing.clear()
 
     async def _flush_events(self, session: AsyncSession, stage: OutboxStage) -> None:
         """Insert the staged outbox rows; leased to the dispatcher running in this process, if any,
-        which then gets them after the commit without a claim (a claim elsewhere skips them)."""
+        with the older due events (leased here too, so they go first), all handed to it after the
+        commit: no claim of its own (a claim elsewhere skips them)."""
         dispatcher = running_dispatcher(self.db) if stage.rows else None
         if dispatcher is None:
             await stage.flush(session)
@@ -257,7 +253,9 @@ class InboxProcessor:
         leased_until = now() + dispatcher.policy.lease_seconds
         for row in stage.rows:
             row["locked_until"] = leased_until
-        self._handing.append((dispatcher, leased_until, await stage.flush(session)))
+        rows = await stage.flush(session)
+        older = await dispatcher.claim_older(session, min(r["created_at"] for r in rows), leased_until)
+        self._handing.append((dispatcher, leased_until, older, rows))
 
     def _report(self, outcomes: list[_Outcome]) -> None:
         """Count and log a chunk's outcomes, after its commit: a rolled-back chunk reports nothing."""

@@ -72,10 +72,10 @@ def test_staged_events_go_to_the_running_dispatcher_after_older_ones_once_each(d
             record_event(session, declared("seen"), {"event_id": "older"})
         await _store(db, "e1", "e2", "e3")
         assert await InboxProcessor(db, {"test": _staging}).process_once() == 3
-        stored = {r.payload["event_id"]: r for r in await _outbox(db)}
-        assert stored["older"].locked_until is None
-        # Leased to this process, so no claim (here or in another worker) takes them meanwhile.
-        assert all(stored[e].locked_until is not None and stored[e].locked_until > now() for e in ("e1", "e2", "e3"))
+        # The new events and the older due one are leased to this process in the processor's transaction,
+        # so no claim (here or in another worker) takes them meanwhile.
+        leases = [r.locked_until for r in await _outbox(db)]
+        assert all(lease is not None and lease > now() for lease in leases) and len(leases) == 4
         assert await dispatcher.dispatch_once() == 4
         assert await dispatcher.dispatch_once() == 0
         assert all(r.dispatched_at is not None and r.locked_until is None for r in await _outbox(db))
