@@ -43,8 +43,10 @@ log = structlog.get_logger("storebridge.outbox")
 _OUTBOX = cast(Table, OutboxEvent.__table__)
 # The dispatcher whose outbox loop runs in this process, per database (see running_dispatcher).
 _RUNNING: weakref.WeakKeyDictionary[Database, OutboxDispatcher] = weakref.WeakKeyDictionary()
-# A dispatcher that has not polled for this long is taken for stopped; batches handed at most.
-_ALIVE_SECONDS = 10.0
+# A dispatcher that has not polled for this long (its loop polls every 0.2 s by default) is taken for
+# stopped: events go to a stopped worker's dispatcher (and wait for their lease) only that long.
+# And the batches a dispatcher holds at most.
+_ALIVE_SECONDS = 3.0
 _HANDED_BATCHES = 50
 
 
