@@ -106,21 +106,24 @@ def sqlite_end_to_end(events: int) -> dict[str, Any]:
 
         hub.bus.subscribe("bench-counter", "webhook.bench.*", count)
         with serve_in_thread(create_app(hub), port) as base:
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), stages.cpu_seconds()
             proc = multiprocessing.get_context("spawn").Process(target=_client, args=(base, 0, events, 32))
             proc.start()
             proc.join()
-            ingested = time.perf_counter() - started
+            ingested, cpu1 = time.perf_counter() - started, stages.cpu_seconds()
             deadline = time.monotonic() + 300
             while len(delivered) < events and time.monotonic() < deadline:
                 time.sleep(0.02)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu2 = time.perf_counter() - started, stages.cpu_seconds()
     return {
         "events": events,
         "delivered": len(delivered),
         "ingest_s": ingested,
         "total_s": elapsed,
         "rate": len(delivered) / elapsed,
+        # The hub process's CPU (server thread, worker, this poll loop) while ingesting, then draining.
+        "cpu_ingest_s": cpu1 - cpu0,
+        "cpu_drain_s": cpu2 - cpu1,
     }
 
 
@@ -151,6 +154,30 @@ async def _in_process_worker(url: str) -> Any:
 
 async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = False) -> dict[str, Any]:
     import asyncpg
+
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"sb_bench_{os.getpid()}_{workers}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    try:
+        return await _prefilled(url, events, workers, in_process=in_process)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def sqlite_drain(events: int) -> dict[str, Any]:
+    """The SQLite inbox pre-filled, then one worker in this process: processed -> dispatched. The
+    inbox processing alone (no concurrent ingest), for CPU per event and profiles."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(_prefilled(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", events, 1, in_process=True))
+
+
+async def _prefilled(url: str, events: int, workers: int, *, in_process: bool) -> dict[str, Any]:
+    """Fill the inbox of the database at `url`, then run `workers` workers (or one in this process)
+    until every webhook is processed and its event dispatched."""
     from sqlalchemy import func, select
 
     from storebridge.db import Database
@@ -159,12 +186,6 @@ async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = F
     from storebridge.webhooks.inbox import InboxRow, InboxWriter
     from storebridge.webhooks.model import WebhookEvent
 
-    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"sb_bench_{os.getpid()}_{workers}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     db = Database(url)
     procs: list[subprocess.Popen[bytes]] = []
     hub: Any = None
@@ -205,6 +226,7 @@ async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = F
                 for _ in range(workers)
             ]
         )
+        cpu0 = stages.cpu_seconds()
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             async with db.read() as s:
@@ -214,12 +236,15 @@ async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = F
                 break
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        # The workers' CPU: the worker processes' (start-up included), or this process's (its poll too).
+        cpu = sum(stages.cpu_seconds(p.pid) for p in procs) if procs else stages.cpu_seconds() - cpu0
         return {
             "workers": workers,
             "events": events,
             "processed": processed,
             "total_s": elapsed,
             "rate": events / elapsed,
+            "cpu_s": cpu,
         }
     finally:
         if hub is not None:
@@ -232,8 +257,6 @@ async def _pg(admin_url: str, events: int, workers: int, *, in_process: bool = F
             except subprocess.TimeoutExpired:
                 p.kill()
         await db.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _report(args: argparse.Namespace, lite: dict[str, Any], pg: list[dict[str, Any]]) -> tuple[str, bool]:
@@ -274,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("sqlite", "postgres", "outbound"),
+        choices=("sqlite", "sqlite-drain", "postgres", "outbound"),
         action="append",
         help="run only these scenarios (repeatable); prints the figures and writes nothing",
     )
@@ -296,6 +319,23 @@ def main(argv: list[str] | None = None) -> int:
             f"all acknowledged after {lite['ingest_s']:.1f} s)",
             flush=True,
         )
+        drain_events_s = args.events / max(lite["total_s"] - lite["ingest_s"], 1e-9)
+        print(
+            f"  hub CPU: {lite['cpu_ingest_s']:.2f} s ingesting, {lite['cpu_drain_s']:.2f} s draining "
+            f"({(lite['cpu_ingest_s'] + lite['cpu_drain_s']) / args.events * 1e6:,.0f} µs/event in all); "
+            f"drain wall {lite['total_s'] - lite['ingest_s']:.2f} s ({drain_events_s:,.0f} events/s)",
+            flush=True,
+        )
+        if args.stages:
+            print(stages.report(args.events), flush=True)
+    if "sqlite-drain" in (args.only or ()):
+        print(f"SQLite, inbox pre-filled with {args.events} webhooks, one worker in this process ...", flush=True)
+        result = sqlite_drain(args.events)
+        print(
+            f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']}); worker CPU "
+            f"{result['cpu_s']:.2f} s ({result['cpu_s'] / result['events'] * 1e6:,.0f} µs/event)",
+            flush=True,
+        )
         if args.stages:
             print(stages.report(args.events), flush=True)
     if "postgres" in only:
@@ -303,7 +343,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL, {workers} worker(s), {args.events} events ...", flush=True)
             in_process = args.stages and workers == 1
             result = asyncio.run(_pg(args.postgres, args.events, workers, in_process=in_process))
-            print(f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']})", flush=True)
+            print(
+                f"  {result['rate']:,.0f} events/s ({result['processed']}/{result['events']}); worker CPU "
+                f"{result['cpu_s']:.2f} s ({result['cpu_s'] / result['events'] * 1e6:,.0f} µs/event)",
+                flush=True,
+            )
             if in_process:
                 print(stages.report(args.events), flush=True)
             pg.append(result)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["STAGES", "instrument", "report"]
+__all__ = ["STAGES", "cpu_seconds", "instrument", "report"]
 
 # (stage, module, class, method)
 STAGES: list[tuple[str, str, str, str]] = [
@@ -51,6 +51,22 @@ STAGES: list[tuple[str, str, str, str]] = [
 ]
 
 _totals: dict[str, list[float]] = {}
+# Statements sent to the database (an executemany counts once) and commits, by the timed process.
+_counts = {"statements": 0, "commits": 0}
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process (every thread), or of `pid` (from /proc)."""
+    if pid is None:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _timed(stage: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -76,6 +92,20 @@ def instrument() -> None:
         fn = getattr(owner, method, None) if owner is not None else None
         if fn is not None and not hasattr(fn, "__wrapped__"):
             setattr(owner, method, _timed(stage, fn))
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "before_cursor_execute", _statement):
+        event.listen(Engine, "before_cursor_execute", _statement)
+        event.listen(Engine, "commit", _commit)
+
+
+def _statement(*_: Any) -> None:
+    _counts["statements"] += 1
+
+
+def _commit(*_: Any) -> None:
+    _counts["commits"] += 1
 
 
 def report(events: int) -> str:
@@ -84,5 +114,10 @@ def report(events: int) -> str:
         if stage in _totals:
             seconds, calls = _totals[stage]
             lines.append(f"| {stage} | {int(calls):,} | {seconds:.2f} | {seconds / events * 1e6:,.0f} |")
+    lines.append(
+        f"\nstatements per event: {_counts['statements'] / events:.2f}, commits per event: "
+        f"{_counts['commits'] / events:.3f} (every engine in this process, ingest included)"
+    )
     _totals.clear()
+    _counts.update(statements=0, commits=0)
     return "\n".join(lines)

@@ -20,7 +20,7 @@ from sqlalchemy import Select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-__all__ = ["claimable", "lease"]
+__all__ = ["claimable", "lease", "lockable"]
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
@@ -28,9 +28,12 @@ S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 def claimable(query: S, session: AsyncSession, *, of: Any = None) -> S:
     """`query`, the search of a claim run in `session`, locked the dialect's way: FOR UPDATE SKIP
     LOCKED (of `of`, when the query joins other tables) on PostgreSQL; as it is on SQLite."""
-    if session.get_bind().dialect.name == "sqlite":
-        return query
-    return query.with_for_update(skip_locked=True, of=of)
+    return lockable(query, sqlite=session.get_bind().dialect.name == "sqlite", of=of)
+
+
+def lockable(query: S, *, sqlite: bool, of: Any = None) -> S:
+    """claimable() for a statement built ahead of its session (built once, run many times)."""
+    return query if sqlite else query.with_for_update(skip_locked=True, of=of)
 
 
 async def lease(session: AsyncSession, key: InstrumentedAttribute[Any], ids: Collection[Any], **values: Any) -> None:

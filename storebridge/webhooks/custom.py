@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.errors import ConfigError, WebhookRejected
-from storebridge.events.bus import record_event
+from storebridge.events.bus import stage_event
 from storebridge.webhooks.events import CUSTOM_WEBHOOK
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import WebhookHandler
@@ -125,7 +125,8 @@ def custom_handler(provider: CustomProvider) -> WebhookHandler:
 
     async def handle(row: WebhookEvent, session: AsyncSession) -> str | None:
         body = parse_json_object(row.body)
-        record_event(
+        # Staged: the inbox processor inserts a chunk's events with one statement.
+        stage_event(
             session,
             CUSTOM_WEBHOOK.member(f"{provider.name}.{row.event_type}"),
             {"provider": provider.name, "event_id": row.event_id, "type": row.event_type, "body": body},

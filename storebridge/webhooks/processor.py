@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from storebridge import leases
 from storebridge.backoff import backoff_delay
 from storebridge.db import Database, now
+from storebridge.events.bus import Event, OutboxStage
+from storebridge.events.outbox import OutboxDispatcher, running_dispatcher
 from storebridge.stats import WebhookStats
+from storebridge.webhooks.inbox_sql import InboxStatements
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
 
 __all__ = ["WebhookHandler", "InboxProcessor", "ProcessPolicy", "RetryLater"]
@@ -82,36 +83,35 @@ class InboxProcessor:
         self.handlers = handlers
         self.policy = policy or ProcessPolicy()
         self.stats = stats or WebhookStats()
+        self._statements: InboxStatements | None = None
+        # Outbox rows inserted already leased to this process's running dispatcher, handed to it once
+        # their transaction has committed (see _hand_over).
+        self._handing: list[tuple[OutboxDispatcher, float, list[Event], list[dict[str, Any]]]] = []
+
+    @property
+    def _sql(self) -> InboxStatements:
+        if self._statements is None:
+            self._statements = InboxStatements.build(sqlite=self.db.is_sqlite)
+        return self._statements
 
     async def _admit(self, chunk: int) -> float | None:
-        """Admit the oldest arrivals to per-aggregate order: copy their aggregate_key into the indexed
-        ordering_key (ingest leaves it out of every index; migration 0008).
+        """Admit the oldest arrivals to per-aggregate order (InboxStatements.admit).
 
         At least `chunk` rows, and every row stored up to the last one's arrival time: a group
         commit stores its rows with one arrival time, and they go in together. Returns that time
         when more rows may be waiting, else None (every row is admitted)."""
-        unordered = WebhookEvent.ordering_key.is_(None) & WebhookEvent.aggregate_key.is_not(None)
-        arrivals = select(WebhookEvent.received_at).where(unordered).order_by(WebhookEvent.received_at).limit(chunk)
-
-        def admit(upto: float) -> Any:
-            return (
-                update(WebhookEvent)
-                .where(unordered, WebhookEvent.received_at <= upto)
-                .values(ordering_key=WebhookEvent.aggregate_key)
-                .execution_options(synchronize_session=False)
-            )
-
+        sql = self._sql
         if self.db.is_sqlite:
             async with self.db.read() as session:  # the search does not hold the write lock
-                found = list((await session.scalars(arrivals)).all())
+                found = list((await session.scalars(sql.arrivals, {"n": chunk})).all())
             if found:
                 async with self.db.write() as session:
-                    await session.execute(admit(found[-1]))
+                    await session.execute(sql.admit, {"horizon": found[-1]})
         else:
             async with self.db.write() as session:
-                found = list((await session.scalars(arrivals)).all())
+                found = list((await session.scalars(sql.arrivals, {"n": chunk})).all())
                 if found:
-                    await session.execute(admit(found[-1]))
+                    await session.execute(sql.admit, {"horizon": found[-1]})
         return found[-1] if len(found) == chunk else None
 
     async def _claim(self, limit: int, apply: _Apply | None = None) -> _Claimed:
@@ -130,75 +130,35 @@ class InboxProcessor:
 
     async def _lease_admitted(self, limit: int, horizon: float | None, apply: _Apply | None) -> _Claimed:
         """Lease up to `limit` due rows; fresh rows only up to `horizon` (the admitted arrivals)."""
+        sql = self._sql
         t = now()
-        # Per-aggregate order: a row waits while an older row of the same payment/order/shipment is
-        # unfinished, or while another worker holds one. Different aggregates go in parallel. Rows not
-        # yet admitted (ordering_key NULL) are neither claimed nor seen here.
-        other = aliased(WebhookEvent)
-        mine_at = func.coalesce(WebhookEvent.provider_created_at, WebhookEvent.received_at)
-        other_at = func.coalesce(other.provider_created_at, other.received_at)
-        blocked = exists().where(
-            other.ordering_key == WebhookEvent.ordering_key,
-            other.id != WebhookEvent.id,
-            or_(
-                (other.status == "processing") & (other.locked_until >= t),
-                other.status.in_(("received", "retrying"))
-                & (tuple_(other_at, other.id) < tuple_(mine_at, WebhookEvent.id)),
-            ),
-        )
-        due = or_(
-            WebhookEvent.status.in_(("received", "retrying")) & (WebhookEvent.next_attempt_at <= t),
-            (WebhookEvent.status == "processing") & (WebhookEvent.locked_until < t),
-        )
-        unblocked = WebhookEvent.aggregate_key.is_(None) | (WebhookEvent.ordering_key.is_not(None) & ~blocked)
-        # Fresh rows past the admitted arrivals are not admitted yet: bound the search there.
-        fresh = [WebhookEvent.received_at <= horizon] if horizon is not None else []
-
-        def waiting(status: str, *extra: ColumnElement[bool]) -> Select[WebhookEvent]:
-            return (
-                select(WebhookEvent)
-                .where(WebhookEvent.status == status, WebhookEvent.next_attempt_at <= t, unblocked, *extra)
-                .order_by(WebhookEvent.next_attempt_at)
-            )
-
-        # Two lanes. First attempts (status received, oldest first, on ix_webhook_events_due) fill the
-        # claim; retries and rows whose lease ran out take the room left, and at least the reserved
-        # share. A retry storm then delays a new webhook by at most the batch already in hand.
-        first_lane = waiting("received", *fresh)
-        retry_lane: list[Select[WebhookEvent]] = [
-            waiting("retrying"),
-            select(WebhookEvent).where(WebhookEvent.status == "processing", WebhookEvent.locked_until < t, unblocked),
-        ]
         reserved = min(limit, int(limit * self.policy.retry_share))
         lease = t + self.policy.lease_seconds
 
-        def pick(first: list[WebhookEvent], again: list[WebhookEvent]) -> list[WebhookEvent]:
-            again = sorted(again, key=lambda r: r.next_attempt_at)
+        async def search(session: AsyncSession) -> list[WebhookEvent]:
+            # Two lanes. First attempts (status received, oldest first, on ix_webhook_events_due) fill
+            # the claim; retries and rows whose lease ran out take the room left, and at least the
+            # reserved share. A retry storm then delays a new webhook by at most the batch in hand.
+            if horizon is None:
+                first_lane, params = sql.first_lane, {"t": t, "n": limit}
+            else:
+                first_lane, params = sql.first_lane_to_horizon, {"t": t, "n": limit, "horizon": horizon}
+            first = list((await session.scalars(first_lane, params)).all())
+            room = max(limit - len(first), reserved)
+            again: list[WebhookEvent] = []
+            if room:
+                for lane in sql.retry_lanes:
+                    again += (await session.scalars(lane, {"t": t, "n": room})).all()
+            again.sort(key=lambda r: r.next_attempt_at)
             first = first[: limit - min(reserved, len(again))]
             return first + again[: limit - len(first)]
 
-        async def mark(session: AsyncSession, candidates: list[WebhookEvent]) -> list[WebhookEvent]:
-            """Lease the candidates that are still due; the rows claimed."""
-            claim = (
-                update(WebhookEvent)
-                .where(WebhookEvent.id.in_([r.id for r in candidates]), due)
-                .values(status="processing", locked_until=lease)
-                .returning(WebhookEvent.id)
-            )
-            claimed = set((await session.scalars(claim)).all())
-            return [r for r in candidates if r.id in claimed]
-
-        async def search(session: AsyncSession) -> list[WebhookEvent]:
-            def run(q: Select[WebhookEvent], n: int) -> Any:
-                return session.scalars(leases.claimable(q.limit(n), session))
-
-            first = list((await run(first_lane, limit)).all())
-            room = max(limit - len(first), reserved)
-            again = [r for q in retry_lane for r in (await run(q, room)).all()] if room else []
-            return pick(first, again)
-
         async def lease_and_apply(session: AsyncSession, candidates: list[WebhookEvent]) -> _Claimed:
-            rows = await mark(session, candidates)
+            """Lease the candidates that are still due (and apply them with `apply`)."""
+            leased = set(
+                (await session.scalars(sql.lease, {"ids": [r.id for r in candidates], "t": t, "lease": lease})).all()
+            )
+            rows = [r for r in candidates if r.id in leased]
             return rows, lease, (await apply(session, rows, lease) if apply is not None and rows else [])
 
         if self.db.is_sqlite:
@@ -227,8 +187,10 @@ class InboxProcessor:
         rows (and so holds the write lock for shorter chunks) while webhooks arrive in a burst."""
         claim = min(limit or self.policy.batch_size, self.policy.batch_size)
         step = min(self.policy.chunk_size, limit or self.policy.chunk_size)
+        self._handing.clear()
         if claim <= step:
-            rows, _, outcomes = await self._claim(claim, self._apply_chunk)
+            rows, _, outcomes = await self._claim(claim, self._apply_leased)
+            self._hand_over()
             self._report(outcomes)
             return len(rows)
         rows, lease, _ = await self._claim(claim)
@@ -241,24 +203,59 @@ class InboxProcessor:
             # the same lock to commit) is never stuck behind a whole batch.
             async with self.db.write() as session:
                 outcomes = await self._apply_chunk(session, chunk, lease)
+            self._hand_over()
             self._report(outcomes)
         return len(rows)
 
-    async def _apply_chunk(self, session: AsyncSession, rows: list[WebhookEvent], lease: float) -> list[_Outcome]:
+    async def _apply_leased(self, session: AsyncSession, rows: list[WebhookEvent], lease: float) -> list[_Outcome]:
+        """_apply_chunk in the transaction that just leased `rows`: they are this claim's (and on
+        PostgreSQL locked by its UPDATE), so they need no ownership check."""
+        return await self._apply_chunk(session, rows, lease, owned=True)
+
+    async def _apply_chunk(
+        self, session: AsyncSession, rows: list[WebhookEvent], lease: float, *, owned: bool = False
+    ) -> list[_Outcome]:
         """First attempts together on the fast path (in a savepoint), then retries row by row: a row
         that failed before is likely to fail again, so it is isolated from the start."""
         first = [r for r in rows if not r.attempts]
         again = [r for r in rows if r.attempts]
+        if not owned:
+            mine = {r.id for r in await self._still_mine(session, rows, lease)}
+            first = [r for r in first if r.id in mine]
+            again = [r for r in again if r.id in mine]
         outcomes: list[_Outcome] = []
         if first:
             try:
                 async with session.begin_nested():
-                    outcomes = await self._apply_batch(session, first, lease, isolate=False)
+                    outcomes = await self._apply_batch(session, first, isolate=False)
             except _HandlerFailed:
-                outcomes = await self._apply_batch(session, first, lease, isolate=True)
+                outcomes = await self._apply_batch(session, first, isolate=True)
         if again:
-            outcomes += await self._apply_batch(session, again, lease, isolate=True)
+            outcomes += await self._apply_batch(session, again, isolate=True)
         return outcomes
+
+    def _hand_over(self) -> None:
+        """After the commit: the events inserted leased to the in-process dispatcher go to it, which
+        dispatches them without claiming them again (OutboxDispatcher.hand)."""
+        for dispatcher, leased_until, older, rows in self._handing:
+            fields = ("id", "type", "aggregate_id", "order_id", "payload", "created_at", "request_id")
+            dispatcher.hand(older + [Event(*(r[f] for f in fields)) for r in rows], leased_until)
+        self._handing.clear()
+
+    async def _flush_events(self, session: AsyncSession, stage: OutboxStage) -> None:
+        """Insert the staged outbox rows; leased to the dispatcher running in this process, if any,
+        with the older due events (leased here too, so they go first), all handed to it after the
+        commit: no claim of its own (a claim elsewhere skips them)."""
+        dispatcher = running_dispatcher(self.db) if stage.rows else None
+        if dispatcher is None:
+            await stage.flush(session)
+            return
+        leased_until = now() + dispatcher.policy.lease_seconds
+        for row in stage.rows:
+            row["locked_until"] = leased_until
+        rows = await stage.flush(session)
+        older = await dispatcher.claim_older(session, min(r["created_at"] for r in rows), leased_until)
+        self._handing.append((dispatcher, leased_until, older, rows))
 
     def _report(self, outcomes: list[_Outcome]) -> None:
         """Count and log a chunk's outcomes, after its commit: a rolled-back chunk reports nothing."""
@@ -282,33 +279,30 @@ class InboxProcessor:
 
         The lease value doubles as a claim token: a row whose lease ran out and that another worker
         took over no longer matches, so its effects are not applied twice."""
-        query = select(WebhookEvent.id).where(
-            WebhookEvent.id.in_([r.id for r in rows]),
-            WebhookEvent.status == "processing",
-            WebhookEvent.locked_until == lease,
-        )
-        if not self.db.is_sqlite:
-            query = query.with_for_update()
-        owned = set((await session.scalars(query)).all())
+        owned = set((await session.scalars(self._sql.still_mine, {"ids": [r.id for r in rows], "lease": lease})).all())
         for row in rows:
             if row.id not in owned:
                 log.warning("webhook_lease_lost", provider=row.provider, event_id=row.event_id, webhook_id=row.id)
         return [r for r in rows if r.id in owned]
 
-    async def _apply_batch(
-        self, session: AsyncSession, rows: list[WebhookEvent], lease: float, *, isolate: bool
-    ) -> list[_Outcome]:
+    async def _apply_batch(self, session: AsyncSession, rows: list[WebhookEvent], *, isolate: bool) -> list[_Outcome]:
+        """Apply rows this claim owns. On the fast path (not `isolate`) the handlers' outbox events are
+        staged (stage_event) and inserted with one statement after the last handler."""
         done: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         outcomes: list[_Outcome] = []
-        mine = await self._still_mine(session, rows, lease)
-        numbers = await _next_attempt_numbers(session, mine)
-        for row in mine:
-            started = now()
-            handler = self.handlers.get(row.provider)
-            trace = {"request_id": row.request_id} if row.request_id else {}
-            with structlog.contextvars.bound_contextvars(**trace, webhook_id=row.id):
+        numbers = await _next_attempt_numbers(session, rows)
+        stage = OutboxStage()
+        if not isolate:
+            stage.open(session)
+        try:
+            for row in rows:
+                started = now()
+                handler = self.handlers.get(row.provider)
+                trace = {"request_id": row.request_id} if row.request_id else {}
+                # bind/reset rather than bound_contextvars(): no generator context manager per row.
+                tokens = structlog.contextvars.bind_contextvars(**trace, webhook_id=row.id)
                 try:
                     if handler is None:
                         raise LookupError(f"no handler is registered for provider {row.provider!r}")
@@ -323,26 +317,30 @@ class InboxProcessor:
                     error = f"{type(exc).__name__}: {exc}"[:2000]
                     failure = self._failure(row, started, error, attempts, numbers[row.id])
                     failed.append(failure)
-                    outcomes.append((row, str(failure["status"]), row.attempts + 1))
+                    outcomes.append((row, str(failure["b_status"]), row.attempts + 1))
                     continue
-            outcomes.append((row, "processed", row.attempts + 1))
-            finished = now()
-            done.append(
-                {
-                    "id": row.id,
-                    "status": "processed",
-                    "attempts": row.attempts + 1,
-                    "processed_at": finished,
-                    "locked_until": None,
-                    "last_error": None,
-                    "order_id": order_id or row.order_id,
-                }
-            )
-            attempts.append(_attempt(row, numbers[row.id], started, finished, "processed", None))
-        if done or failed:
-            await session.execute(update(WebhookEvent), done + failed)
+                finally:
+                    structlog.contextvars.reset_contextvars(**tokens)
+                outcomes.append((row, "processed", row.attempts + 1))
+                finished = now()
+                done.append(
+                    {
+                        "b_id": row.id,
+                        "b_attempts": row.attempts + 1,
+                        "b_processed_at": finished,
+                        "b_order_id": order_id or row.order_id,
+                    }
+                )
+                attempts.append(_attempt(row, numbers[row.id], started, finished, "processed", None))
+            await self._flush_events(session, stage)
+        finally:
+            stage.close(session)
+        if done:
+            await session.execute(self._sql.mark_done, done)
+        if failed:
+            await session.execute(self._sql.mark_failed, failed)
         if attempts:
-            await session.execute(insert(WebhookAttempt), attempts)
+            await session.execute(self._sql.add_attempts, attempts)
         return outcomes
 
     def _failure(
@@ -364,12 +362,11 @@ class InboxProcessor:
         delay = backoff_delay(attempt, base=self.policy.retry_base, cap=self.policy.retry_cap)
         attempts.append(_attempt(row, number, started, t, "error", error))
         return {
-            "id": row.id,
-            "status": "dead" if dead else "retrying",
-            "attempts": attempt,
-            "last_error": error,
-            "locked_until": None,
-            "next_attempt_at": t if dead else t + delay,
+            "b_id": row.id,
+            "b_status": "dead" if dead else "retrying",
+            "b_attempts": attempt,
+            "b_last_error": error,
+            "b_next_attempt_at": t if dead else t + delay,
         }
 
 
