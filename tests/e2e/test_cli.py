@@ -65,6 +65,7 @@ def _serving(tmp_path: Path, *args: str, **env: str) -> Iterator[tuple[str, str,
     proc = subprocess.Popen(
         [*STOREBRIDGE, "serve", "--port", str(port), *args],
         env=_env(tmp_path, **env),
+        cwd=tmp_path,  # on PostgreSQL the generated token is kept in ./storebridge.token
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
