@@ -171,10 +171,12 @@ class OutboundDelivery:
         done, claims = await self._step(claim=True)
         self._queue(claims)
         if not claims and not done:
-            if self._tasks:
-                # Nothing new to claim: wait (a little) for a send to finish so it is recorded promptly.
+            if self._tasks or self._done:
+                # Nothing new to claim: wait (a little) for a send to finish (at once if one finished
+                # while this step waited for the write lock), record it and claim what it freed.
                 await _wait(self._finished, 0.2)
-                done, _ = await self._step(claim=False)
+                done, claims = await self._step(claim=True)
+                self._queue(claims)
             elif await _wait(self.wake, 1.0):
                 # Deliveries were just queued by the outbox dispatch (in this process): claim them now
                 # rather than after the worker's idle sleep.
