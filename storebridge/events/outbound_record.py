@@ -203,7 +203,7 @@ async def record_outcomes(
         await connection.execute(_RECORD, updates)
     for eid, state in endpoint_state.items():
         if eid not in disables:
-            await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == eid).values(**state))
+            await connection.execute(update(ENDPOINTS).where(ENDPOINTS.c.id == eid).values(**state))
     for eid, reason in disables.items():
         await disable_endpoint(session, eid, reason)
     if attempt_rows:
