@@ -1,8 +1,10 @@
 """Outbound webhook delivery: claim due deliveries, POST them signed, record every attempt.
 
 A claim is a lease (`locked_until`; SKIP LOCKED on PostgreSQL) taken in a short write
-transaction; the HTTP calls happen after it commits, never inside a transaction; each
-outcome is then written in its own short transaction. Payloads follow Standard Webhooks:
+transaction; the HTTP calls happen after it commits, never inside a transaction; the finished
+ones are recorded together in the next step's transaction (storebridge.events.outbound_record),
+which also claims the next deliveries. The URL's form is checked before each send, its addresses
+at every new connection (OutboundHttp). Payloads follow Standard Webhooks:
 `webhook-id` is the event id (stable across retries so receivers can dedupe),
 `webhook-timestamp` the time of sending, `webhook-signature` `v1,<base64 HMAC>` over the exact
 bytes sent.
@@ -12,8 +14,8 @@ After a failure the next attempt follows RETRY_SCHEDULE (+/- 20 % jitter); a 429
 endpoint at once; an endpoint with no success for DISABLE_AFTER_FAILING_SECONDS is disabled too.
 Either way its other queued deliveries end as `failed` (they can be resent once it is enabled).
 
-A delivery is sent and logged with the `request_id` of what caused its event (bound to the log
-context, and sent as `X-Request-ID` when it is a plain token), so a receiver's logs and ours meet.
+A delivery is sent and logged with the `request_id` of what caused its event (a field of its log
+line, and sent as `X-Request-ID` when it is a plain token), so a receiver's logs and ours meet.
 Attempts are counted by outcome (the delivery's status after the attempt) for /metrics.
 """
 
