@@ -4,19 +4,25 @@ A loopback receiver (its own process) answers every POST 200 and counts what it 
 distinct `webhook-id`s and distinct inbound event ids (the hub's event carries the inbound one in
 `data.event_id`). Lost = acknowledged inbound webhooks never delivered; duplicates = deliveries of
 an inbound event beyond its first.
+
+`python bench/fanout.py --deliveries 10000` measures the delivery path alone (claim, sign, POST,
+record), without ingest, inbox and outbox sharing the process: stored events with one queued
+delivery each, sent by `deliver_once` steps; it prints the CPU per delivery and the rate.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import multiprocessing
+import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bench_settings", "outbound_end_to_end"]
+__all__ = ["bench_settings", "deliveries_only", "outbound_end_to_end"]
 
 
 def bench_settings(database_url: str, secret: str, **extra: Any) -> Any:
@@ -115,6 +121,7 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
                     hub.loop,
                 ).result(30)
                 started = time.time()
+                cpu_before = _cpu_seconds()
                 proc = spawn.Process(target=client, args=(base, 0, events, 32))
                 proc.start()
                 proc.join()
@@ -124,6 +131,7 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
                 while stats["events"] < events and time.monotonic() < deadline:
                     time.sleep(0.2)
                     stats = _stats(receiver_port)
+                cpu = _cpu_seconds() - cpu_before
                 time.sleep(1.0)  # a late duplicate would show here
                 stats = _stats(receiver_port)
     finally:
@@ -140,4 +148,86 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
         "ingest_s": ingested,
         "total_s": total,
         "rate": stats["events"] / total if stats["last_at"] else 0.0,
+        # The hub's CPU (this process: HTTP ingest, inbox, outbox, fan-out, deliveries) per event:
+        # steadier than the rate on a shared machine, so the figure to compare before/after.
+        "hub_cpu_us_per_event": cpu / events * 1e6,
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def deliveries_only(count: int) -> dict[str, Any]:
+    """`count` stored events, one queued delivery each, delivered by `deliver_once` steps; the CPU
+    of the steps and their sends (this process) per delivery."""
+    from storebridge.db import Database, now
+    from storebridge.embedded import free_port
+    from storebridge.events.bus import Event
+    from storebridge.events.model import OutboxEvent
+    from storebridge.events.outbound import OutboundWebhooks
+    from storebridge.logs import configure_logging
+    from storebridge.migrate import upgrade
+
+    configure_logging("ERROR", "json", [])
+    spawn = multiprocessing.get_context("spawn")
+    port = free_port()
+    ready = spawn.Event()
+    receiver = spawn.Process(target=_receiver, args=(port, ready), daemon=True)
+    receiver.start()
+    ready.wait(30)
+
+    async def run(path: Path) -> dict[str, Any]:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(db)
+        service = OutboundWebhooks(db, allow_private=True)
+        await service.create(url=f"http://127.0.0.1:{port}/hook", event_types=["webhook.bench.*"])
+        t = now() + 1  # after the endpoint's creation
+        for start in range(0, count, 500):
+            events = [
+                Event(f"evt_{n:08d}", "webhook.bench.stock.changed", None, None, {"event_id": f"in_{n}", "n": n}, t)
+                for n in range(start, min(count, start + 500))
+            ]
+            async with db.write() as session:
+                session.add_all(
+                    OutboxEvent(id=e.id, type=e.type, payload=e.payload, created_at=t, dispatched_at=t) for e in events
+                )
+                await session.flush()
+                await service.fan_out_batch(session, events)
+        loop = asyncio.get_running_loop()
+        cpu, started = _cpu_seconds(), time.perf_counter()
+        while True:
+            idle = not await service.deliver_once() and not service.sender._tasks
+            if idle and (await loop.run_in_executor(None, _stats, port))["events"] >= count:
+                break
+        await service.aclose()
+        cpu, elapsed = _cpu_seconds() - cpu, time.perf_counter() - started
+        stats = await loop.run_in_executor(None, _stats, port)
+        await db.dispose()
+        return {
+            "deliveries": stats["deliveries"],
+            "events": stats["events"],
+            "rate": count / elapsed,
+            "cpu_us_per_delivery": cpu / count * 1e6,
+        }
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return asyncio.run(run(Path(tmp) / "deliveries.db"))
+    finally:
+        receiver.terminate()
+        receiver.join(10)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deliveries", type=int, default=10000)
+    out = deliveries_only(parser.parse_args().deliveries)
+    print(
+        f"{out['events']} delivered ({out['deliveries']} requests): {out['rate']:,.0f} deliveries/s, "
+        f"{out['cpu_us_per_delivery']:,.0f} µs CPU per delivery"
+    )

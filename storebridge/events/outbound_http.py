@@ -30,6 +30,7 @@ __all__ = ["Answer", "OutboundHttp"]
 KEEPALIVE_SECONDS = 5.0
 DRAIN_BYTES = 64 * 1024  # an answer body longer than this is not read to its end: the connection is closed
 _IDLE_PER_ORIGIN = 100
+_TARGETS_KEPT = 1024
 _URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 
 
@@ -64,6 +65,7 @@ class OutboundHttp:
         self.excerpt_bytes = excerpt_bytes
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._targets: dict[str, tuple[Origin, str]] = {}
 
     async def aclose(self) -> None:
         for connections in self._idle.values():
@@ -72,20 +74,10 @@ class OutboundHttp:
         self._idle.clear()
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname or ""
-        port = parts.port or (443 if scheme == "https" else 80)
-        target = quote(parts.path or "/", safe=_URL_SAFE) + (
-            f"?{quote(parts.query, safe=_URL_SAFE)}" if parts.query else ""
-        )
-        host_header = f"[{host}]" if ":" in host else host
-        if parts.port is not None:
-            host_header += f":{parts.port}"
-        lines = [f"POST {target} HTTP/1.1", f"Host: {host_header}", f"Content-Length: {len(body)}"]
+        origin, head = self._target(url)
+        lines = [head, f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        origin = (scheme, host, port)
         connection = self._take_idle(origin)
         if connection is not None:
             try:
@@ -97,6 +89,27 @@ class OutboundHttp:
             return await self._exchange(origin, connection, request)
         except _Stale:
             raise ConnectionError("the server closed the connection without answering") from None
+
+    def _target(self, url: str) -> tuple[Origin, str]:
+        """The URL's origin and the request's first lines (request line, Host), remembered per URL:
+        every delivery to an endpoint posts to the same one."""
+        known = self._targets.get(url)
+        if known is not None:
+            return known
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        target = quote(parts.path or "/", safe=_URL_SAFE) + (
+            f"?{quote(parts.query, safe=_URL_SAFE)}" if parts.query else ""
+        )
+        host_header = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            host_header += f":{parts.port}"
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        known = self._targets[url] = ((scheme, host, port), f"POST {target} HTTP/1.1\r\nHost: {host_header}")
+        return known
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)

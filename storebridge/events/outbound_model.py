@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from typing import cast
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storebridge.db import Base, JSONType, now
 
-__all__ = ["WebhookEndpoint", "WebhookDelivery", "WebhookDeliveryAttempt"]
+__all__ = [
+    "WebhookEndpoint",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "ENDPOINTS",
+    "DELIVERIES",
+    "ATTEMPTS",
+]
 
 
 class WebhookEndpoint(Base):
@@ -58,3 +67,10 @@ class WebhookDeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# The tables, for the Core statements of the hot paths (fan-out insert, claim, attempt recording):
+# per row, the ORM's bulk insert/update and entity loading cost more CPU than the rows' SQL.
+ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+DELIVERIES = cast(Table, WebhookDelivery.__table__)
+ATTEMPTS = cast(Table, WebhookDeliveryAttempt.__table__)

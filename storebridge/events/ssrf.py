@@ -7,7 +7,8 @@ unspecified, multicast, reserved, shared CGNAT space (100.64.0.0/10), or an IPv6
 embeds one of those (IPv4-mapped, 6to4, NAT64, Teredo). Every resolved address is checked, so a
 DNS name cannot hide a private address behind a public one.
 
-`check_destination` is the pure check (its resolver can be injected). `guarded_transport` closes
+`check_destination` is the pure check (its resolver can be injected); `check_form` the URL's form
+alone. `guarded_transport` (and `checked_addresses`, for storebridge.events.outbound_http) closes
 the gap between checking and connecting (DNS rebinding): its connections resolve, check, then
 connect to the very address that was checked.
 """
@@ -15,6 +16,7 @@ connect to the very address that was checked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,6 +33,7 @@ __all__ = [
     "system_resolver",
     "address_problem",
     "check_destination",
+    "check_form",
     "guarded_transport",
 ]
 
@@ -90,8 +93,10 @@ def address_problem(ip: IPAddress) -> str | None:
     return next((why for bad, why in checks if bad), None)
 
 
-def _parse(url: str) -> tuple[str, int]:
-    """Check the URL's form; return its host (brackets removed) and port."""
+@functools.lru_cache(maxsize=1024)
+def check_form(url: str) -> tuple[str, int]:
+    """Check the URL's form (not its addresses); return its host (brackets removed) and port.
+    Remembered per URL: the outbound sender checks the form before every delivery."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -157,7 +162,7 @@ async def checked_addresses(host: str, port: int, resolver: Resolver = system_re
 
 async def check_destination(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> None:
     """Raise UnsafeDestination if `url` must not be called; resolve its host first (every address)."""
-    host, port = _parse(url)
+    host, port = check_form(url)
     if allow_private:
         return
     await _checked_addresses(host, port, resolver)

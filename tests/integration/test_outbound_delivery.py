@@ -1,0 +1,132 @@
+"""Outbound delivery claims and attempt recording on a real database (Core statements, leases)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select, update
+
+from storebridge.db import Database, now
+from storebridge.events.bus import Event
+from storebridge.events.model import OutboxEvent
+from storebridge.events.outbound import OutboundWebhooks
+from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt
+from storebridge.events.outbound_record import Claim, Outcome, record_outcomes
+from storebridge.migrate import upgrade
+
+PAYLOAD = {"sku": "sku_é", "qty": 3, "nested": {"list": [1, 2.5, None, True], "text": "a\u2028b"}}
+
+
+def _with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        db = Database(url)
+        try:
+            await upgrade(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+async def _queued(db: Database, count: int) -> OutboundWebhooks:
+    """An endpoint for `thing.*` and `count` stored events, each with its delivery queued."""
+    service = OutboundWebhooks(db, allow_private=True)
+    await service.create(url="http://127.0.0.1:9/hook", event_types=["thing.*"])
+    t = now() + 1
+    events = [Event(f"evt_{i}", "thing.happened", None, None, dict(PAYLOAD, n=i), t, f"req_{i}") for i in range(count)]
+    async with db.write() as session:
+        session.add_all(
+            OutboxEvent(id=e.id, type=e.type, payload=e.payload, request_id=e.request_id, created_at=t, dispatched_at=t)
+            for e in events
+        )
+        await session.flush()
+        await service.fan_out_batch(session, events)
+    return service
+
+
+async def _claim(service: OutboundWebhooks) -> list[Claim]:
+    async with service.db.write() as session:
+        return await service.sender._claim(session)
+
+
+async def _record(service: OutboundWebhooks, done: list[tuple[Claim, Outcome]]) -> list[str]:
+    async with service.db.write() as session:
+        recorded = await record_outcomes(
+            session,
+            done,
+            next_delay=service.sender.next_delay,
+            disable_after_seconds=3600.0,
+            lock=not service.db.is_sqlite,
+        )
+    return [r.status for r in recorded]
+
+
+async def _rows(db: Database) -> dict[str, WebhookDelivery]:
+    async with db.read() as session:
+        return {r.event_id: r for r in (await session.scalars(select(WebhookDelivery))).all()}
+
+
+async def _attempts(db: Database) -> list[tuple[str, int, int | None]]:
+    async with db.read() as session:
+        query = select(WebhookDelivery.event_id, WebhookDeliveryAttempt.attempt, WebhookDeliveryAttempt.status_code)
+        query = query.join(WebhookDelivery, WebhookDelivery.id == WebhookDeliveryAttempt.delivery_id)
+        return sorted(tuple(r) for r in (await session.execute(query)).all())  # type: ignore[misc]
+
+
+def test_a_claim_leases_its_rows_and_carries_the_stored_event(db_url: str) -> None:
+    async def work(db: Database) -> None:
+        service = await _queued(db, 3)
+        claims = await _claim(service)
+        assert sorted(c.event.id for c in claims if c.event) == ["evt_0", "evt_1", "evt_2"]
+        first = next(c for c in claims if c.event and c.event.id == "evt_1")
+        assert first.event is not None and first.event.payload == dict(PAYLOAD, n=1)
+        assert first.request_id == "req_1" and first.attempts == 0 and first.url.endswith("/hook")
+        rows = await _rows(db)
+        assert {r.locked_until for r in rows.values()} == {first.lease}
+        assert await _claim(service) == []  # leased: not claimed twice
+
+    _with_db(db_url, work)
+
+
+def test_outcomes_are_recorded_only_under_their_lease_and_attempts_are_numbered(db_url: str) -> None:
+    async def work(db: Database) -> None:
+        service = await _queued(db, 3)
+        claims = {c.event.id: c for c in await _claim(service) if c.event}
+        before = await _rows(db)
+        # evt_2's lease was lost (it ran out and another worker claimed the delivery).
+        async with db.write() as session:
+            await session.execute(
+                update(WebhookDelivery).where(WebhookDelivery.event_id == "evt_2").values(locked_until=now() + 999)
+            )
+        t = now()
+        statuses = await _record(
+            service,
+            [
+                (claims["evt_0"], Outcome(t, 1.0, 200, None, "ok")),
+                (claims["evt_1"], Outcome(t, 1.0, 500, None, "boom")),
+                (claims["evt_2"], Outcome(t, 1.0, 200, None, "ok")),
+            ],
+        )
+        assert statuses == ["succeeded", "retrying", "succeeded"]
+        rows = await _rows(db)
+        ok, retry, lost = rows["evt_0"], rows["evt_1"], rows["evt_2"]
+        assert (ok.status, ok.attempts, ok.locked_until, ok.last_status_code) == ("succeeded", 1, None, 200)
+        assert ok.next_attempt_at == before["evt_0"].next_attempt_at  # a success does not reschedule
+        assert (retry.status, retry.attempts, retry.locked_until, retry.last_error) == ("retrying", 1, None, "HTTP 500")
+        assert retry.next_attempt_at >= t
+        assert (lost.status, lost.attempts) == ("pending", 0) and lost.locked_until is not None
+        # The retried delivery is attempted again: its attempt log goes on from 1 to 2.
+        async with db.write() as session:
+            await session.execute(
+                update(WebhookDelivery).where(WebhookDelivery.event_id == "evt_1").values(next_attempt_at=now() - 1)
+            )
+        again = [c for c in await _claim(service) if c.event and c.event.id == "evt_1"]
+        assert len(again) == 1 and again[0].attempts == 1
+        assert await _record(service, [(again[0], Outcome(now(), 1.0, 200, None, ""))]) == ["succeeded"]
+        assert await _attempts(db) == [("evt_0", 1, 200), ("evt_1", 1, 500), ("evt_1", 2, 200), ("evt_2", 1, 200)]
+        assert (await _rows(db))["evt_1"].attempts == 2
+
+    _with_db(db_url, work)
