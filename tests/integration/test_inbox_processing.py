@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,19 +15,8 @@ from storebridge.webhooks.inbox import InboxRow, InboxWriter
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy
 from storebridge.webhooks.retention import InboxPruner
+from tests.support.databases import with_migrated_db
 from tests.support.events import declared
-
-
-def _with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        db = Database(url)
-        try:
-            await upgrade(db)
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 async def _store(db: Database, rows: list[InboxRow]) -> None:
@@ -75,7 +62,7 @@ def test_one_aggregate_is_processed_oldest_first_and_waits_for_a_failing_predece
                 break
         return await applied(db)
 
-    assert _with_db(db_url, work) == ["x1", "e1", "e2", "e3"]
+    assert with_migrated_db(db_url, work) == ["x1", "e1", "e2", "e3"]
 
 
 def test_failures_end_dead_with_every_attempt_recorded(db_url: str) -> None:
@@ -99,7 +86,7 @@ def test_failures_end_dead_with_every_attempt_recorded(db_url: str) -> None:
             await asyncio.sleep(0.005)
         raise AssertionError("never went dead")
 
-    row = _with_db(db_url, work)
+    row = with_migrated_db(db_url, work)
     assert row.attempts == 3 and row.last_error == "ValueError: cannot apply"
 
 
@@ -121,7 +108,7 @@ def test_an_expired_lease_is_taken_over(db_url: str) -> None:
             await s.execute(update(WebhookEvent).values(locked_until=now() - 1))
         assert await processor.process_once() == 1
 
-    _with_db(db_url, work)
+    with_migrated_db(db_url, work)
     assert done == ["l1"]
 
 
@@ -152,7 +139,7 @@ def test_retention_prunes_old_processed_rows_only(db_url: str) -> None:
             assert await s.scalar(select(func.count()).select_from(WebhookEvent)) == 2
         return pruned, left
 
-    assert _with_db(db_url, work) == (1, ["dead", "new"])
+    assert with_migrated_db(db_url, work) == (1, ["dead", "new"])
 
 
 def test_a_blocked_aggregate_does_not_hold_up_the_others(db_url: str) -> None:
@@ -181,7 +168,7 @@ def test_a_blocked_aggregate_does_not_hold_up_the_others(db_url: str) -> None:
         while await processor.process_once(limit=5):
             pass
 
-    _with_db(db_url, work)
+    with_migrated_db(db_url, work)
     assert done[2] == "a-head"
     assert done[3:] == [f"a-{i:02d}" for i in range(40)]
 
@@ -213,7 +200,7 @@ def test_ingest_leaves_ordering_to_the_worker_which_admits_the_oldest_arrivals(d
             pass
         return after_one, await ordering(db)
 
-    after_one, after_all = _with_db(db_url, work)
+    after_one, after_all = with_migrated_db(db_url, work)
     assert done[0] == "x1"
     assert after_one == {"x3": "pay_x", "x2": "pay_x", "x1": "pay_x", "y1": "pay_y", "z1": None}
     assert [e for e in done if e.startswith("x")] == ["x1", "x2", "x3"] and sorted(done) == [
@@ -317,7 +304,7 @@ def test_first_attempts_are_claimed_ahead_of_due_retries(db_url: str) -> None:
         await _store(db, [_row("new", "pay_new", 1000)])
         return await InboxProcessor(db, {"test": handler}, ProcessPolicy(batch_size=10)).process_once()
 
-    assert _with_db(db_url, work) == 10
+    assert with_migrated_db(db_url, work) == 10
     assert done[0] == "new" and len([e for e in done if e.startswith("r")]) == 9
 
 
@@ -343,7 +330,7 @@ def test_due_retries_keep_a_share_of_each_claim_behind_new_webhooks(db_url: str)
         assert await processor.process_once() == 10
         assert sorted(done) == [f"n{i:03d}" for i in range(16, 25)] + ["r004"]
 
-    _with_db(db_url, work)
+    with_migrated_db(db_url, work)
 
 
 def test_a_new_webhook_still_waits_behind_its_own_aggregates_retry(db_url: str) -> None:
@@ -361,5 +348,5 @@ def test_a_new_webhook_still_waits_behind_its_own_aggregates_retry(db_url: str) 
         processor = InboxProcessor(db, {"test": handler}, ProcessPolicy(batch_size=10))
         return [await processor.process_once(), await processor.process_once(), await processor.process_once()]
 
-    assert _with_db(db_url, work) == [2, 1, 0]
+    assert with_migrated_db(db_url, work) == [2, 1, 0]
     assert done == ["other", "r000", "later"]

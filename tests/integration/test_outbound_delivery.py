@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from sqlalchemy import select, update
 
 from storebridge.db import Database, now
@@ -14,21 +10,9 @@ from storebridge.events.model import OutboxEvent
 from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt
 from storebridge.events.outbound_record import Claim, Outcome, record_outcomes
-from storebridge.migrate import upgrade
+from tests.support.databases import with_migrated_db
 
 PAYLOAD = {"sku": "sku_é", "qty": 3, "nested": {"list": [1, 2.5, None, True], "text": "a\u2028b"}}
-
-
-def _with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        db = Database(url)
-        try:
-            await upgrade(db)
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 async def _queued(db: Database, count: int) -> OutboundWebhooks:
@@ -88,7 +72,7 @@ def test_a_claim_leases_its_rows_and_carries_the_stored_event(db_url: str) -> No
         assert {r.locked_until for r in rows.values()} == {first.lease}
         assert await _claim(service) == []  # leased: not claimed twice
 
-    _with_db(db_url, work)
+    with_migrated_db(db_url, work)
 
 
 def test_outcomes_are_recorded_only_under_their_lease_and_attempts_are_numbered(db_url: str) -> None:
@@ -129,4 +113,4 @@ def test_outcomes_are_recorded_only_under_their_lease_and_attempts_are_numbered(
         assert await _attempts(db) == [("evt_0", 1, 200), ("evt_1", 1, 500), ("evt_1", 2, 200), ("evt_2", 1, 200)]
         assert (await _rows(db))["evt_1"].attempts == 2
 
-    _with_db(db_url, work)
+    with_migrated_db(db_url, work)

@@ -4,8 +4,6 @@ outbox loop, leased to it and handed over after the commit (no claim, no re-read
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,23 +12,11 @@ from storebridge.db import Database, now
 from storebridge.events.bus import Event, EventBus, record_event, stage_event
 from storebridge.events.model import OutboxEvent
 from storebridge.events.outbox import DispatchPolicy, OutboxDispatcher
-from storebridge.migrate import upgrade
 from storebridge.webhooks.inbox import InboxRow, InboxWriter
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.processor import InboxProcessor
+from tests.support.databases import with_migrated_db
 from tests.support.events import declared
-
-
-def _with_db(url: str, work: Callable[[Database], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        db = Database(url)
-        try:
-            await upgrade(db)
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 async def _store(db: Database, *event_ids: str) -> None:
@@ -81,7 +67,7 @@ def test_staged_events_go_to_the_running_dispatcher_after_older_ones_once_each(d
         assert all(r.dispatched_at is not None and r.locked_until is None for r in await _outbox(db))
         return seen
 
-    assert _with_db(db_url, work) == ["older", "e1", "e2", "e3"]
+    assert with_migrated_db(db_url, work) == ["older", "e1", "e2", "e3"]
 
 
 def test_without_a_running_dispatcher_staged_events_wait_for_a_claim(db_url: str) -> None:
@@ -93,7 +79,7 @@ def test_without_a_running_dispatcher_staged_events_wait_for_a_claim(db_url: str
         assert await OutboxDispatcher(db, _counting_bus(seen)).dispatch_once() == 2
         return seen
 
-    assert _with_db(db_url, work) == ["e1", "e2"]
+    assert with_migrated_db(db_url, work) == ["e1", "e2"]
 
 
 def test_handed_events_of_a_dispatcher_that_died_are_claimed_when_their_lease_runs_out(db_url: str) -> None:
@@ -114,4 +100,4 @@ def test_handed_events_of_a_dispatcher_that_died_are_claimed_when_their_lease_ru
             await other_db.dispose()
         return seen
 
-    assert _with_db(db_url, work) == ["e1", "e2"]
+    assert with_migrated_db(db_url, work) == ["e1", "e2"]

@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+from storebridge.db import Database
+from storebridge.migrate import upgrade
+
+T = TypeVar("T")
 
 POSTGRES_ENV = "STOREBRIDGE_TEST_POSTGRES_URL"
 REDIS_ENV = "STOREBRIDGE_TEST_REDIS_URL"
@@ -61,3 +67,17 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
     else:
         with postgres_database() as url:
             yield url
+
+
+def with_migrated_db(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` against a migrated Database on `url` in a fresh event loop; dispose it afterwards."""
+
+    async def go() -> T:
+        db = Database(url)
+        try:
+            await upgrade(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
