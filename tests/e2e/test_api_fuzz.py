@@ -29,7 +29,7 @@ pytestmark = [
 
 # Generated cases per operation and mode (positive, negative), on top of the explicit ones; sized to
 # keep the whole test under a minute per database on the 2-core reference machine (and the suite under 15 minutes).
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 8
 
 
 @pytest.fixture
