@@ -122,27 +122,8 @@ class Hub:
         if self.sandbox_states is not None:
             await self.sandbox_states.load()
         self.inbox.start()
-        if run_worker and worker_process:
-            self.worker = WorkerProcess(
-                self.db.write_gate,
-                args=[self.public_url],
-                ingest_busy=self.inbox.busy,
-                counters=self.telemetry_counters(),
-                calls=self.calls,
-            )
-            self.inbox.on_commit = self.worker.notify_inbox
-            self.worker.start()
-        elif run_worker:
-            self.worker = Worker(
-                self.db,
-                self.processor,
-                self.dispatcher,
-                poll_seconds=self.settings.worker_poll_seconds,
-                jobs=self.worker_jobs,
-                # Sharing the event loop with webhook ingest: during a burst, acknowledging comes first.
-                ingest_busy=ingest_busy or self.inbox.busy,
-                burst_share=self.settings.worker_burst_share,
-            )
+        if run_worker:
+            self.worker = self._child_worker() if worker_process else self._loop_worker(ingest_busy)
             self.inbox.on_commit = self.worker.notify_inbox
             self.worker.start()
         for integration in self.integrations.values():
@@ -170,6 +151,27 @@ class Hub:
         for close in self.closers:
             await close()
         await self.db.dispose()
+
+    def _child_worker(self) -> WorkerProcess:
+        return WorkerProcess(
+            self.db.write_gate,
+            args=[self.public_url],
+            ingest_busy=self.inbox.busy,
+            counters=self.telemetry_counters(),
+            calls=self.calls,
+        )
+
+    def _loop_worker(self, ingest_busy: Callable[[], bool] | None) -> Worker:
+        return Worker(
+            self.db,
+            self.processor,
+            self.dispatcher,
+            poll_seconds=self.settings.worker_poll_seconds,
+            jobs=self.worker_jobs,
+            # Sharing the event loop with webhook ingest: during a burst, acknowledging comes first.
+            ingest_busy=ingest_busy or self.inbox.busy,
+            burst_share=self.settings.worker_burst_share,
+        )
 
     def telemetry_counters(self) -> dict[str, Counter[Any]]:
         """The in-memory counters /metrics reads that the worker adds to (merged from a worker child)."""

@@ -20,15 +20,13 @@ __all__ = ["main"]
 
 async def _run(fd: int, public_url: str) -> None:
     from storebridge.bootstrap import bootstrap
+    from storebridge.cli.app import _logging
     from storebridge.config import load_settings
-    from storebridge.logs import configure_logging
     from storebridge.plugins import install_plugins
-    from storebridge.providers.registry import load_registry
     from storebridge.worker_process import WorkerLink
 
     settings = load_settings()
-    secrets = [s.get_secret_value() for s in (settings.api_token, settings.redis_url) if s]
-    configure_logging(settings.log_level, settings.log_format, [*secrets, *load_registry().secret_values()])
+    _logging(settings)  # the parent's log set-up: same format, same secrets redacted
     hub = bootstrap(settings, public_url=public_url)
     install_plugins(hub, settings.plugins)
     hub.modes_shown = True  # the parent printed them
