@@ -40,7 +40,7 @@ import structlog
 from storebridge.db import WriteGate
 from storebridge.observability.calls import CallLog, CallRecord
 
-__all__ = ["CHILD_MODULE", "RemoteWriteGate", "WorkerLink", "WorkerProcess", "read_frame", "write_frame"]
+__all__ = ["CHILD_MODULE", "RemoteWriteGate", "WorkerLink", "WorkerProcess"]
 
 log = structlog.get_logger("storebridge.worker")
 
@@ -91,8 +91,6 @@ class WorkerProcess:
         self.counters = counters
         self.calls = calls
         self.restart_after = restart_after
-        self.pid: int | None = None
-        self.starts = 0
         self._writer: asyncio.StreamWriter | None = None
         self._notify_pending = False
         self._stopping = False
@@ -154,8 +152,6 @@ class WorkerProcess:
             )
         finally:
             theirs.close()
-        self.pid = self._proc.pid
-        self.starts += 1
         reader, self._writer = await asyncio.open_connection(sock=ours)
         try:
             await self.serve_link(reader, self._writer)
