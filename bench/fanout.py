@@ -16,13 +16,17 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bench_settings", "deliveries_only", "outbound_end_to_end"]
+__all__ = ["bench_settings", "deliveries_only", "outbound_end_to_end", "outbound_served"]
 
 
 def bench_settings(database_url: str, secret: str, **extra: Any) -> Any:
@@ -120,23 +124,128 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
                     hub.outbound.create(url=f"http://127.0.0.1:{receiver_port}/hook", event_types=["webhook.bench.*"]),
                     hub.loop,
                 ).result(30)
-                started = time.time()
-                cpu_before = _cpu_seconds()
-                proc = spawn.Process(target=client, args=(base, 0, events, 32))
-                proc.start()
-                proc.join()
-                ingested = time.time() - started
-                deadline = time.monotonic() + timeout
-                stats = _stats(receiver_port)
-                while stats["events"] < events and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    stats = _stats(receiver_port)
-                cpu = _cpu_seconds() - cpu_before
-                time.sleep(1.0)  # a late duplicate would show here
-                stats = _stats(receiver_port)
+                result = _burst(events, base, receiver_port, client, spawn, timeout, _cpu_seconds)
     finally:
         receiver.terminate()
         receiver.join(10)
+    return result
+
+
+def outbound_served(events: int, *, secret: str, client: Any, timeout: float = 600.0) -> dict[str, Any]:
+    """The same burst against `storebridge serve` as `make serve` runs it (SQLite, the worker in its
+    child process): ingest in the serving process, inbox, outbox and deliveries in the child."""
+    from storebridge.embedded import free_port
+
+    spawn = multiprocessing.get_context("spawn")
+    receiver_port = free_port()
+    ready = spawn.Event()
+    receiver = spawn.Process(target=_receiver, args=(receiver_port, ready), daemon=True)
+    receiver.start()
+    ready.wait(30)
+    token = "sbk_bench_" + os.urandom(12).hex()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREBRIDGE_", "STRIPE_"))}
+            env.update(
+                STOREBRIDGE_DATABASE_URL=f"sqlite:///{Path(tmp) / 'bench.db'}",
+                STOREBRIDGE_API_TOKEN=token,
+                STOREBRIDGE_LOG_LEVEL="ERROR",
+                STOREBRIDGE_WEBHOOK_PROVIDERS="bench:plain",
+                BENCH_WEBHOOK_SECRET=secret,
+                STRIPE_ENABLED="false",
+                STOREBRIDGE_ALLOW_PRIVATE_WEBHOOK_TARGETS="true",
+            )
+            exe = Path(sys.executable).parent / "storebridge"
+            with open(Path(tmp) / "serve.log", "wb") as log:
+                hub = subprocess.Popen(
+                    [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    cwd=tmp,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                base = f"http://127.0.0.1:{port}"
+                _wait_ready(hub, base, Path(tmp) / "serve.log")
+                _subscribe(base, token, f"http://127.0.0.1:{receiver_port}/hook")
+                result = _burst(events, base, receiver_port, client, spawn, timeout, lambda: _tree_cpu(hub.pid))
+            finally:
+                hub.terminate()
+                try:
+                    hub.wait(30)
+                except subprocess.TimeoutExpired:
+                    hub.kill()
+                    hub.wait()
+    finally:
+        receiver.terminate()
+        receiver.join(10)
+    return result
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"storebridge serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"storebridge serve was not ready within 60 s:\n{log.read_text()[-3000:]}")
+
+
+def _subscribe(base: str, token: str, url: str) -> None:
+    body = json.dumps({"url": url, "event_types": ["webhook.bench.*"]}).encode()
+    request = urllib.request.Request(
+        f"{base}/subscriptions",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        if answer.status != 201:
+            raise RuntimeError(f"POST /subscriptions answered {answer.status}")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live children (serve's inbox writer and worker child)."""
+
+    def stat(p: str) -> list[str] | None:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+
+    total = 0
+    for entry in Path("/proc").iterdir():
+        fields = stat(entry.name) if entry.name.isdigit() else None
+        if fields is not None and (entry.name == str(pid) or fields[1] == str(pid)):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _burst(
+    events: int, base: str, receiver_port: int, client: Any, spawn: Any, timeout: float, cpu: Any
+) -> dict[str, Any]:
+    """Send the burst from a client process; wait for every delivery; count lost and duplicates."""
+    started = time.time()
+    cpu_before = cpu()
+    proc = spawn.Process(target=client, args=(base, 0, events, 32))
+    proc.start()
+    proc.join()
+    ingested = time.time() - started
+    deadline = time.monotonic() + timeout
+    stats = _stats(receiver_port)
+    while stats["events"] < events and time.monotonic() < deadline:
+        time.sleep(0.2)
+        stats = _stats(receiver_port)
+    used = cpu() - cpu_before
+    time.sleep(1.0)  # a late duplicate would show here
+    stats = _stats(receiver_port)
     total = stats["last_at"] - started if stats["last_at"] else float("nan")
     return {
         "events": events,
@@ -148,9 +257,9 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
         "ingest_s": ingested,
         "total_s": total,
         "rate": stats["events"] / total if stats["last_at"] else 0.0,
-        # The hub's CPU (this process: HTTP ingest, inbox, outbox, fan-out, deliveries) per event:
-        # steadier than the rate on a shared machine, so the figure to compare before/after.
-        "hub_cpu_us_per_event": cpu / events * 1e6,
+        # The hub's CPU (HTTP ingest, inbox, outbox, fan-out, deliveries) per event: steadier than
+        # the rate on a shared machine, so the figure to compare before/after.
+        "hub_cpu_us_per_event": used / events * 1e6,
     }
 
 

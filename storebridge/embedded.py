@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import structlog
 import uvicorn
 
 __all__ = ["free_port", "serve_in_thread"]
+
+log = structlog.get_logger("storebridge.embedded")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,3 +58,29 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        if thread.is_alive():
+            log.warning("embedded_server_stop_timeout", seconds=30, waiting_in=_stacks(thread))
+
+
+def _stacks(thread: threading.Thread) -> list[str]:
+    """Where a server thread that did not stop is waiting: its own stack and its event loop's tasks."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    lines = ["thread: " + " > ".join(f"{f.name}:{f.lineno}" for f in traceback.extract_stack(frame))] if frame else []
+    try:
+        for loop in list(_loops_of(frame)):
+            for task in list(asyncio.all_tasks(loop)):
+                stack = " > ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in task.get_stack())
+                lines.append(f"task {task.get_name()}: {stack}")
+    except RuntimeError:  # the task set changed while it was read: the thread stack is still there
+        pass
+    return lines
+
+
+def _loops_of(frame: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    """The running event loop found in the thread's frames (BaseEventLoop.run_forever's `self`)."""
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, asyncio.AbstractEventLoop):
+            yield owner
+            return
+        frame = frame.f_back

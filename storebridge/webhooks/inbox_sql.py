@@ -49,6 +49,7 @@ class InboxStatements:
     first_lane_to_horizon: Select[WebhookEvent]
     retry_lanes: tuple[Select[WebhookEvent], ...]
     lease: Update
+    still_due: Select[str]
     still_mine: Select[str]
     mark_done: Update
     mark_failed: Update
@@ -118,6 +119,9 @@ class InboxStatements:
             .where(c.id.in_(ids), due)
             .values(status="processing", locked_until=bindparam("lease", type_=Float))
             .returning(c.id),
+            # The candidates still due, in the write transaction that applies them (SQLite: the search
+            # ran in a read transaction before it); they need no lease stamp there (see InboxProcessor).
+            still_due=select(c.id).where(c.id.in_(ids), due),
             still_mine=still_mine if sqlite else still_mine.with_for_update(),
             # executemany: each row's own values (b_<column>; b_id is the row's).
             mark_done=update(_INBOX)

@@ -95,84 +95,124 @@ class InboxProcessor:
         return self._statements
 
     async def _admit(self, chunk: int) -> float | None:
-        """Admit the oldest arrivals to per-aggregate order (InboxStatements.admit).
+        """Admit the oldest arrivals to per-aggregate order (InboxStatements.admit), in transactions
+        of its own.
 
         At least `chunk` rows, and every row stored up to the last one's arrival time: a group
         commit stores its rows with one arrival time, and they go in together. Returns that time
         when more rows may be waiting, else None (every row is admitted)."""
-        sql = self._sql
         if self.db.is_sqlite:
             async with self.db.read() as session:  # the search does not hold the write lock
-                found = list((await session.scalars(sql.arrivals, {"n": chunk})).all())
+                found = list((await session.scalars(self._sql.arrivals, {"n": chunk})).all())
             if found:
                 async with self.db.write() as session:
-                    await session.execute(sql.admit, {"horizon": found[-1]})
-        else:
-            async with self.db.write() as session:
-                found = list((await session.scalars(sql.arrivals, {"n": chunk})).all())
-                if found:
-                    await session.execute(sql.admit, {"horizon": found[-1]})
+                    await session.execute(self._sql.admit, {"horizon": found[-1]})
+            return found[-1] if len(found) == chunk else None
+        async with self.db.write() as session:
+            return await self._admit_in(session, chunk)
+
+    async def _admit_in(self, session: AsyncSession, chunk: int) -> float | None:
+        """_admit in the caller's write transaction."""
+        found = list((await session.scalars(self._sql.arrivals, {"n": chunk})).all())
+        if found:
+            await session.execute(self._sql.admit, {"horizon": found[-1]})
         return found[-1] if len(found) == chunk else None
 
-    async def _claim(self, limit: int, apply: _Apply | None = None) -> _Claimed:
+    async def _claim(self, limit: int, apply: _Apply | None = None, *, brief: bool = False) -> _Claimed:
         """Admit the next arrivals to per-aggregate order, then lease what is due among admitted rows
         (and with `apply`, apply them in the leasing transaction: see process_once).
 
         When a whole admission chunk is blocked behind its aggregates' unfinished rows, the next
-        chunk is admitted, so one long blocked aggregate does not hold up the others."""
+        chunk is admitted, so one long blocked aggregate does not hold up the others.
+
+        On SQLite a `brief` claim (during a webhook burst) searches in read transactions, so the
+        write lock that ingest waits for is held only to lease and apply. Otherwise admission,
+        search, lease and apply share one write transaction: one commit, and no read transactions
+        or re-check around it."""
         claimed: _Claimed = ([], now() + self.policy.lease_seconds, [])
         for _ in range(_ADMIT_ROUNDS):
-            horizon = await self._admit(_ADMIT_PER_CLAIM * limit)
-            claimed = await self._lease_admitted(limit, horizon, apply)
+            if self.db.is_sqlite and not brief:
+                async with self.db.write() as session:
+                    horizon = await self._admit_in(session, _ADMIT_PER_CLAIM * limit)
+                    claimed = await self._lease_found(session, limit, horizon, apply)
+            else:
+                horizon = await self._admit(_ADMIT_PER_CLAIM * limit)
+                claimed = await self._lease_admitted(limit, horizon, apply)
             if claimed[0] or horizon is None:
                 break
         return claimed
 
     async def _lease_admitted(self, limit: int, horizon: float | None, apply: _Apply | None) -> _Claimed:
         """Lease up to `limit` due rows; fresh rows only up to `horizon` (the admitted arrivals)."""
-        sql = self._sql
-        t = now()
-        reserved = min(limit, int(limit * self.policy.retry_share))
-        lease = t + self.policy.lease_seconds
-
-        async def search(session: AsyncSession) -> list[WebhookEvent]:
-            # Two lanes. First attempts (status received, oldest first, on ix_webhook_events_due) fill
-            # the claim; retries and rows whose lease ran out take the room left, and at least the
-            # reserved share. A retry storm then delays a new webhook by at most the batch in hand.
-            if horizon is None:
-                first_lane, params = sql.first_lane, {"t": t, "n": limit}
-            else:
-                first_lane, params = sql.first_lane_to_horizon, {"t": t, "n": limit, "horizon": horizon}
-            first = list((await session.scalars(first_lane, params)).all())
-            room = max(limit - len(first), reserved)
-            again: list[WebhookEvent] = []
-            if room:
-                for lane in sql.retry_lanes:
-                    again += (await session.scalars(lane, {"t": t, "n": room})).all()
-            again.sort(key=lambda r: r.next_attempt_at)
-            first = first[: limit - min(reserved, len(again))]
-            return first + again[: limit - len(first)]
-
-        async def lease_and_apply(session: AsyncSession, candidates: list[WebhookEvent]) -> _Claimed:
-            """Lease the candidates that are still due (and apply them with `apply`)."""
-            leased = set(
-                (await session.scalars(sql.lease, {"ids": [r.id for r in candidates], "t": t, "lease": lease})).all()
-            )
-            rows = [r for r in candidates if r.id in leased]
-            return rows, lease, (await apply(session, rows, lease) if apply is not None and rows else [])
-
         if self.db.is_sqlite:
             # In a read transaction the search does not hold SQLite's one write lock (webhooks keep
             # being stored meanwhile); the short claim below takes only the rows still due.
+            t = now()
             async with self.db.read() as session:
-                candidates = await search(session)
+                candidates = await self._search(session, limit, horizon, t)
             if not candidates:
-                return [], lease, []
+                return [], t + self.policy.lease_seconds, []
             async with self.db.write() as session:
-                return await lease_and_apply(session, candidates)
+                return await self._lease(session, candidates, t, apply, searched_here=False)
         async with self.db.write() as session:
-            rows = await search(session)
-            return await lease_and_apply(session, rows) if rows else ([], lease, [])
+            return await self._lease_found(session, limit, horizon, apply)
+
+    async def _lease_found(
+        self, session: AsyncSession, limit: int, horizon: float | None, apply: _Apply | None
+    ) -> _Claimed:
+        """Search and lease in the caller's write transaction."""
+        t = now()
+        rows = await self._search(session, limit, horizon, t)
+        if not rows:
+            return [], t + self.policy.lease_seconds, []
+        return await self._lease(session, rows, t, apply, searched_here=True)
+
+    async def _search(self, session: AsyncSession, limit: int, horizon: float | None, t: float) -> list[WebhookEvent]:
+        """Due rows, in two lanes. First attempts (status received, oldest first, on
+        ix_webhook_events_due) fill the claim; retries and rows whose lease ran out take the room
+        left, and at least the reserved share. A retry storm then delays a new webhook by at most
+        the batch in hand. On PostgreSQL the rows found are locked (FOR UPDATE SKIP LOCKED)."""
+        sql = self._sql
+        reserved = min(limit, int(limit * self.policy.retry_share))
+        if horizon is None:
+            first_lane, params = sql.first_lane, {"t": t, "n": limit}
+        else:
+            first_lane, params = sql.first_lane_to_horizon, {"t": t, "n": limit, "horizon": horizon}
+        first = list((await session.scalars(first_lane, params)).all())
+        room = max(limit - len(first), reserved)
+        again: list[WebhookEvent] = []
+        if room:
+            for lane in sql.retry_lanes:
+                again += (await session.scalars(lane, {"t": t, "n": room})).all()
+        again.sort(key=lambda r: r.next_attempt_at)
+        first = first[: limit - min(reserved, len(again))]
+        return first + again[: limit - len(first)]
+
+    async def _lease(
+        self,
+        session: AsyncSession,
+        candidates: list[WebhookEvent],
+        t: float,
+        apply: _Apply | None,
+        *,
+        searched_here: bool,
+    ) -> _Claimed:
+        """Lease the candidates that are still due (and apply them with `apply`)."""
+        lease = t + self.policy.lease_seconds
+        ids = {"ids": [r.id for r in candidates], "t": t}
+        if apply is None:
+            leased = set((await session.scalars(self._sql.lease, {**ids, "lease": lease})).all())
+        elif searched_here:
+            # Found due in this write transaction (locked on PostgreSQL), and applied in it: no
+            # lease stamp, an UPDATE of every row and its status index that the marks rewrite
+            # before the commit. A worker that dies before it leaves them due, as a lease would.
+            leased = {r.id for r in candidates}
+        else:
+            # Applied in this transaction, found before it (SQLite): only those still due. The
+            # write lock keeps other workers out until the commit.
+            leased = set((await session.scalars(self._sql.still_due, ids)).all())
+        rows = [r for r in candidates if r.id in leased]
+        return rows, lease, (await apply(session, rows, lease) if apply is not None and rows else [])
 
     async def process_once(self, limit: int | None = None) -> int:
         """Claim a batch and apply it in chunks, one transaction (one commit, one fsync) per chunk.
@@ -189,11 +229,11 @@ class InboxProcessor:
         step = min(self.policy.chunk_size, limit or self.policy.chunk_size)
         self._handing.clear()
         if claim <= step:
-            rows, _, outcomes = await self._claim(claim, self._apply_leased)
+            rows, _, outcomes = await self._claim(claim, self._apply_leased, brief=limit is not None)
             self._hand_over()
             self._report(outcomes)
             return len(rows)
-        rows, lease, _ = await self._claim(claim)
+        rows, lease, _ = await self._claim(claim, brief=limit is not None)
         # First attempts are applied first, in chunks of their own (the fast path), then the retries.
         first = [r for r in rows if not r.attempts]
         again = [r for r in rows if r.attempts]
