@@ -31,15 +31,23 @@ ORDER = {
 }
 
 
-def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll until `predicate()` is truthy; fail the test after `timeout` seconds."""
+def wait_for(
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 20.0,
+    what: str = "condition",
+    state: Callable[[], Any] | None = None,
+) -> T:
+    """Poll until `predicate()` is truthy; fail the test after `timeout` seconds, saying what
+    `state()` (if given) shows then."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            seen = f"; state then: {state()!r}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{seen}")
         time.sleep(0.05)
 
 
