@@ -51,5 +51,5 @@ def test_the_rest_ends_with_the_burst(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_module.asyncio, "sleep", fake_sleep)
     worker = Worker(db=None, processor=None, dispatcher=None, ingest_busy=lambda: bursting[0], burst_share=0.2)  # type: ignore[arg-type]
     asyncio.run(worker._give_way(1.0))
-    # Over during the third pause: calm at the looks after pauses 3 to 7 (0.25 s), then it drains.
-    assert len(slept) == 7 and sum(slept) == pytest.approx(0.35)
+    # Over during the third pause: calm at the looks after pauses 3 to 22 (1 s), then it drains.
+    assert len(slept) == 22 and sum(slept) == pytest.approx(1.1)
