@@ -99,6 +99,18 @@ def _stats(port: int) -> dict[str, Any]:
     return asyncio.run(get())
 
 
+def _start_receiver(spawn: Any) -> tuple[Any, int]:
+    """The receiver process, ready, and its port."""
+    from storebridge.embedded import free_port
+
+    port = free_port()
+    ready = spawn.Event()
+    receiver = spawn.Process(target=_receiver, args=(port, ready), daemon=True)
+    receiver.start()
+    ready.wait(30)
+    return receiver, port
+
+
 def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float = 600.0) -> dict[str, Any]:
     """SQLite hub in this process, `events` signed webhooks from a client process, one subscription."""
     from storebridge.api.app import create_app
@@ -106,11 +118,7 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
     from storebridge.embedded import free_port, serve_in_thread
 
     spawn = multiprocessing.get_context("spawn")
-    receiver_port = free_port()
-    ready = spawn.Event()
-    receiver = spawn.Process(target=_receiver, args=(receiver_port, ready), daemon=True)
-    receiver.start()
-    ready.wait(30)
+    receiver, receiver_port = _start_receiver(spawn)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = bench_settings(
@@ -137,11 +145,7 @@ def outbound_served(events: int, *, secret: str, client: Any, timeout: float = 6
     from storebridge.embedded import free_port
 
     spawn = multiprocessing.get_context("spawn")
-    receiver_port = free_port()
-    ready = spawn.Event()
-    receiver = spawn.Process(target=_receiver, args=(receiver_port, ready), daemon=True)
-    receiver.start()
-    ready.wait(30)
+    receiver, receiver_port = _start_receiver(spawn)
     token = "sbk_bench_" + os.urandom(12).hex()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -272,7 +276,6 @@ def deliveries_only(count: int) -> dict[str, Any]:
     """`count` stored events, one queued delivery each, delivered by `deliver_once` steps; the CPU
     of the steps and their sends (this process) per delivery."""
     from storebridge.db import Database, now
-    from storebridge.embedded import free_port
     from storebridge.events.bus import Event
     from storebridge.events.model import OutboxEvent
     from storebridge.events.outbound import OutboundWebhooks
@@ -281,11 +284,7 @@ def deliveries_only(count: int) -> dict[str, Any]:
 
     configure_logging("ERROR", "json", [])
     spawn = multiprocessing.get_context("spawn")
-    port = free_port()
-    ready = spawn.Event()
-    receiver = spawn.Process(target=_receiver, args=(port, ready), daemon=True)
-    receiver.start()
-    ready.wait(30)
+    receiver, port = _start_receiver(spawn)
 
     async def run(path: Path) -> dict[str, Any]:
         db = Database(f"sqlite+aiosqlite:///{path}")
