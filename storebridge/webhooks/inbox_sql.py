@@ -1,4 +1,5 @@
-"""The inbox processor's statements, built once per processor and run with bound parameters.
+"""The inbox processor's statements, built once per processor and run with bound parameters, and
+the attempt rows it writes.
 
 Building a claim's statement tree anew each step (the aliased per-aggregate `exists`, the lanes,
 the IN lists) and generating its cache key cost more CPU than running it; a statement object built
@@ -30,12 +31,13 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storebridge import leases
 from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
 
-__all__ = ["InboxStatements"]
+__all__ = ["InboxStatements", "attempt_row", "next_attempt_numbers"]
 
 _INBOX = cast(Table, WebhookEvent.__table__)
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
@@ -145,3 +147,33 @@ class InboxStatements:
             ),
             add_attempts=insert(_ATTEMPTS),
         )
+
+
+def attempt_row(
+    row: WebhookEvent, number: int, started: float, finished: float, outcome: str, error: str | None
+) -> dict[str, Any]:
+    """A webhook_attempts row: `number` among all of the webhook's attempts, and the replay that queued it."""
+    return {
+        "webhook_event_id": row.id,
+        "attempt": number,
+        "replay": row.replays or None,
+        "started_at": started,
+        "finished_at": finished,
+        "outcome": outcome,
+        "error": error,
+    }
+
+
+async def next_attempt_numbers(session: AsyncSession, rows: list[WebhookEvent]) -> dict[str, int]:
+    """Each row's next attempt number across replays. A row never replayed has made `attempts` of them
+    (no query: the fast path); a replayed one asks its attempt log, which the replay did not reset."""
+    numbers = {r.id: r.attempts + 1 for r in rows}
+    replayed = [r.id for r in rows if r.replays]
+    if replayed:
+        made = await session.execute(
+            select(WebhookAttempt.webhook_event_id, func.max(WebhookAttempt.attempt))
+            .where(WebhookAttempt.webhook_event_id.in_(replayed))
+            .group_by(WebhookAttempt.webhook_event_id)
+        )
+        numbers.update({webhook_id: (last or 0) + 1 for webhook_id, last in made.all()})
+    return numbers

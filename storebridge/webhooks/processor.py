@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storebridge.backoff import backoff_delay
@@ -26,8 +25,8 @@ from storebridge.db import Database, now
 from storebridge.events.bus import Event, OutboxStage
 from storebridge.events.outbox import OutboxDispatcher, running_dispatcher
 from storebridge.stats import WebhookStats
-from storebridge.webhooks.inbox_sql import InboxStatements
-from storebridge.webhooks.model import WebhookAttempt, WebhookEvent
+from storebridge.webhooks.inbox_sql import InboxStatements, attempt_row, next_attempt_numbers
+from storebridge.webhooks.model import WebhookEvent
 
 __all__ = ["WebhookHandler", "InboxProcessor", "ProcessPolicy", "RetryLater"]
 
@@ -332,7 +331,7 @@ class InboxProcessor:
         attempts: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         outcomes: list[_Outcome] = []
-        numbers = await _next_attempt_numbers(session, rows)
+        numbers = await next_attempt_numbers(session, rows)
         stage = OutboxStage()
         if not isolate:
             stage.open(session)
@@ -371,7 +370,7 @@ class InboxProcessor:
                         "b_order_id": order_id or row.order_id,
                     }
                 )
-                attempts.append(_attempt(row, numbers[row.id], started, finished, "processed", None))
+                attempts.append(attempt_row(row, numbers[row.id], started, finished, "processed", None))
             await self._flush_events(session, stage)
         finally:
             stage.close(session)
@@ -400,7 +399,7 @@ class InboxProcessor:
             request_id=row.request_id,
         )
         delay = backoff_delay(attempt, base=self.policy.retry_base, cap=self.policy.retry_cap)
-        attempts.append(_attempt(row, number, started, t, "error", error))
+        attempts.append(attempt_row(row, number, started, t, "error", error))
         return {
             "b_id": row.id,
             "b_status": "dead" if dead else "retrying",
@@ -408,33 +407,3 @@ class InboxProcessor:
             "b_last_error": error,
             "b_next_attempt_at": t if dead else t + delay,
         }
-
-
-def _attempt(
-    row: WebhookEvent, number: int, started: float, finished: float, outcome: str, error: str | None
-) -> dict[str, Any]:
-    """A webhook_attempts row: `number` among all of the webhook's attempts, and the replay that queued it."""
-    return {
-        "webhook_event_id": row.id,
-        "attempt": number,
-        "replay": row.replays or None,
-        "started_at": started,
-        "finished_at": finished,
-        "outcome": outcome,
-        "error": error,
-    }
-
-
-async def _next_attempt_numbers(session: AsyncSession, rows: list[WebhookEvent]) -> dict[str, int]:
-    """Each row's next attempt number across replays. A row never replayed has made `attempts` of them
-    (no query: the fast path); a replayed one asks its attempt log, which the replay did not reset."""
-    numbers = {r.id: r.attempts + 1 for r in rows}
-    replayed = [r.id for r in rows if r.replays]
-    if replayed:
-        made = await session.execute(
-            select(WebhookAttempt.webhook_event_id, func.max(WebhookAttempt.attempt))
-            .where(WebhookAttempt.webhook_event_id.in_(replayed))
-            .group_by(WebhookAttempt.webhook_event_id)
-        )
-        numbers.update({webhook_id: (last or 0) + 1 for webhook_id, last in made.all()})
-    return numbers
