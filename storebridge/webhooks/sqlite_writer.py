@@ -53,6 +53,7 @@ WRITER_PRAGMAS = (
     "temp_store=MEMORY",  # a multi-row INSERT's statement journal: no temp file per commit
 )
 WAL_RESTART_ROWS = 1000  # rows between the writer's own checkpoints (~15 MB of WAL at 2 KB webhooks)
+STOP_SECONDS = 10.0  # what stop() waits for the child in all
 CHECKPOINT_EVERY = 0.05  # seconds between the background thread's checkpoints
 _HEADER = struct.Struct("!I")
 
@@ -352,15 +353,24 @@ class SqliteWriterProcess:
         return answer
 
     async def stop(self) -> None:
-        if self._answers:  # let the batches already sent finish
-            await asyncio.wait(list(self._answers), timeout=10)
+        """Let the batches already sent finish, then end the child; at most STOP_SECONDS in all (a
+        batch not answered by then was never acknowledged, so ending the child loses nothing
+        acknowledged). Three waits of 10 s each held a test's teardown for 30 s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_SECONDS
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
+        if self._answers:
+            await asyncio.wait(list(self._answers), timeout=left())
         if self._writer is not None:
             self._writer.close()
             self._writer = None
         if self._reading is not None:
             reading, self._reading = self._reading, None
             try:
-                await asyncio.wait_for(reading, 10)  # ends with the EOF that closing caused
+                await asyncio.wait_for(reading, left())  # ends with the EOF that closing caused
             except TimeoutError:
                 reading.cancel()
         self._fail_all(WriterCrashed("the SQLite inbox writer was stopped"))
@@ -368,7 +378,7 @@ class SqliteWriterProcess:
             proc, self._proc = self._proc, None
             try:
                 # EOF on its socket ends the child after its current batch.
-                await asyncio.wait_for(proc.wait(), 10)
+                await asyncio.wait_for(proc.wait(), left())
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

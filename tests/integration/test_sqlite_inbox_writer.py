@@ -7,6 +7,7 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -110,6 +111,38 @@ def test_a_webhook_in_flight_when_the_writer_dies_is_not_acknowledged(sqlite_url
     outcome = asyncio.run(go())
     assert isinstance(outcome, Exception), f"a webhook was acknowledged although its writer died: {outcome!r}"
     assert "writer" in str(outcome)
+    assert _stored(sqlite_url) == ["warm-up"]
+
+
+def test_stop_of_a_writer_stuck_behind_a_lock_ends_the_child_and_acknowledges_nothing(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping a writer whose child waits on another connection's lock (busy_timeout is 30 s) ends
+    the child (after STOP_SECONDS in all, shortened here) and fails the batch it held: never
+    acknowledged, never reported stored."""
+    monkeypatch.setattr(sqlite_writer, "STOP_SECONDS", 0.5)
+    path = make_url(sqlite_url).database
+    assert path
+
+    async def go() -> BaseException | bool:
+        db, writer = await _writer(sqlite_url)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            await writer.add(_row("warm-up"))
+            blocker.execute("BEGIN EXCLUSIVE")
+            pending = asyncio.ensure_future(writer.add(_row("stuck")))
+            await asyncio.sleep(0.3)
+            assert not pending.done()
+            await writer.stop()  # the pytest timeout (300 s) would catch a stop that waits for the lock
+            assert pending.done()
+            return pending.exception() or pending.result()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            await db.dispose()
+
+    outcome = asyncio.run(go())
+    assert isinstance(outcome, Exception), f"a webhook was acknowledged although it was never stored: {outcome!r}"
     assert _stored(sqlite_url) == ["warm-up"]
 
 
