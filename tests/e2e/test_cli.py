@@ -354,10 +354,11 @@ def test_a_standalone_worker_serves_its_own_metrics(tmp_path: Path) -> None:
             line = (
                 'storebridge_webhook_processing_failures_total{event_type="payment_intent.succeeded",provider="stripe"}'
             )
-            return text if line in text else None
+            # The heartbeat gauge appears with the worker's first heartbeat, which may commit after
+            # the first claim: wait for both.
+            return text if line in text and "storebridge_worker_heartbeat_age_seconds" in text else None
 
-        metrics = wait_for(failure_counted, timeout=30, what="the worker's /metrics to count its failed attempt")
-        assert "storebridge_worker_heartbeat_age_seconds" in metrics
+        wait_for(failure_counted, timeout=30, what="the worker's /metrics to count its failed attempt and heartbeat")
         assert httpx.get(f"{base}/metrics").status_code == 401
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{base}/orders").status_code == 404  # nothing but health and metrics here
