@@ -27,12 +27,6 @@ Job = tuple[str, Callable[[], Awaitable[int]]]
 log = structlog.get_logger("storebridge.worker")
 
 
-# How often a worker resting during a burst looks whether the burst has ended, and for how long
-# it must have been over.
-_BURST_CHECK_SECONDS = 0.05
-_BURST_OVER_SECONDS = 1.0
-
-
 class Worker:
     BURST_BATCH = 5  # webhooks claimed per step while ingest is busy
 
@@ -133,21 +127,10 @@ class Worker:
         return await self.processor.process_once(limit=self.BURST_BATCH if self._bursting() else None)
 
     async def _give_way(self, took: float) -> None:
-        """While webhooks arrive in a burst, rest so each loop takes at most `burst_share` of the
-        time: the inbox absorbs the burst and the worker drains it after. The rest ends once the
-        burst has been over for _BURST_OVER_SECONDS: `took` includes waiting for the write lock,
-        which is long during a burst, and resting on after it (up to 4 s were measured) only
-        delayed the drain. Not at the first calm look: the burst state flickers while a worker
-        transaction holds the lock (ending the rest then tripled the webhook p99)."""
-        if not self._bursting():
-            return
-        rest = took * (1.0 / self.burst_share - 1.0)
-        calm = 0.0
-        while rest > 0 and calm < _BURST_OVER_SECONDS:
-            pause = min(rest, _BURST_CHECK_SECONDS)
-            await asyncio.sleep(pause)
-            rest -= pause
-            calm = 0.0 if self._bursting() else calm + pause
+        """While webhooks arrive in a burst (in this process), rest so each loop takes at most
+        `burst_share` of the time: the inbox absorbs the burst and the worker drains it after."""
+        if self._bursting():
+            await asyncio.sleep(took * (1.0 / self.burst_share - 1.0))
 
     async def _heartbeat(self) -> None:
         started = now()
