@@ -214,7 +214,11 @@ class OutboundDelivery:
         # Nothing logs during the send (its outcome is logged with the claim's request id once
         # recorded, `_log`), so no log context is bound here.
         try:
-            self._done.append((claim, await self._send(claim)))
+            outcome = await self._send(claim)
+            # Appended after the send: `self._done.append(...)` with the send awaited inside it
+            # bound the list first, and a step that swapped the list out meanwhile lost the outcome
+            # (sent, never recorded, its lease left to run out).
+            self._done.append((claim, outcome))
         finally:
             self._in_flight[claim.endpoint_id] -= 1
             self._finished.set()

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from typing import Any
+
 from sqlalchemy import select, update
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from storebridge.db import Database, now
 from storebridge.events.bus import Event
@@ -11,14 +19,15 @@ from storebridge.events.outbound import OutboundWebhooks
 from storebridge.events.outbound_model import WebhookDelivery, WebhookDeliveryAttempt
 from storebridge.events.outbound_record import Claim, Outcome, record_outcomes
 from tests.support.databases import with_migrated_db
+from tests.support.servers import serve_in_thread
 
 PAYLOAD = {"sku": "sku_é", "qty": 3, "nested": {"list": [1, 2.5, None, True], "text": "a\u2028b"}}
 
 
-async def _queued(db: Database, count: int) -> OutboundWebhooks:
-    """An endpoint for `thing.*` and `count` stored events, each with its delivery queued."""
+async def _queued(db: Database, count: int, url: str = "http://127.0.0.1:9/hook") -> OutboundWebhooks:
+    """An endpoint for `thing.*` at `url` and `count` stored events, each with its delivery queued."""
     service = OutboundWebhooks(db, allow_private=True)
-    await service.create(url="http://127.0.0.1:9/hook", event_types=["thing.*"])
+    await service.create(url=url, event_types=["thing.*"])
     t = now() + 1
     events = [Event(f"evt_{i}", "thing.happened", None, None, dict(PAYLOAD, n=i), t, f"req_{i}") for i in range(count)]
     async with db.write() as session:
@@ -114,3 +123,40 @@ def test_outcomes_are_recorded_only_under_their_lease_and_attempts_are_numbered(
         assert (await _rows(db))["evt_1"].attempts == 2
 
     with_migrated_db(db_url, work)
+
+
+def test_a_send_ending_after_a_step_recorded_its_neighbours_is_recorded_by_the_next_step(db_url: str) -> None:
+    """Two sends start together; the first ends and a step records it while the second is still in
+    flight. The second's outcome goes to the next step (it was once appended to the list that step
+    had taken, and lost: sent, never recorded, left pending until its lease ran out)."""
+    release = threading.Event()
+
+    async def answer(request: Request) -> Response:
+        if (await request.json())["data"]["n"] == 1:
+            await asyncio.to_thread(release.wait, 10)
+        return Response("ok")
+
+    async def until(condition: Any) -> None:
+        for _ in range(1000):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("timed out")
+
+    with serve_in_thread(Starlette(routes=[Route("/hook", answer, methods=["POST"])])) as base:
+
+        async def work(db: Database) -> None:
+            service = await _queued(db, 2, url=f"{base}/hook")
+            sender = service.sender
+            sender._queue((await sender._step(claim=True))[1])
+            assert len(sender._tasks) == 2
+            await until(lambda: len(sender._done) == 1)
+            assert await sender._step(claim=False) == (1, [])  # evt_0's; evt_1 is still in flight
+            release.set()
+            await until(lambda: not sender._tasks)
+            assert await sender._step(claim=False) == (1, [])  # evt_1's
+            assert {e: r.status for e, r in (await _rows(db)).items()} == {"evt_0": "succeeded", "evt_1": "succeeded"}
+            assert await _attempts(db) == [("evt_0", 1, 200), ("evt_1", 1, 200)]
+            await sender.aclose()
+
+        with_migrated_db(db_url, work)
