@@ -58,7 +58,7 @@ from storebridge.webhooks.queries import InboxQueries
 from storebridge.webhooks.retention import InboxPruner
 from storebridge.webhooks.sources import WebhookSource
 from storebridge.webhooks.timeline import WebhooksTimeline
-from storebridge.worker import Job, Worker
+from storebridge.worker import DELIVERIES_JOB, Job, Worker, WorkerRole, jobs_for
 from storebridge.worker_process import WorkerProcess
 
 __all__ = ["Hub", "Integration", "bootstrap"]
@@ -100,6 +100,7 @@ class Hub:
     calls: CallLog = field(default_factory=CallLog)  # outbound provider calls (console, /metrics)
     event_transport: RedisStreamsTransport | None = None  # Redis Streams fan-out, when configured
     worker: Worker | WorkerProcess | None = None
+    delivery_worker: WorkerProcess | None = None  # outbound deliveries' own child (STOREBRIDGE_DELIVERY_PROCESS)
     loop: asyncio.AbstractEventLoop | None = None
     sandbox_states: SandboxStates | None = None  # the emulators' state, kept in the database (dev only)
     # The CLI printed each provider's mode already (`serve`, `demo`): no log line at start repeats it.
@@ -112,18 +113,28 @@ class Hub:
         run_worker: bool = True,
         worker_process: bool = False,
         ingest_busy: Callable[[], bool] | None = None,
+        role: WorkerRole = "all",
     ) -> None:
         """Start the inbox writer and, with `run_worker`, the worker: in this event loop, or with
-        `worker_process` in a child process of its own (`storebridge serve`'s default).
-        `ingest_busy` tells the worker when webhooks arrive in a burst (default: this hub's inbox)."""
+        `worker_process` in a child process of its own (`storebridge serve`'s default), and the
+        outbound deliveries in a second one when the settings say so. `ingest_busy` tells the worker
+        when webhooks arrive in a burst (default: this hub's inbox); `role` what an in-loop worker runs."""
         self.loop = asyncio.get_running_loop()
         if migrate:
             await upgrade(self.db)
         if self.sandbox_states is not None:
             await self.sandbox_states.load()
         self.inbox.start()
-        if run_worker:
-            self.worker = self._child_worker() if worker_process else self._loop_worker(ingest_busy)
+        if run_worker and worker_process:
+            split = self.settings.delivery_process
+            self.worker = self._child_worker("inbox" if split else "all")
+            if split:
+                self.delivery_worker = self._child_worker("deliveries")
+                self.worker.on_deliveries = self.delivery_worker.notify_deliveries
+                self.delivery_worker.start()
+        elif run_worker:
+            self.worker = self._loop_worker(ingest_busy, role)
+        if self.worker is not None:
             self.inbox.on_commit = self.worker.notify_inbox
             self.worker.start()
         for integration in self.integrations.values():
@@ -138,6 +149,8 @@ class Hub:
     async def stop(self) -> None:
         if self.worker is not None:
             await self.worker.stop()
+        if self.delivery_worker is not None:
+            await self.delivery_worker.stop()
         if self.event_transport is not None:
             await self.event_transport.close()
         await self.outbound.aclose()
@@ -152,22 +165,23 @@ class Hub:
             await close()
         await self.db.dispose()
 
-    def _child_worker(self) -> WorkerProcess:
+    def _child_worker(self, role: WorkerRole) -> WorkerProcess:
         return WorkerProcess(
             self.db.write_gate,
-            args=[self.public_url],
+            args=[self.public_url, role],
             ingest_busy=self.inbox.busy,
             counters=self.telemetry_counters(),
             calls=self.calls,
         )
 
-    def _loop_worker(self, ingest_busy: Callable[[], bool] | None) -> Worker:
+    def _loop_worker(self, ingest_busy: Callable[[], bool] | None, role: WorkerRole) -> Worker:
         return Worker(
             self.db,
             self.processor,
             self.dispatcher,
             poll_seconds=self.settings.worker_poll_seconds,
-            jobs=self.worker_jobs,
+            jobs=jobs_for(role, self.worker_jobs),
+            core=role != "deliveries",
             # Sharing the event loop with webhook ingest: during a burst, acknowledging comes first.
             ingest_busy=ingest_busy or self.inbox.busy,
             burst_share=self.settings.worker_burst_share,
@@ -379,7 +393,7 @@ def bootstrap(
         worker_jobs=[
             ("reconciler", reconciler.run_once),
             ("retention", pruner.prune_once),
-            ("outbound-webhooks", outbound.deliver_once),
+            (DELIVERIES_JOB, outbound.deliver_once),
             *(transport.jobs() if transport is not None else []),
             *built.jobs(ProviderServices(db, payments)),
             *caps.jobs,

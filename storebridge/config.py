@@ -97,6 +97,9 @@ class Settings(_Base):
     worker_process: bool = Field(True, validation_alias="STOREBRIDGE_WORKER_PROCESS")
     """`serve` runs its worker in a child process of its own, so processing a backlog never slows the loop that
     answers webhooks (false: in the serving process's event loop, as a library embedding does)."""
+    delivery_process: bool = Field(True, validation_alias="STOREBRIDGE_DELIVERY_PROCESS")
+    """With the worker in a child process, outbound webhook deliveries run in a second child of their own, so their
+    HTTP sends use the other core while the first processes the inbox and the outbox (false: both in one child)."""
     worker_burst_share: float = Field(0.2, gt=0, le=1, validation_alias="STOREBRIDGE_WORKER_BURST_SHARE")
     """Share of the time the worker takes while webhooks arrive in a burst at the serving process (acknowledging comes
     first; the inbox absorbs the burst and the worker drains it after)."""

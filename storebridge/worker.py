@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 import structlog
 from sqlalchemy import update
@@ -19,10 +20,22 @@ from storebridge.events.model import WorkerHeartbeat
 from storebridge.events.outbox import OutboxDispatcher
 from storebridge.webhooks.processor import InboxProcessor
 
-__all__ = ["Worker", "Job"]
+__all__ = ["DELIVERIES_JOB", "Worker", "WorkerRole", "Job", "jobs_for"]
 
 # A periodic job: a name and a step that returns how much work it did (0 = idle, so wait a little).
 Job = tuple[str, Callable[[], Awaitable[int]]]
+# What a worker runs: everything; all but the outbound webhook deliveries (another process sends
+# them); or only those deliveries.
+WorkerRole = Literal["all", "inbox", "deliveries"]
+DELIVERIES_JOB = "outbound-webhooks"
+
+
+def jobs_for(role: WorkerRole, jobs: Sequence[Job]) -> list[Job]:
+    """The jobs a worker of `role` runs."""
+    if role == "all":
+        return list(jobs)
+    return [job for job in jobs if (job[0] == DELIVERIES_JOB) == (role == "deliveries")]
+
 
 log = structlog.get_logger("storebridge.worker")
 
@@ -41,6 +54,7 @@ class Worker:
         jobs: Sequence[Job] = (),
         ingest_busy: Callable[[], bool] | None = None,
         burst_share: float = 1.0,
+        core: bool = True,
     ) -> None:
         self.db = db
         self.processor = processor
@@ -49,6 +63,7 @@ class Worker:
         self.jobs = list(jobs)
         self.ingest_busy = ingest_busy
         self.burst_share = burst_share
+        self.core = core  # the inbox, outbox and receipts loops (False: only `jobs`, e.g. a deliveries-only child)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._inbox_signal = asyncio.Event()
         self._outbox_signal = asyncio.Event()
@@ -59,12 +74,14 @@ class Worker:
         self._inbox_signal.set()
 
     def start(self) -> None:
-        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event | None, asyncio.Event | None]] = [
-            ("inbox", self._process_inbox, self._inbox_signal, self._outbox_signal),
-            ("outbox", self.dispatcher.dispatch_once, self._outbox_signal, None),
-            ("receipts", self.dispatcher.retry_once, None, None),
-            *((name, step, None, None) for name, step in self.jobs),
-        ]
+        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event | None, asyncio.Event | None]] = []
+        if self.core:
+            loops += [
+                ("inbox", self._process_inbox, self._inbox_signal, self._outbox_signal),
+                ("outbox", self.dispatcher.dispatch_once, self._outbox_signal, None),
+                ("receipts", self.dispatcher.retry_once, None, None),
+            ]
+        loops += [(name, step, None, None) for name, step in self.jobs]
         for name, step, signal, wakes in loops:
             self._tasks.append(asyncio.create_task(self._loop(name, step, signal, wakes), name=f"worker-{name}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))

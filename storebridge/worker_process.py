@@ -15,6 +15,9 @@ The two processes talk over a socketpair, in frames of a 4-byte big-endian lengt
   it, the closed socket gives it back.
 - The serving process wakes the child when new webhooks are stored (`("I",)`) and tells it when
   a burst starts and ends (`("B", busy)`), so the worker keeps to its burst share as before.
+- With deliveries in a child of their own (STOREBRIDGE_DELIVERY_PROCESS), the inbox child says when
+  its outbox dispatch queued outbound deliveries (`("D",)`) and the serving process passes it on to
+  the deliveries child, which claims them at once instead of at its next poll.
 - The child sends what the serving process's `/metrics` and console show: each provider call
   (`("C", provider, method, status, seconds, error)`) and, every `TELEMETRY_EVERY` seconds, what its
   counters gained (`("T", {name: {key: n}})`).
@@ -92,7 +95,8 @@ class WorkerProcess:
         self.calls = calls
         self.restart_after = restart_after
         self._writer: asyncio.StreamWriter | None = None
-        self._notify_pending = False
+        self._pending: set[str] = set()  # wake-ups to send at the end of this loop turn
+        self.on_deliveries: Callable[[], None] = lambda: None  # the child queued outbound deliveries
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -102,15 +106,22 @@ class WorkerProcess:
 
     def notify_inbox(self) -> None:
         """Wake the child's inbox loop (after the inbox writer commits); one message per loop turn."""
-        if self._writer is None or self._notify_pending:
-            return
-        self._notify_pending = True
-        asyncio.get_running_loop().call_soon(self._send_notify)
+        self._notify("I")
 
-    def _send_notify(self) -> None:
-        self._notify_pending = False
+    def notify_deliveries(self) -> None:
+        """Wake the child's outbound deliveries (another child queued some); one message per loop turn."""
+        self._notify("D")
+
+    def _notify(self, kind: str) -> None:
+        if self._writer is None or kind in self._pending:
+            return
+        self._pending.add(kind)
+        asyncio.get_running_loop().call_soon(self._send_notify, kind)
+
+    def _send_notify(self, kind: str) -> None:
+        self._pending.discard(kind)
         if self._writer is not None and not self._writer.is_closing():
-            write_frame(self._writer, ("I",))
+            write_frame(self._writer, (kind,))
 
     async def stop(self) -> None:
         """Close the link (the child stops its worker and exits) and wait for it."""
@@ -175,6 +186,8 @@ class WorkerProcess:
                     asks.put_nowait(None)
                 elif kind == "R":
                     returned.set()
+                elif kind == "D":
+                    self.on_deliveries()
                 elif kind == "C":
                     self.calls.record(*message[1:])
                 elif kind == "T":
@@ -226,6 +239,7 @@ class WorkerLink:
         self._busy = False
         self._closed = False
         self.on_inbox: Callable[[], None] = lambda: None
+        self.on_deliveries: Callable[[], None] = lambda: None
         self.gate = RemoteWriteGate(self)
 
     @classmethod
@@ -249,6 +263,10 @@ class WorkerLink:
         self.send(("A",))
         return grant
 
+    def deliveries_queued(self) -> None:
+        """Tell the serving process (for the deliveries child) that outbound deliveries were queued."""
+        self.send(("D",))
+
     def forward_call(self, rec: CallRecord) -> None:
         self.send(("C", rec.provider, rec.method, rec.status, rec.seconds, rec.error))
 
@@ -266,6 +284,8 @@ class WorkerLink:
                         grant.set_result(None)
                 elif kind == "I":
                     self.on_inbox()
+                elif kind == "D":
+                    self.on_deliveries()
                 elif kind == "B":
                     self._busy = bool(message[1])
         finally:

@@ -1,10 +1,12 @@
 """The worker child of `storebridge serve` (storebridge.worker_process).
 
-Run as `python -m storebridge.cli.worker_child FD URL` by the serving process, never by hand.
+Run as `python -m storebridge.cli.worker_child FD URL [ROLE]` by the serving process, never by hand.
 
 It builds the same hub from the same settings as its parent (environment, .env, STOREBRIDGE_PLUGINS),
 then runs only the worker, writing to SQLite when the parent grants it the lock, until the parent
 closes the link on file descriptor FD. URL is the parent's public URL (sandbox providers call it).
+ROLE (storebridge.worker.WorkerRole, default `all`): `inbox` runs everything but the outbound webhook
+deliveries and says when it queued some; `deliveries` runs only those.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from typing import cast, get_args
+
+from storebridge.worker import WorkerRole
 
 __all__ = ["main"]
 
 
-async def _run(fd: int, public_url: str) -> None:
+async def _run(fd: int, public_url: str, role: WorkerRole) -> None:
     from storebridge.bootstrap import bootstrap
     from storebridge.cli.app import _logging
     from storebridge.config import load_settings
@@ -35,9 +40,13 @@ async def _run(fd: int, public_url: str) -> None:
     if hub.db.write_gate is not None:
         hub.db.write_gate = link.gate
     hub.calls.add_listener(link.forward_call)
-    await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy)
+    await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy, role=role)
     assert hub.worker is not None
     link.on_inbox = hub.worker.notify_inbox
+    if role == "inbox":
+        hub.outbound.on_queued = link.deliveries_queued
+    elif role == "deliveries":
+        link.on_deliveries = hub.outbound.sender.wake.set
     try:
         await link.run(hub.telemetry_counters())
     finally:
@@ -50,6 +59,9 @@ def main(argv: list[str]) -> None:
     # (it closes the link), so a transaction in flight is never cut short by the key press.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd, public_url = argv[1:3]
+    role = argv[3] if len(argv) > 3 else "all"
+    if role not in get_args(WorkerRole):
+        raise SystemExit(f"unknown worker role {role!r}: one of {', '.join(get_args(WorkerRole))}")
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
         import uvloop  # as uvicorn serves the parent, when installed
@@ -58,7 +70,7 @@ def main(argv: list[str]) -> None:
     except ImportError:
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_run(int(fd), public_url))
+        runner.run(_run(int(fd), public_url, cast(WorkerRole, role)))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import base64
 import fnmatch
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -138,6 +138,9 @@ class OutboundWebhooks:
         # here: fan-out runs for every event, and most events have no endpoint at all.
         self._routes: list[tuple[str, list[str], float]] | None = None
         self._routes_loaded_at = 0.0
+        # Called when deliveries were queued: a sender in another process is told (`storebridge serve`'s
+        # deliveries child); this process's sender is woken directly.
+        self.on_queued: Callable[[], None] | None = None
         self.sender = OutboundDelivery(
             db,
             allow_private=allow_private,
@@ -300,6 +303,8 @@ class OutboundWebhooks:
             statement = insert(DELIVERIES).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
             await (await session.connection()).execute(statement, rows)
             self.sender.wake.set()  # its claim waits for this transaction's commit (SQLite) or polls again
+            if self.on_queued is not None:
+                self.on_queued()
 
     # -- deliveries --------------------------------------------------------------------------
 

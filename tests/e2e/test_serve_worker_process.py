@@ -1,5 +1,6 @@
-"""`storebridge serve` runs its worker in a child process (issue 19): webhooks are processed there, its
-counts reach the serving process's /metrics, a dead child is started again, and it never outlives serve."""
+"""`storebridge serve` runs its worker in child processes (issue 19): webhooks are processed in one, outbound
+webhooks sent from another, their counts reach the serving process's /metrics, a dead child is started
+again, and neither outlives serve."""
 
 from __future__ import annotations
 
@@ -13,13 +14,20 @@ import httpx
 
 from storebridge.webhooks.verify import sign_plain
 from tests.e2e.test_cli import _serving
+from tests.e2e.test_outbound_webhooks import Receiver
 from tests.support.hub import wait_for
+from tests.support.servers import serve_in_thread
 
 SECRET = "worker-child-secret"
-ENV = {"STOREBRIDGE_WEBHOOK_PROVIDERS": "bench:plain", "BENCH_WEBHOOK_SECRET": SECRET}
+ENV = {
+    "STOREBRIDGE_WEBHOOK_PROVIDERS": "bench:plain",
+    "BENCH_WEBHOOK_SECRET": SECRET,
+    "STOREBRIDGE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+}
 
 
-def _worker_children(parent: int) -> list[int]:
+def _worker_children(parent: int, role: str | None = None) -> list[int]:
+    """The worker children of `parent` (of `role`, the last argument of their command line)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -29,7 +37,9 @@ def _worker_children(parent: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == parent and b"storebridge.cli.worker_child" in cmdline:
+        if int(stat[1]) != parent or b"storebridge.cli.worker_child" not in cmdline:
+            continue
+        if role is None or cmdline.rstrip(b"\0").rsplit(b"\0", 1)[-1] == role.encode():
             pids.append(int(entry.name))
     return pids
 
@@ -64,32 +74,75 @@ def _metric(base: str, token: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def test_serve_processes_in_a_worker_child_that_it_restarts_and_that_never_outlives_it(
+def _subscribe(base: str, token: str, url: str) -> None:
+    answer = httpx.post(
+        f"{base}/subscriptions",
+        json={"url": url, "event_types": ["webhook.bench.*"]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def _delivered(receiver: Receiver) -> set[int]:
+    return {call.json["data"]["body"]["data"]["n"] for call in receiver.of("hook")}
+
+
+def test_serve_processes_and_delivers_in_worker_children_that_it_restarts_and_that_never_outlive_it(
     db_url: str, tmp_path: Path
 ) -> None:
-    with _serving(tmp_path, STOREBRIDGE_DATABASE_URL=db_url, **ENV) as (base, token, proc):
-        (child,) = wait_for(lambda: _worker_children(proc.pid), timeout=30, what="the worker child")
+    receiver = Receiver()
+    with (
+        serve_in_thread(receiver.app) as receiver_base,
+        _serving(tmp_path, STOREBRIDGE_DATABASE_URL=db_url, **ENV) as (base, token, proc),
+    ):
+        receiver.base_url = receiver_base
+        (inbox,) = wait_for(lambda: _worker_children(proc.pid, "inbox"), timeout=30, what="the inbox child")
+        (sender,) = wait_for(lambda: _worker_children(proc.pid, "deliveries"), timeout=30, what="the deliveries child")
+        _subscribe(base, token, receiver.url("hook"))
         _post(base, range(20))
         wait_for(lambda: _processed(base, token) == 20, timeout=30, what="20 webhooks processed")
-        # Counted by the child, served by the parent (the parent runs no worker of its own).
+        wait_for(lambda: _delivered(receiver) == set(range(20)), timeout=30, what="20 outbound webhooks")
+        # Counted by the children, served by the parent (the parent runs no worker of its own).
         wait_for(
-            lambda: _metric(base, token, "storebridge_webhooks_processed_total") == 20,
+            lambda: (
+                _metric(base, token, "storebridge_webhooks_processed_total") == 20
+                and _metric(base, token, "storebridge_outbound_webhook_attempts_total") == 20
+            ),
             timeout=10,
-            what="the child's counts on the parent's /metrics",
+            what="the children's counts on the parent's /metrics",
         )
 
-        os.kill(child, signal.SIGKILL)
-        (again,) = wait_for(
-            lambda: [pid for pid in _worker_children(proc.pid) if pid != child],
-            timeout=30,
-            what="a new worker child",
-        )
+        for role, child in (("inbox", inbox), ("deliveries", sender)):
+            os.kill(child, signal.SIGKILL)
+            wait_for(
+                lambda role=role, child=child: [p for p in _worker_children(proc.pid, role) if p != child],  # type: ignore[misc]
+                timeout=30,
+                what=f"a new {role} child",
+            )
         _post(base, range(20, 25))
         wait_for(lambda: _processed(base, token) == 25, timeout=30, what="the new child to process the next webhooks")
+        wait_for(lambda: _delivered(receiver) == set(range(25)), timeout=30, what="the new child to deliver them")
 
-        proc.kill()  # kill -9 of serve: the child sees its link close and exits
+        children = _worker_children(proc.pid)
+        assert len(children) == 2
+        proc.kill()  # kill -9 of serve: the children see their links close and exit
         proc.wait(10)
-        wait_for(lambda: not _alive(again), timeout=20, what="the worker child to exit with serve")
+        wait_for(lambda: not any(map(_alive, children)), timeout=20, what="the worker children to exit with serve")
+
+
+def test_serve_keeps_deliveries_in_its_worker_child_when_asked(tmp_path: Path) -> None:
+    receiver = Receiver()
+    with (
+        serve_in_thread(receiver.app) as receiver_base,
+        _serving(tmp_path, STOREBRIDGE_DELIVERY_PROCESS="false", **ENV) as (base, token, proc),
+    ):
+        receiver.base_url = receiver_base
+        (child,) = wait_for(lambda: _worker_children(proc.pid), timeout=30, what="the worker child")
+        assert _worker_children(proc.pid, "all") == [child]
+        _subscribe(base, token, receiver.url("hook"))
+        _post(base, range(5))
+        wait_for(lambda: _delivered(receiver) == set(range(5)), timeout=30, what="5 outbound webhooks")
+        assert _worker_children(proc.pid) == [child]
 
 
 def test_serve_keeps_the_worker_in_its_loop_when_asked(tmp_path: Path) -> None:
