@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import operator
 import re
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +180,11 @@ class InboxWriter:
         self._insert: Any = postgresql.insert if not db.is_sqlite else sqlite.insert
         self._process: SqliteWriterProcess | None = None
         self._arrived = asyncio.Event()
+        self._drained = asyncio.Event()  # set when the last batch in flight is answered
+        self._in_flight = 0  # SQLite: batches sent to the writer process, not answered yet
+        self._holding = False  # SQLite: _hold() has the writer lock, so _flush may send
+        self._flush_scheduled = False
+        self._deadline = 0.0  # SQLite: event-loop time after which no batch is sent under this hold
         self._last_commit = -1e9  # event-loop time of the last commit
         self._stopped = False
 
@@ -205,11 +210,11 @@ class InboxWriter:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self._group is not None:  # rows queued or being written are answered by now at the latest
-            self._group.refuse_all(lambda: InboxStopped("the hub is shutting down"))
-        if self._process is not None:
+        if self._process is not None:  # batches already sent are answered when their commit is done
             await self._process.stop()
             self._process = None
+        if self._group is not None:  # rows queued or being written are answered by now at the latest
+            self._group.refuse_all(lambda: InboxStopped("the hub is shutting down"))
 
     def busy(self, within: float = 0.1) -> bool:
         """Whether webhooks are arriving: a commit in the last `within` seconds or some waiting."""
@@ -242,86 +247,118 @@ class InboxWriter:
             return
         self._group.put(row, lambda is_new, exc: _tell(row, done, bool(is_new), exc))
         self._arrived.set()
+        self._schedule_flush()
 
     async def _run(self) -> None:
         assert self._group is not None
         while True:
-            first = await self._group.next()
+            if not self._group.waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
             if self._process is None:
-                batch = await self._take(first, self.max_batch)
-                await self._settle(batch, self._write_sqlalchemy(batch))
+                batch = await self._take(self.max_batch)
+                try:
+                    new, failed = await self._write_sqlalchemy(batch)
+                except Exception as exc:  # noqa: BLE001 - every waiting request learns it was not stored
+                    self._fail(batch, exc)
+                else:
+                    self._settle(batch, new, failed)
+                continue
+            try:
+                await self._process.start()
+            except Exception as exc:  # noqa: BLE001 - the writer could not be started: 503, the provider retries
+                self._fail(self._group.take(self.SQLITE_FRAME_ROWS), exc)
                 continue
             # SQLite: hold the process-wide writer lock while batches are in the writer process.
             async with self.db.write_lock(urgent=True):
-                held_too_long = await self._pipeline(first)
+                held_too_long = await self._hold()
             if held_too_long:
                 await self.db.yield_to_background()
 
-    async def _take(self, first: _Pending, limit: int) -> list[_Pending]:
-        """`first` and whatever else is queued, up to `limit`."""
+    async def _take(self, limit: int) -> list[_Pending]:
+        """Whatever is queued, up to `limit`, once the event loop has finished the requests that
+        have already arrived (so they join this commit: fewer fsyncs per webhook)."""
         assert self._group is not None
-        # Let the event loop finish the requests that have already arrived, so they join this
-        # commit instead of waiting for the next one (bigger batches, fewer fsyncs per webhook).
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        return self._group.take(limit, first)
+        return self._group.take(limit)
 
-    async def _pipeline(self, first: _Pending) -> bool:
-        """Send batches to the writer process, up to `pipeline` in flight, while webhooks keep
-        coming; True if it stopped because it held the writer lock for `max_hold` seconds."""
+    async def _hold(self) -> bool:
+        """Send batches to the writer process while webhooks keep coming, up to `pipeline` in
+        flight, until nothing waits and nothing is in flight; True if it stopped because it held
+        the writer lock for `max_hold` seconds while webhooks were still waiting.
+
+        Batches leave from `_flush`, run at the end of the loop turn in which a webhook was queued
+        and whenever an answer makes room, not from this task: each hop through a task would cost
+        a loop turn, which under load is as long as the parsing of every webhook that arrived in it."""
         assert self._group is not None and self._process is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_hold
-        in_flight: deque[asyncio.Task[None]] = deque()
-        item: _Pending | None = first
+        self._deadline = loop.time() + self.max_hold
+        self._holding = True
         try:
             while True:
-                if item is not None:
-                    # Small frames: the writer process groups them into commits of its own size.
-                    batch = await self._take(item, self.SQLITE_FRAME_ROWS)
-                    item = None
-                    try:
-                        answer = await self._process.submit(self._sqlite_rows(batch))
-                    except Exception as exc:  # noqa: BLE001 - the writer could not be started
-                        self._fail(batch, exc)
-                        continue
-                    in_flight.append(asyncio.ensure_future(self._settle(batch, answer)))
-                    continue
-                more = self._group.waiting and loop.time() < deadline
-                if more and len(in_flight) < self.pipeline:
-                    item = next(iter(self._group.take(1)), None)
-                    continue
-                if not in_flight:
-                    return more or self._group.waiting
-                if more or len(in_flight) >= self.pipeline:
-                    await in_flight.popleft()
-                    continue
-                # Wait for the oldest batch, or for a webhook to arrive (it may be sent at once).
-                self._arrived.clear()
-                arrival = asyncio.ensure_future(self._arrived.wait())
-                await asyncio.wait((in_flight[0], arrival), return_when=asyncio.FIRST_COMPLETED)
-                arrival.cancel()
-                if in_flight[0].done():
-                    in_flight.popleft()
+                if not self._in_flight:
+                    if not self._group.waiting or not self._process.running:
+                        return False
+                    if loop.time() >= self._deadline:
+                        return True
+                    self._flush()
+                    if not self._in_flight:
+                        return False
+                self._drained.clear()
+                await self._drained.wait()
         finally:
-            if in_flight:  # cancelled: the batches already sent still get their answers
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            self._holding = False
+
+    def _schedule_flush(self) -> None:
+        if self._holding and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send what waits, in frames of SQLITE_FRAME_ROWS (the writer process groups them into
+        commits of its own size), while the lock is held and the pipeline has room."""
+        self._flush_scheduled = False
+        assert self._group is not None
+        process = self._process
+        if not self._holding or process is None:
+            return
+        loop = asyncio.get_running_loop()
+        while self._group.waiting and self._in_flight < self.pipeline and loop.time() < self._deadline:
+            batch = self._group.take(self.SQLITE_FRAME_ROWS)
+            if not batch:
+                return
+            try:
+                process.submit_nowait(self._sqlite_rows(batch), functools.partial(self._answered, batch))
+            except Exception as exc:  # noqa: BLE001 - the writer died: these are answered 503 and it restarts
+                self._fail(batch, exc)
+                self._drained.set()  # _hold sees the writer down and lets _run start it again
+                return
+            self._in_flight += 1
+
+    def _answered(self, batch: list[_Pending], written: Written | None, exc: BaseException | None) -> None:
+        """The writer process answered a batch (called from its socket's data_received)."""
+        self._in_flight -= 1
+        if exc is not None:
+            self._fail(batch, exc)
+        else:
+            assert written is not None
+            self._settle(batch, *written)
+        self._flush()  # room in the pipeline: what arrived meanwhile leaves now
+        if not self._in_flight:
+            self._drained.set()
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         assert self._group is not None
         log.error("inbox_write_failed", rows=len(batch), error=repr(exc))
         self._group.fail(batch, exc)
 
-    async def _settle(self, batch: list[_Pending], write: Awaitable[Written]) -> None:
+    def _settle(self, batch: list[_Pending], new: list[tuple[str, str]], failed: dict[int, BaseException]) -> None:
         """Tell each waiting request whether its row was new, once the commit that holds it is done
         (or the error that kept that row out). Each caller is answered once (storebridge.group_commit):
         a row already refused at shutdown hears nothing more."""
         assert self._group is not None
-        try:
-            new, failed = await write
-        except Exception as exc:  # noqa: BLE001 - every waiting request learns it was not stored
-            self._fail(batch, exc)
-            return
         inserted = set(new)
         seen: set[tuple[str, str]] = set()
         for index, entry in enumerate(batch):

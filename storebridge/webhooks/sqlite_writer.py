@@ -22,6 +22,7 @@ in the child (importing SQLAlchemy would delay the first commit), so the hub's c
 from __future__ import annotations
 
 import asyncio
+import logging
 import marshal
 import signal
 import socket
@@ -32,10 +33,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 __all__ = [
+    "OnWritten",
     "Written",
     "WRITER_PRAGMAS",
     "WAL_RESTART_ROWS",
@@ -56,6 +58,7 @@ WAL_RESTART_ROWS = 1000  # rows between the writer's own checkpoints (~15 MB of 
 STOP_SECONDS = 10.0  # what stop() waits for the child in all
 CHECKPOINT_EVERY = 0.05  # seconds between the background thread's checkpoints
 _HEADER = struct.Struct("!I")
+log = logging.getLogger("storebridge.webhooks.sqlite_writer")  # stdlib only: the child imports this module
 
 
 # A batch's outcome: the (provider, event_id) of the rows that were new, and the rows (by index in
@@ -192,15 +195,13 @@ class _FrameReader:
                 break
             self.buf += chunk
             frames = self._complete()
-        self.sock.setblocking(False)
         try:
-            while chunk := self.sock.recv(1 << 20):
+            # MSG_DONTWAIT: two fcntl calls fewer per read than setblocking(False) and back.
+            while not self.closed and (chunk := self.sock.recv(1 << 20, socket.MSG_DONTWAIT)):
                 self.buf += chunk
             self.closed = True  # recv gave b"": the hub closed its end
         except BlockingIOError:
             pass
-        finally:
-            self.sock.setblocking(True)
         return frames + self._complete()
 
 
@@ -283,10 +284,75 @@ def main(argv: list[str]) -> None:
 # -- the hub's side ----------------------------------------------------------------------
 
 
+# Told once per batch, from the event loop: what was written, or why nothing of it is known stored.
+OnWritten = Callable[[Written | None, BaseException | None], None]
+
+
+class _Answers(asyncio.Protocol):
+    """The hub's end of the socket: each answer is handed to its batch's callback inside
+    `data_received`, so the requests it holds are answered in the same loop turn the answer
+    arrives in (a StreamReader and a future per batch cost two more turns, each as long as the
+    parsing of every webhook that arrived meanwhile: measured in bench/README.md)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.waiting: deque[OnWritten] = deque()
+        self.lost = False
+        self.answered_all = asyncio.Event()  # nothing sent is waiting for its answer
+        self.answered_all.set()
+        self._buf = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        pos = 0
+        try:
+            while len(self._buf) - pos >= _HEADER.size:
+                size = _HEADER.unpack_from(self._buf, pos)[0]
+                if len(self._buf) - pos - _HEADER.size < size:
+                    break
+                ok, result, *failed = marshal.loads(self._buf[pos + _HEADER.size : pos + _HEADER.size + size])
+                pos += _HEADER.size + size
+                on_written = self.waiting.popleft()
+                if not self.waiting:
+                    self.answered_all.set()
+                if ok:  # marshal keeps the (provider, event_id) tuples
+                    not_stored: dict[int, BaseException] = (
+                        {i: RowNotStored(e) for i, e in failed[0].items()} if failed else {}
+                    )
+                    _tell(on_written, (result, not_stored), None)
+                else:
+                    _tell(on_written, None, sqlite3.OperationalError(result))
+        except (ValueError, EOFError, TypeError, IndexError) as exc:
+            self.fail_all(WriterCrashed(f"the SQLite inbox writer process answered garbage: {exc!r}"))
+        finally:
+            del self._buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail_all(WriterCrashed(f"the SQLite inbox writer process failed: {exc or 'its socket closed'}"))
+
+    def fail_all(self, exc: Exception) -> None:
+        self.lost = True
+        while self.waiting:
+            _tell(self.waiting.popleft(), None, exc)
+        self.answered_all.set()
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _tell(on_written: OnWritten, written: Written | None, exc: BaseException | None) -> None:
+    try:
+        on_written(written, exc)
+    except Exception:  # one batch's caller must not keep the next batches from theirs
+        log.exception("inbox_writer_answer_failed")
+
+
 class SqliteWriterProcess:
-    """Starts the child on first use (and again after a crash). Batches are pipelined: `submit`
-    sends at once and returns a future; the child answers in order, so a batch can be on its way
-    while the previous one commits."""
+    """The child, started on first use (and again after a crash). Batches are pipelined:
+    `submit_nowait` sends at once and the batch's callback runs when its answer arrives; the
+    child answers in order, so a batch can be on its way while the previous one commits."""
 
     def __init__(
         self, path: str, *, pragmas: Sequence[str], columns: Sequence[str], wal_restart_rows: int = WAL_RESTART_ROWS
@@ -296,11 +362,23 @@ class SqliteWriterProcess:
         self.columns = columns
         self.wal_restart_rows = wal_restart_rows
         self._proc: asyncio.subprocess.Process | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._answers: deque[asyncio.Future[Written]] = deque()
-        self._reading: asyncio.Task[None] | None = None
+        self._answers: _Answers | None = None
 
-    async def _start(self) -> None:
+    @property
+    def running(self) -> bool:
+        """Whether batches can be sent now (the child is up and its socket open)."""
+        return (
+            self._answers is not None
+            and not self._answers.lost
+            and self._proc is not None
+            and self._proc.returncode is None
+        )
+
+    async def start(self) -> None:
+        """Start the child unless it is running (a crashed one is cleaned up first)."""
+        if self.running:
+            return
+        await self.stop()
         ours, theirs = socket.socketpair()
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -314,43 +392,31 @@ class SqliteWriterProcess:
             )
         finally:
             theirs.close()
-        reader, self._writer = await asyncio.open_connection(sock=ours)
-        self._reading = asyncio.create_task(self._read_answers(reader), name="inbox-writer-answers")
+        _, self._answers = await asyncio.get_running_loop().create_connection(_Answers, sock=ours)
 
-    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
-                ok, result, *failed = marshal.loads(await reader.readexactly(size))
-                answer = self._answers.popleft()
-                if ok:  # marshal keeps the (provider, event_id) tuples
-                    answer.set_result((result, {i: RowNotStored(e) for i, e in failed[0].items()} if failed else {}))
-                else:
-                    answer.set_exception(sqlite3.OperationalError(result))
-        except (OSError, asyncio.IncompleteReadError, ValueError, EOFError, TypeError, IndexError) as exc:
-            self._fail_all(WriterCrashed(f"the SQLite inbox writer process failed: {exc!r}"))
-
-    def _fail_all(self, exc: Exception) -> None:
-        while self._answers:
-            answer = self._answers.popleft()
-            if not answer.done():
-                answer.set_exception(exc)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None  # the next submit starts a fresh process
-
-    async def submit(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[Written]:
-        """Send a batch; the future gives the (provider, event_id) of the rows that were new, and
-        the rows that could not be stored."""
-        if self._writer is None or self._proc is None or self._proc.returncode is not None:
-            await self.stop()
-            await self._start()
-        assert self._writer is not None
-        answer: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
-        self._answers.append(answer)
+    def submit_nowait(self, rows: list[tuple[Any, ...]], on_written: OnWritten) -> None:
+        """Send a batch; `on_written` is told the (provider, event_id) of the rows that were new and
+        the rows that could not be stored, or why the batch is not known to be stored. Raises
+        WriterCrashed (nothing sent) when the child is not running: `start()` it again."""
+        if not self.running:
+            raise WriterCrashed("the SQLite inbox writer process is not running")
+        assert self._answers is not None and self._answers.transport is not None
         payload = marshal.dumps(rows)
-        self._writer.write(_HEADER.pack(len(payload)) + payload)
-        return answer
+        self._answers.waiting.append(on_written)
+        self._answers.answered_all.clear()
+        self._answers.transport.write(_HEADER.pack(len(payload)) + payload)
+
+    async def submit(self, rows: list[tuple[Any, ...]]) -> Written:
+        """Start the child if needed, send a batch and wait for its answer."""
+        await self.start()
+        answer: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+
+        def on_written(written: Written | None, exc: BaseException | None) -> None:
+            if not answer.done():
+                answer.set_exception(exc) if exc is not None else answer.set_result(written)  # type: ignore[arg-type]
+
+        self.submit_nowait(rows, on_written)
+        return await answer
 
     async def stop(self) -> None:
         """Let the batches already sent finish, then end the child; at most STOP_SECONDS in all (a
@@ -358,27 +424,18 @@ class SqliteWriterProcess:
         acknowledged). Three waits of 10 s each held a test's teardown for 30 s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_SECONDS
-
-        def left() -> float:
-            return max(0.0, deadline - loop.time())
-
-        if self._answers:
-            await asyncio.wait(list(self._answers), timeout=left())
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._reading is not None:
-            reading, self._reading = self._reading, None
+        answers, self._answers = self._answers, None
+        if answers is not None:
             try:
-                await asyncio.wait_for(reading, left())  # ends with the EOF that closing caused
+                await asyncio.wait_for(answers.answered_all.wait(), STOP_SECONDS)
             except TimeoutError:
-                reading.cancel()
-        self._fail_all(WriterCrashed("the SQLite inbox writer was stopped"))
+                pass
+            answers.fail_all(WriterCrashed("the SQLite inbox writer was stopped"))
         if self._proc is not None:
             proc, self._proc = self._proc, None
             try:
                 # EOF on its socket ends the child after its current batch.
-                await asyncio.wait_for(proc.wait(), left())
+                await asyncio.wait_for(proc.wait(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

@@ -209,15 +209,14 @@ def test_a_webhook_whose_commit_outlasts_the_timeouts_is_still_answered(
 ) -> None:
     """Once a request is read, the time the hub takes to answer is not the client's: a commit held
     past both timeouts is answered 200 on the same connection, which then serves another webhook."""
-    from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
+    from storebridge.webhooks.sqlite_writer import OnWritten, SqliteWriterProcess
 
-    submit = SqliteWriterProcess.submit
+    submit = SqliteWriterProcess.submit_nowait
 
-    async def slow(self: SqliteWriterProcess, rows: list[tuple[object, ...]]) -> object:
-        await asyncio.sleep(HEAD_TIMEOUT + BODY_TIMEOUT + 0.5)
-        return await submit(self, rows)  # type: ignore[arg-type]
+    def slow(self: SqliteWriterProcess, rows: list[tuple[object, ...]], on_written: OnWritten) -> None:
+        asyncio.get_running_loop().call_later(HEAD_TIMEOUT + BODY_TIMEOUT + 0.5, submit, self, rows, on_written)
 
-    monkeypatch.setattr(SqliteWriterProcess, "submit", slow)
+    monkeypatch.setattr(SqliteWriterProcess, "submit_nowait", slow)
     request = _webhook(f"evt_slow_commit_{way.split()[0]}")
     if way == "asgi path":
         head, _, body = request.partition(b"\r\n\r\n")

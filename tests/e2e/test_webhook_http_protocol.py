@@ -158,15 +158,16 @@ def test_a_webhook_the_writer_could_not_store_is_503_not_an_ack(
 ) -> None:
     """The writer process fails the batch (tests/integration/test_sqlite_inbox_writer.py kills a real
     one): the webhook is answered 503 so the provider retries, and the retry is stored."""
-    from storebridge.webhooks.sqlite_writer import SqliteWriterProcess, WriterCrashed
+    from storebridge.webhooks.sqlite_writer import OnWritten, SqliteWriterProcess, WriterCrashed
 
-    async def crashed(self: SqliteWriterProcess, rows: object) -> object:
-        raise WriterCrashed("the SQLite inbox writer process failed: killed")
+    def crashed(self: SqliteWriterProcess, rows: object, on_written: OnWritten) -> None:
+        # As a real answer does: from the event loop, after the batch was sent.
+        asyncio.get_running_loop().call_soon(on_written, None, WriterCrashed("the SQLite inbox writer failed: killed"))
 
     with _connect(sqlite_hub) as sock:
         reader = _Reader(sock)
         with monkeypatch.context() as patch:
-            patch.setattr(SqliteWriterProcess, "submit", crashed)
+            patch.setattr(SqliteWriterProcess, "submit_nowait", crashed)
             sock.sendall(_webhook("evt_doomed"))
             status, _, body = reader.response()
         assert status == 503 and b"storage_unavailable" in body
@@ -264,17 +265,16 @@ def test_a_slow_commit_behind_a_rejected_pipelined_webhook_keeps_its_connection(
     """A rejected webhook answered inside the parser does not arm uvicorn's keep-alive timer while
     the next pipelined webhook is still being stored: its commit may outlast the keep-alive timeout
     (0.5 s here, the commit held 1.5 s) and it is still answered on the same connection."""
-    from storebridge.webhooks.sqlite_writer import SqliteWriterProcess
+    from storebridge.webhooks.sqlite_writer import OnWritten, SqliteWriterProcess
 
-    submit = SqliteWriterProcess.submit
+    submit = SqliteWriterProcess.submit_nowait
 
-    async def slow(self: SqliteWriterProcess, rows: list[tuple[object, ...]]) -> object:
-        await asyncio.sleep(1.5)
-        return await submit(self, rows)  # type: ignore[arg-type]
+    def slow(self: SqliteWriterProcess, rows: list[tuple[object, ...]], on_written: OnWritten) -> None:
+        asyncio.get_running_loop().call_later(1.5, submit, self, rows, on_written)
 
     with running_hub(make_settings(sqlite_url), timeout_keep_alive=0.5) as hub, _connect(hub) as sock:
         reader = _Reader(sock)
-        monkeypatch.setattr(SqliteWriterProcess, "submit", slow)
+        monkeypatch.setattr(SqliteWriterProcess, "submit_nowait", slow)
         forged = _webhook("evt_forged", extra={"Stripe-Signature": "t=1,v1=00"})
         sock.sendall(forged + _webhook("evt_slow_commit"))
         assert reader.response()[0] == 400
