@@ -139,7 +139,8 @@ class LocalWriteGate:
             return
         turn = self._background_turn = asyncio.Event()
         try:
-            await asyncio.wait_for(turn.wait(), wait_at_most)
+            async with asyncio.timeout(wait_at_most):  # not wait_for: see storebridge.worker.Worker._loop
+                await turn.wait()
         except TimeoutError:
             pass
         finally:

@@ -69,17 +69,36 @@ def _stacks(thread: threading.Thread) -> list[str]:
     try:
         for loop in list(_loops_of(frame)):
             for task in list(asyncio.all_tasks(loop)):
-                stack = " > ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in task.get_stack())
-                lines.append(f"task {task.get_name()}: {stack}")
+                cancelling = f" (cancelled {task.cancelling()}x)" if task.cancelling() else ""
+                lines.append(f"task {task.get_name()}{cancelling}: {' > '.join(_awaiting(task.get_coro()))}")
     except RuntimeError:  # the task set changed while it was read: the thread stack is still there
         pass
     return lines
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """A task's whole chain of awaits (`Task.get_stack` gives a coroutine's outermost frame only)."""
+    where: list[str] = []
+    while coro is not None and len(where) < 64:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            where.append(type(coro).__name__)  # a future, or a C-level awaitable
+            break
+        where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaited = (
+            getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+        )
+        if type(awaited).__name__ == "async_generator_asend":  # an @asynccontextmanager's body: follow it
+            awaited = getattr(frame.f_locals.get("self"), "gen", awaited)
+        coro = awaited
+    return where
 
 
 def _loops_of(frame: Any) -> Iterator[asyncio.AbstractEventLoop]:
     """The running event loop found in the thread's frames (BaseEventLoop.run_forever's `self`)."""
     while frame is not None:
         owner = frame.f_locals.get("self")
+        owner = getattr(owner, "_loop", owner)  # asyncio.Runner.run's `self` holds uvloop's loop (C frames)
         if isinstance(owner, asyncio.AbstractEventLoop):
             yield owner
             return

@@ -130,7 +130,10 @@ class Worker:
                 await asyncio.sleep(self.poll_seconds * 5)
                 continue
             try:
-                await asyncio.wait_for(signal.wait(), timeout=self.poll_seconds)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands in
+                # the turn the event is set, so stop() waited for this loop forever (a test's 30 s teardown).
+                async with asyncio.timeout(self.poll_seconds):
+                    await signal.wait()
             except TimeoutError:
                 pass
             signal.clear()

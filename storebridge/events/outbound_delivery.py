@@ -396,7 +396,8 @@ class OutboundDelivery:
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
     """Wait for `event` (and clear it) for at most `seconds`; whether it was set."""
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for: see storebridge.worker.Worker._loop
+            await event.wait()
     except TimeoutError:
         return False
     event.clear()

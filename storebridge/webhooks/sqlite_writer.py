@@ -54,7 +54,7 @@ WRITER_PRAGMAS = (
     "cache_size=-32768",  # 32 MB: the inbox indexes stay in memory (fewer preads per insert)
     "temp_store=MEMORY",  # a multi-row INSERT's statement journal: no temp file per commit
 )
-WAL_RESTART_ROWS = 250  # rows between the writer's own checkpoints (~2.5 MB of WAL at 2 KB webhooks; 1000 doubled the p99)
+WAL_RESTART_ROWS = 250  # rows between the writer's own checkpoints (~2.5 MB of WAL; 1000 doubled the p99)
 STOP_SECONDS = 10.0  # what stop() waits for the child in all
 CHECKPOINT_EVERY = 0.05  # seconds between the background thread's checkpoints
 _HEADER = struct.Struct("!I")
@@ -427,7 +427,8 @@ class SqliteWriterProcess:
         answers, self._answers = self._answers, None
         if answers is not None:
             try:
-                await asyncio.wait_for(answers.answered_all.wait(), STOP_SECONDS)
+                async with asyncio.timeout(STOP_SECONDS):  # not wait_for: see storebridge.worker.Worker._loop
+                    await answers.answered_all.wait()
             except TimeoutError:
                 pass
             answers.fail_all(WriterCrashed("the SQLite inbox writer was stopped"))
