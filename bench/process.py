@@ -299,7 +299,7 @@ Machine: {machine_line()}; PostgreSQL on the same machine.
 | SQLite inbox processing: pre-filled inbox, one worker → processed → outbox dispatched | {drain["events"]:,} | {drain["rate"]:,.0f} | {drain["total_s"]:.1f} | {cpu(drain)} |
 | PostgreSQL, 1 worker process: pre-filled inbox → processed → outbox dispatched | {pg[0]["events"]:,} | {pg[0]["rate"]:,.0f} | {pg[0]["total_s"]:.1f} | {cpu(pg[0])} |
 | PostgreSQL, 3 worker processes: the same | {pg[1]["events"]:,} | {pg[1]["rate"]:,.0f} | {pg[1]["total_s"]:.1f} | {cpu(pg[1])} |
-| Outbound fan-out, SQLite, `storebridge serve` (worker child): {out["events"]:,} signed webhooks (32 connections) → processed → one subscription on a loopback receiver, first request to last delivery | {out["events"]:,} | {out["rate"]:,.0f} | {out["total_s"]:.1f} | {out["hub_cpu_us_per_event"]:,.0f} (hub) |
+| Outbound fan-out, SQLite, `storebridge serve` (inbox and deliveries worker children): {out["events"]:,} signed webhooks (32 connections) → processed → one subscription on a loopback receiver, first request to last delivery | {out["events"]:,} | {out["rate"]:,.0f} | {out["total_s"]:.1f} | {out["hub_cpu_us_per_event"]:,.0f} (hub) |
 
 | floor | measured | result |
 | --- | ---: | --- |
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before PostgreSQL: its checkpoints after a run write to the disk whose fsyncs SQLite waits on.
     if "outbound" in only:
         print(f"Outbound fan-out, SQLite, {args.outbound_events} webhooks to one subscription ...", flush=True)
-        # As `make serve` runs it (worker child); with --stages in this process, where the timers are.
+        # As `make serve` runs it (inbox and deliveries worker children); with --stages in this process, where the timers are.
         burst = outbound_end_to_end if args.stages else outbound_served
         out = burst(args.outbound_events, secret=SECRET, client=_client)
         print(

@@ -147,6 +147,9 @@ class Hub:
                 )
 
     async def stop(self) -> None:
+        # A deliveries step waiting (up to 1 s) for work returns now: the workers' stop lets each
+        # step in progress finish rather than cancel it inside a transaction.
+        self.outbound.sender.wake.set()
         if self.worker is not None:
             await self.worker.stop()
         if self.delivery_worker is not None:

@@ -10,7 +10,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import structlog
 from sqlalchemy import update
@@ -28,6 +28,8 @@ Job = tuple[str, Callable[[], Awaitable[int]]]
 # them); or only those deliveries.
 WorkerRole = Literal["all", "inbox", "deliveries"]
 DELIVERIES_JOB = "outbound-webhooks"
+STOP_GRACE_SECONDS = 10.0  # what stop() waits for the steps in progress before it cancels them
+T = TypeVar("T")
 
 
 def jobs_for(role: WorkerRole, jobs: Sequence[Job]) -> list[Job]:
@@ -68,6 +70,8 @@ class Worker:
         self._inbox_signal = asyncio.Event()
         self._outbox_signal = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stepping: set[asyncio.Task[Any]] = set()  # loops inside a step (a transaction may be open)
+        self._stopping = False
 
     def notify_inbox(self) -> None:
         """Wake the inbox loop now (called after the inbox writer commits)."""
@@ -87,11 +91,36 @@ class Worker:
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))
         log.info("worker_started", worker_id=self.worker_id)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Let each loop finish the step it is in (at most `grace` seconds), then end them all.
+
+        A loop cancelled inside a step could leave its SQLite transaction open until the engine is
+        disposed: the next writer (a sandbox's state saved at shutdown) then waited out
+        busy_timeout (30 s). Loops that wait or rest between steps are cancelled at once."""
+        self._stopping = True
+        self._inbox_signal.set()
+        self._outbox_signal.set()
+        stepping = [task for task in self._tasks if task in self._stepping]
+        for task in self._tasks:
+            if task not in self._stepping:
+                task.cancel()
+        if stepping:
+            await asyncio.wait(stepping, timeout=grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._stopping = False
+
+    async def _step(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Run one step; stop() waits for it to end instead of cancelling it midway."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._stepping.add(task)
+        try:
+            return await step()
+        finally:
+            self._stepping.discard(task)
 
     async def run_forever(self) -> None:
         self.start()
@@ -109,11 +138,13 @@ class Worker:
     ) -> None:
         failures = 0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             try:
                 started = loop.time()
-                done = await step()
+                done = await self._step(step)
                 failures = 0
+                if self._stopping:
+                    return
                 await self._give_way(loop.time() - started)
             except asyncio.CancelledError:
                 raise
@@ -154,17 +185,22 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         started = now()
-        while True:
+
+        async def beat() -> None:
+            async with self.db.write() as session:
+                t = now()
+                result = await session.execute(
+                    update(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id).values(last_seen=t)
+                )
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    session.add(WorkerHeartbeat(worker_id=self.worker_id, started_at=started, last_seen=t))
+
+        while not self._stopping:
             try:
-                async with self.db.write() as session:
-                    t = now()
-                    result = await session.execute(
-                        update(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id).values(last_seen=t)
-                    )
-                    if result.rowcount == 0:  # type: ignore[attr-defined]
-                        session.add(WorkerHeartbeat(worker_id=self.worker_id, started_at=started, last_seen=t))
+                await self._step(beat)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 log.warning("heartbeat_failed", error=repr(exc))
-            await asyncio.sleep(5.0)
+            if not self._stopping:
+                await asyncio.sleep(5.0)
