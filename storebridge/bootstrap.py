@@ -120,6 +120,7 @@ class Hub:
         outbound deliveries in a second one when the settings say so. `ingest_busy` tells the worker
         when webhooks arrive in a burst (default: this hub's inbox); `role` what an in-loop worker runs."""
         self.loop = asyncio.get_running_loop()
+        self.outbound.sender.claiming = True  # a hub stopped and started again claims deliveries again
         if migrate:
             await upgrade(self.db)
         if self.sandbox_states is not None:
@@ -147,9 +148,9 @@ class Hub:
                 )
 
     async def stop(self) -> None:
-        # A deliveries step waiting (up to 1 s) for work returns now: the workers' stop lets each
-        # step in progress finish rather than cancel it inside a transaction.
-        self.outbound.sender.wake.set()
+        # A deliveries step waiting (up to 1 s) for work returns now, claiming nothing: the workers'
+        # stop lets each step in progress finish rather than cancel it inside a transaction.
+        self.outbound.sender.stop_claiming()
         if self.worker is not None:
             await self.worker.stop()
         if self.delivery_worker is not None:

@@ -144,6 +144,15 @@ class OutboundDelivery:
         self._done: list[tuple[Claim, Outcome]] = []  # finished sends not recorded yet
         self._finished = asyncio.Event()
         self.wake = asyncio.Event()  # set when deliveries were queued in this process
+        self.claiming = True  # False once the hub is stopping (Hub.start sets it again): record, claim nothing
+
+    def stop_claiming(self) -> None:
+        """The hub is stopping: a step in progress returns without claiming more (a step waiting for
+        work returns now). In `serve`'s worker child the serving process may already be gone, and a
+        claim would only fail on its write lock."""
+        self.claiming = False
+        self.wake.set()
+        self._finished.set()
 
     async def aclose(self) -> None:
         """Stop sending: sends in flight are cancelled (their leases run out and they are sent again:
@@ -170,16 +179,18 @@ class OutboundDelivery:
         for the endpoints with room, and queue them. Each endpoint sends up to `per_endpoint` at
         once and starts its next queued delivery as soon as one finishes, between steps too, so a
         slow endpoint holds only its own slots and the send rate does not wait for the database."""
-        done, claims = await self._step(claim=True)
+        done, claims = await self._step(claim=self.claiming)
         self._queue(claims)
+        if not self.claiming:
+            return len(claims) + done
         if not claims and not done:
             if self._tasks or self._done:
                 # Nothing new to claim: wait (a little) for a send to finish (at once if one finished
                 # while this step waited for the write lock), record it and claim what it freed.
                 await _wait(self._finished, 0.2)
-                done, claims = await self._step(claim=True)
+                done, claims = await self._step(claim=self.claiming)
                 self._queue(claims)
-            elif await _wait(self.wake, 1.0):
+            elif await _wait(self.wake, 1.0) and self.claiming:
                 # Deliveries were just queued by the outbox dispatch (in this process): claim them now
                 # rather than after the worker's idle sleep.
                 _, claims = await self._step(claim=True)

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
 from storebridge.webhooks.verify import sign_plain
-from tests.e2e.test_cli import _serving
+from tests.e2e.test_cli import STOREBRIDGE, _env, _serving
 from tests.e2e.test_outbound_webhooks import Receiver
 from tests.support.hub import wait_for
-from tests.support.servers import serve_in_thread
+from tests.support.servers import free_port, serve_in_thread
 
 SECRET = "worker-child-secret"
 ENV = {
@@ -158,3 +160,38 @@ def test_serve_without_a_worker_starts_no_child(tmp_path: Path) -> None:
         time.sleep(1)  # long enough for a worker to have claimed them (it wakes on each commit)
         assert _worker_children(proc.pid) == []
         assert _processed(base, token) == 0
+
+
+def test_ctrl_c_ends_serve_and_its_children_without_an_error_logged(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal reaches the whole process group: serve, its worker children and the
+    SQLite writer all exit, and a normal stop logs no error (a deliveries step that claimed after
+    the serving process had gone logged `outbound_record_failed`)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STOREBRIDGE, "serve", "--port", str(port)],
+        env=_env(tmp_path, **ENV),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    try:
+        assert proc.stdout is not None
+        token = re.search(r"(sbk_\S+)", proc.stdout.readline())
+        assert token
+        base = f"http://127.0.0.1:{port}"
+        children = wait_for(lambda: sorted(_worker_children(proc.pid)), timeout=30, what="the worker children")
+        assert len(children) == 2
+        _post(base, range(5))  # the writer process starts with the first webhook
+        wait_for(lambda: _processed(base, token.group(1)) == 5, timeout=30, what="5 webhooks processed")
+        time.sleep(1.5)  # the deliveries child is waiting for work when the stop comes
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output
+    wait_for(lambda: not any(map(_alive, children)), timeout=20, what="the worker children to exit with serve")
+    errors = [line for line in output.splitlines() if '"level": "error"' in line or "Traceback" in line]
+    assert errors == [], "\n".join(errors)
