@@ -6,7 +6,7 @@ is: the inbox writer (webhook rows, a SQLite child process, its write-lock budge
 reservation path (orders, a dedicated thread) each keep their own commit function and drive it.
 
 Two ways to drive it: `submit()` with `commit=` given runs batches on demand (one drainer task while
-items wait); a writer with its own loop uses `put()`, `next()`, `take()` and answers with `settle()`,
+items wait); a writer with its own loop uses `put()`, `arrival()`, `take()` and answers with `settle()`,
 `fail()` or `refuse_all()`.
 """
 
@@ -85,18 +85,15 @@ class GroupCommit(Generic[T, R]):
             self._drainer = asyncio.create_task(self._drain(), name=self.name)
         return await future
 
-    async def next(self) -> Waiting[T, R]:
-        """The first waiting entry, when there is one."""
-        while True:
-            entry = self._pop()
-            if entry is not None:
-                return entry
+    async def arrival(self) -> None:
+        """Return once an item waits (it stays queued for `take`)."""
+        while not self._queue:
             self._arrived.clear()
             await self._arrived.wait()
 
-    def take(self, limit: int, first: Waiting[T, R] | None = None) -> list[Waiting[T, R]]:
-        """`first` (if given) and whatever else waits, up to `limit` entries in all."""
-        batch = [first] if first is not None else []
+    def take(self, limit: int) -> list[Waiting[T, R]]:
+        """Whatever waits, up to `limit` entries."""
+        batch: list[Waiting[T, R]] = []
         while len(batch) < limit:
             entry = self._pop()
             if entry is None:

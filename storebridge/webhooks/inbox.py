@@ -179,7 +179,6 @@ class InboxWriter:
         self._task: asyncio.Task[None] | None = None
         self._insert: Any = postgresql.insert if not db.is_sqlite else sqlite.insert
         self._process: SqliteWriterProcess | None = None
-        self._arrived = asyncio.Event()
         self._drained = asyncio.Event()  # set when the last batch in flight is answered
         self._in_flight = 0  # SQLite: batches sent to the writer process, not answered yet
         self._holding = False  # SQLite: _hold() has the writer lock, so _flush may send
@@ -246,16 +245,12 @@ class InboxWriter:
             asyncio.get_running_loop().call_soon(_tell, row, done, False, InboxStopped("the hub is shutting down"))
             return
         self._group.put(row, lambda is_new, exc: _tell(row, done, bool(is_new), exc))
-        self._arrived.set()
         self._schedule_flush()
 
     async def _run(self) -> None:
         assert self._group is not None
         while True:
-            if not self._group.waiting:
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
+            await self._group.arrival()
             if self._process is None:
                 batch = await self._take(self.max_batch)
                 try:

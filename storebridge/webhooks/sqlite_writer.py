@@ -406,18 +406,6 @@ class SqliteWriterProcess:
         self._answers.answered_all.clear()
         self._answers.transport.write(_HEADER.pack(len(payload)) + payload)
 
-    async def submit(self, rows: list[tuple[Any, ...]]) -> Written:
-        """Start the child if needed, send a batch and wait for its answer."""
-        await self.start()
-        answer: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
-
-        def on_written(written: Written | None, exc: BaseException | None) -> None:
-            if not answer.done():
-                answer.set_exception(exc) if exc is not None else answer.set_result(written)  # type: ignore[arg-type]
-
-        self.submit_nowait(rows, on_written)
-        return await answer
-
     async def stop(self) -> None:
         """Let the batches already sent finish, then end the child; at most STOP_SECONDS in all (a
         batch not answered by then was never acknowledged, so ending the child loses nothing

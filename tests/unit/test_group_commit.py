@@ -68,7 +68,7 @@ def test_a_cancelled_caller_is_not_committed() -> None:
 
 
 def test_a_writer_loop_takes_batches_and_refuse_all_answers_the_rest_once() -> None:
-    """put/next/take hand out batches; settle answers once; refuse_all answers whatever is left, once."""
+    """put/arrival/take hand out batches; settle answers once; refuse_all answers whatever is left, once."""
     answers: list[tuple[str, int | None, str | None]] = []
 
     def tell(name: str) -> object:
@@ -78,8 +78,8 @@ def test_a_writer_loop_takes_batches_and_refuse_all_answers_the_rest_once() -> N
         group: GroupCommit[str, int] = GroupCommit()
         for name in "abcd":
             group.put(name, tell(name))  # type: ignore[arg-type]
-        first = await group.next()
-        batch = group.take(2, first)
+        await group.arrival()
+        batch = group.take(2)
         assert [e.item for e in batch] == ["a", "b"] and group.waiting
         group.settle(batch, [1, ValueError("bad b")])
         group.settle(batch, [9, 9])  # a second answer is dropped
