@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 
 async def _run(fd: int, public_url: str, role: WorkerRole) -> None:
-    from storebridge.bootstrap import bootstrap
+    from storebridge.bootstrap import bootstrap, freeze_start_up_heap
     from storebridge.cli.app import _logging
     from storebridge.config import load_settings
     from storebridge.plugins import install_plugins
@@ -42,6 +42,7 @@ async def _run(fd: int, public_url: str, role: WorkerRole) -> None:
     hub.calls.add_listener(link.forward_call)
     await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy, role=role)
     assert hub.worker is not None
+    freeze_start_up_heap()
     link.on_inbox = hub.worker.notify_inbox
     if role == "inbox":
         hub.outbound.on_queued = link.deliveries_queued
