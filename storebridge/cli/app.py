@@ -167,7 +167,7 @@ def worker_cmd(
 ) -> None:
     """Run a worker alone: inbox processing, outbox dispatch, retries (scale-out on PostgreSQL)."""
     from storebridge.api.app import create_worker_app
-    from storebridge.bootstrap import bootstrap
+    from storebridge.bootstrap import bootstrap, freeze_start_up_heap
     from storebridge.worker_metrics import WorkerMetricsServer, metrics_listener
 
     settings = _settings()
@@ -191,6 +191,7 @@ def worker_cmd(
 
     async def run() -> None:
         await hub.start(migrate=False, run_worker=True)
+        freeze_start_up_heap()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
