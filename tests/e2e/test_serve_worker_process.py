@@ -181,8 +181,12 @@ def test_ctrl_c_ends_serve_and_its_children_without_an_error_logged(tmp_path: Pa
         token = re.search(r"(sbk_\S+)", proc.stdout.readline())
         assert token
         base = f"http://127.0.0.1:{port}"
-        children = wait_for(lambda: sorted(_worker_children(proc.pid)), timeout=30, what="the worker children")
-        assert len(children) == 2
+
+        def both_children() -> list[int] | None:  # spawned one after the other: wait for the second
+            found = sorted(_worker_children(proc.pid))
+            return found if len(found) == 2 else None
+
+        children = wait_for(both_children, timeout=30, what="both worker children (inbox and deliveries)")
         _post(base, range(5))  # the writer process starts with the first webhook
         wait_for(lambda: _processed(base, token.group(1)) == 5, timeout=30, what="5 webhooks processed")
         time.sleep(1.5)  # the deliveries child is waiting for work when the stop comes
