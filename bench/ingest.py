@@ -40,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -648,17 +648,33 @@ def _stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by a live process and its live children
-    (the hub's SQLite inbox writer is a child process: its work is the server's work)."""
+# The hub's processes by what they do, from their command lines (storebridge.worker_process's
+# CHILD_MODULE and the SQLite writer's module); the process serving HTTP is the one started.
+ROLES = (("storebridge.webhooks.sqlite_writer", "writer"), ("storebridge.cli.worker_child", "worker"))
+
+
+def _role(pid: str) -> str:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return "other"
+    return next((role for module, role in ROLES if module in cmdline), "other")
+
+
+def process_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system, all threads) used so far by a live process ("serving") and its live
+    children, by role ("writer", "worker", "other"): the hub's SQLite inbox writer and worker are
+    child processes, and their work is the server's work."""
     own = _stat(pid)
     if own is None:
-        return float("nan")
-    total = int(own[11]) + int(own[12])
+        return {"serving": float("nan")}
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"serving": (int(own[11]) + int(own[12])) / tick}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (child := _stat(entry.name)) is not None and child[1] == str(pid):
-            total += int(child[11]) + int(child[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            role = _role(entry.name)
+            used[role] = used.get(role, 0.0) + (int(child[11]) + int(child[12])) / tick
+    return used
 
 
 def machine_busy() -> float:
@@ -694,6 +710,7 @@ class Result:
     missing: int | None = None
     attempts: int | None = None
     log_lines: int | None = None
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # CPU seconds in the measured window
 
 
 def hub_command() -> list[str]:
@@ -760,6 +777,44 @@ def fmt(value: float | None, digits: int = 1) -> str:
     if value is None or value != value:
         return "n/a"
     return f"{value:,.{digits}f}"
+
+
+def cpu_per_request_lines(results: list[Result]) -> list[str]:
+    """CPU µs per 2xx answer by process (median over rounds), and the ratio it predicts: with both
+    servers keeping the cores about as busy, req/s goes as 1 / (server + client CPU per request)."""
+
+    def per_request(runs: list[Result], seconds: Callable[[Result], float]) -> float | None:
+        values = [1e6 * seconds(r) / r.load.ok for r in runs if r.load.ok]
+        return statistics.median(values) if values else None
+
+    lines = [
+        "CPU per answered request, µs (median over the rounds; the hub's by process, children included):",
+        "",
+        "| target | serving process | SQLite writer | worker children | server, all | client | server + client |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    totals: dict[str, float | None] = {}
+    for key in dict.fromkeys(r.target.key for r in results):
+        runs = [r for r in results if r.target.key == key]
+        parts = [
+            per_request(runs, lambda r, role=role: r.cpu_by_role.get(role, 0.0))
+            for role in ("serving", "writer", "worker")
+        ]
+        server = per_request(runs, lambda r: r.server_cpu)
+        client = per_request(runs, lambda r: r.load.client_cpu_s)
+        totals[key] = server + client if server is not None and client is not None else None
+        shown = [fmt(x, 0) for x in parts] if runs[0].target.hub else [fmt(server, 0), "", ""]
+        lines.append(
+            f"| {runs[0].target.label} | {' | '.join(shown)} | {fmt(server, 0)} | {fmt(client, 0)} | {fmt(totals[key], 0)} |"
+        )
+    base, hub = totals.get("baseline"), totals.get("hub")
+    if base and hub:
+        lines += [
+            "",
+            f"Baseline over hub, server + client CPU per request: {fmt(base / hub, 2)}, the ratio the req/s would "
+            "show if both kept the cores equally busy.",
+        ]
+    return lines
 
 
 def render(
@@ -835,6 +890,8 @@ def render(
             if loop_ratios
             else "."
         ),
+        "",
+        *cpu_per_request_lines(results),
         "",
         "Floors from the spec, judged on the medians over the rounds for the hub as `storebridge serve` runs it "
         "(worker on); the `--no-worker` column isolates ingest and is for information:",
@@ -1042,11 +1099,13 @@ def main(argv: list[str] | None = None) -> int:
             warm = load(frame, port, args.warmup, 0, f"{target.key}-warm")
             cpu0, busy0, wall0 = process_cpu(proc.pid), machine_busy(), time.monotonic()
             measured = load(frame, port, args.duration, warm.used, target.key)
-            server_cpu = process_cpu(proc.pid) - cpu0
+            cpu1 = process_cpu(proc.pid)
+            by_role = {role: used - cpu0.get(role, 0.0) for role, used in cpu1.items()}
+            server_cpu = sum(by_role.values())
             other = (machine_busy() - busy0 - server_cpu - measured.client_cpu_s) / (time.monotonic() - wall0)
             stop_process(proc)
             running.remove(proc)
-            result = Result(target, measured, warm, server_cpu, max(0.0, other), round_no)
+            result = Result(target, measured, warm, server_cpu, max(0.0, other), round_no, cpu_by_role=by_role)
             for run in (warm, measured):
                 if run.wrapped:
                     print(f"  warning: pool exhausted, {run.wrapped} requests reused an id (raise --pool)")
