@@ -188,12 +188,15 @@ def outbound_served(events: int, *, secret: str, client: Any, timeout: float = 6
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    """Until /readyz answers 200 (a worker child has beaten), as a deployment's readiness probe would:
+    the burst hits a running hub, not one whose worker children are still importing (~2 s of CPU
+    each, which /healthz did not wait for)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"storebridge serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:
                 if answer.status == 200:
                     return
         except OSError:

@@ -337,7 +337,8 @@ Machine: {machine_line()}; PostgreSQL on the same machine.
 Events are spread over 500 aggregates (per-aggregate order is enforced). In the SQLite ingest run
 every webhook was acknowledged after {lite["ingest_s"]:.1f} s; the rest is the in-process worker
 draining the inbox (during the burst it keeps to `STOREBRIDGE_WORKER_BURST_SHARE` of the loop, so
-acknowledging comes first). In the outbound run all were acknowledged after {out["ingest_s"]:.1f} s,
+acknowledging comes first). The outbound burst starts once the hub's `/readyz` answers (a worker
+child has beaten); all were acknowledged after {out["ingest_s"]:.1f} s,
 {out["delivered"]:,} of {out["events"]:,} were delivered (counted by the receiver, by `webhook-id`).
 In the pre-filled runs the clock starts once every worker process has written its first heartbeat
 (start-up, ~2 s of imports per process, is not inbox processing); events processed before that
