@@ -142,6 +142,7 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
 def outbound_served(events: int, *, secret: str, client: Any, timeout: float = 600.0) -> dict[str, Any]:
     """The same burst against `storebridge serve` as `make serve` runs it (SQLite, the worker in its
     child process): ingest in the serving process, inbox, outbox and deliveries in the child."""
+    from bench.serving import tree_cpu, wait_ready
     from storebridge.embedded import free_port
 
     spawn = multiprocessing.get_context("spawn")
@@ -171,9 +172,12 @@ def outbound_served(events: int, *, secret: str, client: Any, timeout: float = 6
                 )
             try:
                 base = f"http://127.0.0.1:{port}"
-                _wait_ready(hub, base, Path(tmp) / "serve.log")
+                # /readyz: the burst hits a running hub, not one whose worker children still import.
+                wait_ready(hub, f"{base}/readyz", Path(tmp) / "serve.log", timeout=60)
                 _subscribe(base, token, f"http://127.0.0.1:{receiver_port}/hook")
-                result = _burst(events, base, receiver_port, client, spawn, timeout, lambda: _tree_cpu(hub.pid))
+                result = _burst(
+                    events, base, receiver_port, client, spawn, timeout, lambda: sum(tree_cpu(hub.pid).values())
+                )
             finally:
                 hub.terminate()
                 try:
@@ -187,24 +191,6 @@ def outbound_served(events: int, *, secret: str, client: Any, timeout: float = 6
     return result
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    """Until /readyz answers 200 (a worker child has beaten), as a deployment's readiness probe would:
-    the burst hits a running hub, not one whose worker children are still importing (~2 s of CPU
-    each, which /healthz did not wait for)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"storebridge serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"storebridge serve was not ready within 60 s:\n{log.read_text()[-3000:]}")
-
-
 def _subscribe(base: str, token: str, url: str) -> None:
     body = json.dumps({"url": url, "event_types": ["webhook.bench.*"]}).encode()
     request = urllib.request.Request(
@@ -216,23 +202,6 @@ def _subscribe(base: str, token: str, url: str) -> None:
     with urllib.request.urlopen(request, timeout=30) as answer:
         if answer.status != 201:
             raise RuntimeError(f"POST /subscriptions answered {answer.status}")
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live children (serve's inbox writer and worker child)."""
-
-    def stat(p: str) -> list[str] | None:
-        try:
-            return Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            return None
-
-    total = 0
-    for entry in Path("/proc").iterdir():
-        fields = stat(entry.name) if entry.name.isdigit() else None
-        if fields is not None and (entry.name == str(pid) or fields[1] == str(pid)):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _burst(

@@ -38,8 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `bench` and `storebridge` importable when run as a script from a checkout
 
 from bench.report import machine  # noqa: E402
+from bench.serving import tree_cpu, wait_ready  # noqa: E402
 
 SECTION = "## Webhook ingest"
 WEBHOOK_PATH = "/webhooks/stripe"
@@ -616,67 +615,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, path: str = "/healthz") -> None:
-    """Until `path` answers 200. For a hub with its worker that is /readyz, as a deployment's readiness
-    probe would use: it answers 200 once a worker child has beaten, so the children's start-up
-    (~2 s of CPU each, measured) is not counted against the first seconds of ingest."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{tail(log)}")
-        with (
-            contextlib.suppress(OSError, urllib.error.URLError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as resp,
-        ):
-            if resp.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready on port {port} within {READY_TIMEOUT:.0f} s:\n{tail(log)}")
-
-
-def tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-def _stat(pid: int | str) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-
-
-# The hub's processes by what they do, from their command lines (storebridge.worker_process's
-# CHILD_MODULE and the SQLite writer's module); the process serving HTTP is the one started.
-ROLES = (("storebridge.webhooks.sqlite_writer", "writer"), ("storebridge.cli.worker_child", "worker"))
-
-
-def _role(pid: str) -> str:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return "other"
-    return next((role for module, role in ROLES if module in cmdline), "other")
-
-
-def process_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system, all threads) used so far by a live process ("serving") and its live
-    children, by role ("writer", "worker", "other"): the hub's SQLite inbox writer and worker are
-    child processes, and their work is the server's work."""
-    own = _stat(pid)
-    if own is None:
-        return {"serving": float("nan")}
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {"serving": (int(own[11]) + int(own[12])) / tick}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (child := _stat(entry.name)) is not None and child[1] == str(pid):
-            role = _role(entry.name)
-            used[role] = used.get(role, 0.0) + (int(child[11]) + int(child[12])) / tick
-    return used
-
-
 def machine_busy() -> float:
     """CPU seconds all processes on the machine have used (user + system, all CPUs) since boot. Interrupt
     time is left out: loopback networking at high request rates shows up there and belongs to no process."""
@@ -1093,13 +1031,14 @@ def main(argv: list[str] | None = None) -> int:
             os.sync()  # the previous run's writes reach the disk now, not during this measurement
             proc, port, log, db = start_target(target, files, secret)
             running.append(proc)
-            wait_ready(proc, port, log, "/readyz" if target.hub and target.worker else "/healthz")
+            ready = "/readyz" if target.hub and target.worker else "/healthz"
+            wait_ready(proc, f"http://127.0.0.1:{port}{ready}", log, timeout=READY_TIMEOUT)
             frame = tmp / f"frame-{target.key}.bin"
             frame.write_bytes(request_frame("127.0.0.1", port, body_len))
             warm = load(frame, port, args.warmup, 0, f"{target.key}-warm")
-            cpu0, busy0, wall0 = process_cpu(proc.pid), machine_busy(), time.monotonic()
+            cpu0, busy0, wall0 = tree_cpu(proc.pid), machine_busy(), time.monotonic()
             measured = load(frame, port, args.duration, warm.used, target.key)
-            cpu1 = process_cpu(proc.pid)
+            cpu1 = tree_cpu(proc.pid)
             by_role = {role: used - cpu0.get(role, 0.0) for role, used in cpu1.items()}
             server_cpu = sum(by_role.values())
             other = (machine_busy() - busy0 - server_cpu - measured.client_cpu_s) / (time.monotonic() - wall0)
