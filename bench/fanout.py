@@ -115,7 +115,7 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
     """SQLite hub in this process, `events` signed webhooks from a client process, one subscription."""
     from storebridge.api.app import create_app
     from storebridge.bootstrap import bootstrap
-    from storebridge.embedded import free_port, serve_in_thread
+    from storebridge.embedded import port_of, reserve_port, serve_in_thread
 
     spawn = multiprocessing.get_context("spawn")
     receiver, receiver_port = _start_receiver(spawn)
@@ -124,9 +124,9 @@ def outbound_end_to_end(events: int, *, secret: str, client: Any, timeout: float
             settings = bench_settings(
                 f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", secret, allow_private_webhook_targets=True
             )
-            port = free_port()
-            hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
-            with serve_in_thread(create_app(hub), port) as base:
+            sock = reserve_port()
+            hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port_of(sock)}")
+            with serve_in_thread(create_app(hub), sock=sock) as base:
                 assert hub.loop is not None
                 asyncio.run_coroutine_threadsafe(
                     hub.outbound.create(url=f"http://127.0.0.1:{receiver_port}/hook", event_types=["webhook.bench.*"]),

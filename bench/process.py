@@ -93,15 +93,15 @@ def _client(base: str, start: int, count: int, connections: int) -> None:
 def sqlite_end_to_end(events: int) -> dict[str, Any]:
     from storebridge.api.app import create_app
     from storebridge.bootstrap import bootstrap
-    from storebridge.embedded import free_port, serve_in_thread
+    from storebridge.embedded import port_of, reserve_port, serve_in_thread
     from storebridge.events.bus import Event
 
     delivered: set[str] = set()
     done = asyncio.Event()
     with tempfile.TemporaryDirectory() as tmp:
         settings = bench_settings(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", SECRET)
-        port = free_port()
-        hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
+        sock = reserve_port()
+        hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port_of(sock)}")
 
         async def count(event: Event) -> None:
             delivered.add(event.payload["event_id"])
@@ -109,7 +109,7 @@ def sqlite_end_to_end(events: int) -> dict[str, Any]:
                 done.set()
 
         hub.bus.subscribe("bench-counter", "webhook.bench.*", count)
-        with serve_in_thread(create_app(hub), port) as base:
+        with serve_in_thread(create_app(hub), sock=sock) as base:
             started, cpu0 = time.perf_counter(), stages.cpu_seconds()
             proc = multiprocessing.get_context("spawn").Process(target=_client, args=(base, 0, events, 32))
             proc.start()

@@ -15,15 +15,39 @@ from typing import Any, Literal
 import structlog
 import uvicorn
 
-__all__ = ["free_port", "serve_in_thread"]
+__all__ = ["free_port", "port_of", "reserve_port", "serve_in_thread"]
 
 log = structlog.get_logger("storebridge.embedded")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free now, for another process to bind. Nothing holds it meanwhile: a server
+    in this process should take a socket from reserve_port() instead."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def reserve_port(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """A socket listening on `port` (0: any free one), for serve_in_thread to serve on, so an app
+    can know its own URL before it is served. A port named by free_port() and bound only after the
+    app's start-up could be taken meanwhile (a parallel test's server, an outgoing connection's
+    local port): uvicorn then exited during start-up and failed a CI run. It listens at once: a
+    socket only bound, with SO_REUSEADDR, would not keep another such socket off the port.
+    Connections that arrive before the app has started wait in the backlog."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart on a port in TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -31,35 +55,47 @@ def serve_in_thread(
     app: Any,
     port: int | None = None,
     *,
+    sock: socket.socket | None = None,
     lifespan: Literal["auto", "on", "off"] = "auto",
     timeout: float = 30.0,
     **uvicorn_options: Any,
 ) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 until the block ends; yields its base URL. `uvicorn_options` are
-    passed to uvicorn.Config over the app's own (tests shorten uvicorn's keep-alive timeout)."""
-    port = port or free_port()
+    """Serve `app` on 127.0.0.1 until the block ends; yields its base URL. It listens on `sock`
+    (from reserve_port), else on `port`, else on any free port; the port is bound before the app
+    starts, so nothing can take it during the app's start-up. `uvicorn_options` are passed to
+    uvicorn.Config over the app's own (tests shorten uvicorn's keep-alive timeout)."""
+    sock = sock or reserve_port(port or 0)
+    port = port_of(sock)
     # The hub's app brings its own server options (its HTTP protocol with timeouts and caps, the
     # proxies whose forwarded headers it believes); other apps get uvicorn's defaults.
     options: dict[str, Any] = app.server_options() if hasattr(app, "server_options") else {}
     options.update(uvicorn_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **options)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=_run, args=(server, sock), daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the embedded server exited during start-up (see the log above)")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the embedded server did not start within {timeout:.0f} s")
-        time.sleep(0.01)
     try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the embedded server exited during start-up (see the log above)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded server did not start within {timeout:.0f} s")
+            time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         if thread.is_alive():
             log.warning("embedded_server_stop_timeout", seconds=30, waiting_in=_stacks(thread))
+        sock.close()  # uvicorn closes it when it stops, but not when the app's start-up failed
+
+
+def _run(server: uvicorn.Server, sock: socket.socket) -> None:
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:  # the app's start-up failed: uvicorn has logged why, serve_in_thread raises
+        pass
 
 
 def _stacks(thread: threading.Thread) -> list[str]:

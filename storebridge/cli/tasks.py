@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from storebridge.config import Settings
-from storebridge.embedded import free_port, serve_in_thread
+from storebridge.embedded import port_of, reserve_port, serve_in_thread
 from storebridge.events.bus import Event
 from storebridge.money import format_amount
 from storebridge.orders.events import EVENT_TYPES as ORDER_EVENT_TYPES
@@ -40,13 +41,18 @@ DEMO_ORDER: dict[str, Any] = {
 }
 
 
-def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tuple[Any, Any, int]:
+def _embedded_hub(settings: Settings, *, migrate: bool, run_worker: bool) -> tuple[Any, Any, socket.socket]:
+    """The hub, its app, and the loopback socket it will be served on (its public URL names the port)."""
     from storebridge.api.app import create_app
     from storebridge.bootstrap import bootstrap
 
-    port = free_port()
-    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}")
-    return hub, create_app(hub, migrate=migrate, run_worker=run_worker), port
+    sock = reserve_port()
+    try:
+        hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port_of(sock)}")
+        return hub, create_app(hub, migrate=migrate, run_worker=run_worker), sock
+    except BaseException:
+        sock.close()
+        raise
 
 
 def run_demo(
@@ -58,9 +64,10 @@ def run_demo(
 
     folder = folder or Path("storebridge-demo")
     folder.mkdir(parents=True, exist_ok=True)
-    hub, app, port = _embedded_hub(settings, migrate=True, run_worker=True)
+    hub, app, sock = _embedded_hub(settings, migrate=True, run_worker=True)
     if provider not in hub.payment_providers:
         out.print(f"unknown or disabled payment provider {provider!r}: enabled: {', '.join(hub.payment_providers)}")
+        sock.close()
         return 2
     out.print("providers: " + ", ".join(f"{i.name} ({i.mode})" for i in hub.integrations.values()), highlight=False)
     hub.modes_shown = True
@@ -71,7 +78,7 @@ def run_demo(
 
     hub.bus.subscribe("demo", (*ORDER_EVENT_TYPES, *PAYMENT_EVENT_TYPES), remember)
     with (
-        serve_in_thread(app, port) as base,
+        serve_in_thread(app, sock=sock) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {hub.api_token}"}, timeout=30) as client,
     ):
         stock = hub.inventory is not None
@@ -148,7 +155,7 @@ def run_check(settings: Settings, out: Console) -> int:
         table.add_column(column)
     # Built first (nothing connects yet): a refused configuration, e.g. production without a provider's
     # credentials, is reported before the database is looked at.
-    hub, app, port = _embedded_hub(settings, migrate=False, run_worker=False)
+    hub, app, sock = _embedded_hub(settings, migrate=False, run_worker=False)
     table.add_row("settings", "", "yes", "all variables valid")
     ok = True
 
@@ -174,10 +181,11 @@ def run_check(settings: Settings, out: Console) -> int:
         ok = False
         table.add_row("database", "", "no", f"{type(exc).__name__}: {exc} (check STOREBRIDGE_DATABASE_URL)")
         out.print(table)
+        sock.close()
         return 1
-    with serve_in_thread(app, port), httpx.Client(timeout=60) as client:
+    with serve_in_thread(app, sock=sock) as base, httpx.Client(timeout=60) as client:
         result = client.get(
-            f"http://127.0.0.1:{port}/integrations",
+            f"{base}/integrations",
             params={"check": "true"},
             headers={"Authorization": f"Bearer {hub.api_token}"},
         ).json()

@@ -19,7 +19,7 @@ from storebridge.bootstrap import bootstrap
 from storebridge.embedded import serve_in_thread
 from storebridge.events.bus import Event
 from tests.support.hub import API_TOKEN, ORDER, STRIPE_WEBHOOK_SECRET, make_settings, wait_for
-from tests.support.servers import free_port
+from tests.support.servers import port_of, reserve_port
 
 
 async def _home(_: Request) -> PlainTextResponse:
@@ -34,8 +34,8 @@ def _stripe_signature(body: bytes) -> str:
 
 def test_the_hub_mounted_under_a_prefix_serves_its_api_and_webhooks(sqlite_url: str) -> None:
     """Under Mount("/hub") with lifespan=hub_app.lifespan: the API, the sandbox and POST /hub/webhooks/stripe answer."""
-    port = free_port()
-    hub = bootstrap(make_settings(sqlite_url), public_url=f"http://127.0.0.1:{port}/hub", api_token=API_TOKEN)
+    sock = reserve_port()
+    hub = bootstrap(make_settings(sqlite_url), public_url=f"http://127.0.0.1:{port_of(sock)}/hub", api_token=API_TOKEN)
     events: list[Event] = []
 
     async def record(event: Event) -> None:
@@ -45,7 +45,7 @@ def test_the_hub_mounted_under_a_prefix_serves_its_api_and_webhooks(sqlite_url: 
     hub_app = create_app(hub)
     parent = Starlette(routes=[Route("/", _home), Mount("/hub", app=hub_app)], lifespan=hub_app.lifespan)
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
-    with serve_in_thread(parent, port) as base, httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+    with serve_in_thread(parent, sock=sock) as base, httpx.Client(base_url=base, headers=auth, timeout=30) as client:
         assert client.get("/").text == "the parent app"
         assert client.get("/hub/readyz").json()["checks"]["migrations"] == "ok"  # the hub's lifespan migrated
         assert hub.worker is not None  # ... and started the worker

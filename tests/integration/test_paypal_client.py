@@ -16,7 +16,7 @@ from storebridge.payments.provider import PaymentRequest
 from storebridge.providers.paypal.adapter import PayPalProvider
 from storebridge.providers.paypal.client import PayPalClient
 from storebridge.sandbox.paypal import PayPalSandbox
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import port_of, reserve_port, serve_in_thread
 from tests.unit.test_paypal_spec import check_exchanges
 
 T = TypeVar("T")
@@ -25,15 +25,15 @@ CLIENT_ID, SECRET = "client-lib", "secret-lib"
 
 @pytest.fixture
 def sandbox() -> Iterator[tuple[PayPalSandbox, str]]:
-    port = free_port()
+    sock = reserve_port()
     emulator = PayPalSandbox(
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=f"http://127.0.0.1:{port_of(sock)}",
         webhook_url=None,
         webhook_id="WHLIBRARY1",
         client_id=CLIENT_ID,
         client_secret=SECRET,
     )
-    with serve_in_thread(emulator.app, port) as base:
+    with serve_in_thread(emulator.app, sock=sock) as base:
         yield emulator, base
     check_exchanges(emulator.exchanges)  # every test's traffic, requests and responses, against the specs
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from storebridge.sandbox.paypal import PayPalSandbox
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import port_of, reserve_port, serve_in_thread
 from tests.unit.test_paypal_spec import check_exchanges
 
 CLIENT = ("sandbox-client", "sandbox-secret")
@@ -20,16 +20,16 @@ ORDER = {"intent": "CAPTURE", "purchase_units": [{"amount": {"currency_code": "U
 
 @pytest.fixture
 def paypal() -> Iterator[tuple[PayPalSandbox, httpx.Client]]:
-    port = free_port()
+    sock = reserve_port()
     emulator = PayPalSandbox(
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=f"http://127.0.0.1:{port_of(sock)}",
         webhook_url=None,
         webhook_id="WHSANDBOXTEST",
         client_id=CLIENT[0],
         client_secret=CLIENT[1],
         token_ttl=3600,
     )
-    with serve_in_thread(emulator.app, port) as base, httpx.Client(base_url=base, timeout=10) as http:
+    with serve_in_thread(emulator.app, sock=sock) as base, httpx.Client(base_url=base, timeout=10) as http:
         token = http.post("/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=CLIENT).json()
         http.headers["Authorization"] = f"Bearer {token['access_token']}"
         yield emulator, http

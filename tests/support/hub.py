@@ -14,7 +14,7 @@ import httpx
 from storebridge.api.app import create_app
 from storebridge.bootstrap import Hub, bootstrap
 from storebridge.config import Settings
-from storebridge.embedded import free_port, serve_in_thread
+from storebridge.embedded import port_of, reserve_port, serve_in_thread
 from storebridge.events.bus import Event
 from storebridge.providers.stripe.settings import StripeSettings
 
@@ -103,14 +103,14 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 @contextmanager
 def running_hub(settings: Settings, *, port: int | None = None, **uvicorn_options: Any) -> Iterator[RunningHub]:
-    port = port or free_port()
-    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
+    sock = reserve_port(port or 0)  # held from here: the hub's public URL names it
+    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port_of(sock)}", api_token=API_TOKEN)
     running = RunningHub("", hub, httpx.Client())
     hub.bus.subscribe("test-recorder", "*", _recorder(running))
     app = create_app(hub)
     uvicorn_options.setdefault("timeout_graceful_shutdown", 2.0)  # a test's teardown waits 2 s at most
     with (
-        serve_in_thread(app, port, **uvicorn_options) as base,
+        serve_in_thread(app, sock=sock, **uvicorn_options) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
     ):
         running.base_url, running.client = base, client

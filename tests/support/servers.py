@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from storebridge.embedded import free_port, serve_in_thread
+from storebridge.embedded import free_port, port_of, reserve_port, serve_in_thread
 
-__all__ = ["free_port", "serve_in_thread"]
+__all__ = ["free_port", "port_of", "reserve_port", "serve_in_thread"]

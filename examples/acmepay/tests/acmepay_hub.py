@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from storebridge.api.app import create_app
 from storebridge.bootstrap import bootstrap
 from storebridge.config import load_settings
-from storebridge.embedded import free_port, serve_in_thread
+from storebridge.embedded import port_of, reserve_port, serve_in_thread
 from storebridge_acmepay.settings import AcmePaySettings
 
 __all__ = ["API_TOKEN", "WEBHOOK_SECRET", "AcmeHub", "database_url", "running_hub", "wait_for"]
@@ -120,10 +120,10 @@ def running_hub(db_url: str) -> Iterator[AcmeHub]:
         log_level="WARNING",
         provider_settings={"acmepay": acmepay},
     )
-    port = free_port()
-    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port}", api_token=API_TOKEN)
+    sock = reserve_port()
+    hub = bootstrap(settings, public_url=f"http://127.0.0.1:{port_of(sock)}", api_token=API_TOKEN)
     with (
-        serve_in_thread(create_app(hub), port, timeout_graceful_shutdown=2.0) as base,
+        serve_in_thread(create_app(hub), sock=sock, timeout_graceful_shutdown=2.0) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client,
     ):
         yield AcmeHub(base, client)

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from storebridge.embedded import free_port, serve_in_thread
+from storebridge.embedded import port_of, reserve_port, serve_in_thread
 from storebridge.errors import PaymentDeclined
 from storebridge.observability.calls import CallLog
 from storebridge.payments.provider import PaymentRequest, ProviderPayment
@@ -35,15 +35,15 @@ async def _manual_payment(provider: AcmePayProvider) -> tuple[ProviderPayment, P
 
 def test_the_printed_settings_point_the_adapter_at_the_standalone_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each note is a variable; with them set, the plugin builds an adapter that pays through the emulator."""
-    port = free_port()
-    standalone = plugin.standalone_sandbox(f"http://127.0.0.1:{port}", None, "")
+    sock = reserve_port()
+    standalone = plugin.standalone_sandbox(f"http://127.0.0.1:{port_of(sock)}", None, "")
     for note in standalone.notes:
         name, _, value = note.partition("=")
         monkeypatch.setenv(name, value)
     built = plugin.build(plugin.read_settings(), ProviderContext("http://127.0.0.1:1", False, 5.0, CallLog()))
     assert (built.mode, built.sandbox) == ("test", None)  # a key is set: the hub mounts no sandbox of its own
     assert isinstance(built.payment, AcmePayProvider)
-    with serve_in_thread(standalone.sandbox.app, port):
+    with serve_in_thread(standalone.sandbox.app, sock=sock):
         created, authorized, captured = asyncio.run(_manual_payment(built.payment))
     assert (created.provider_status, created.payment_id) == ("requires_confirmation", "pay_1")
     assert (authorized.provider_status, authorized.amount_authorized) == ("authorized", 2500)
