@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test demo bench bench-process bench-all lint typecheck install install-dev lock clean
+.PHONY: serve test demo bench bench-process bench-all bench-writer lint typecheck install install-dev lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "storebridge needs Python >= 3.11; set PYTHON=python3.11"'
@@ -56,6 +56,10 @@ bench: $(VENV)/.installed-dev
 # Needs PostgreSQL (STOREBRIDGE_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
 bench-process: $(VENV)/.installed-dev
 	$(BIN)/python bench/process.py
+
+# The SQLite inbox writer alone (no HTTP): what storing costs, with and without checkpoints.
+bench-writer: $(VENV)/.installed-dev
+	$(BIN)/python bench/writer.py
 
 # Every figure BENCHMARKS.md holds for issue 19's floors, in one run: ingest (with its baseline), then processing.
 bench-all: bench bench-process

@@ -1,0 +1,287 @@
+"""The SQLite inbox writer alone (no HTTP, no IPC): what storing a webhook costs, and what of it is the checkpoint.
+
+    .venv/bin/python bench/writer.py [--rows 24000] [--batch 12] [--prefill 50000] [--out BENCHMARKS.md]
+
+Each mode stores the same `--rows` rows (a 2,048-byte signed Stripe `payment_intent.succeeded` body
+and the headers the hub keeps) in transactions of `--batch` rows, with the writer process's own
+transaction function (`storebridge.webhooks.sqlite_writer.insert_rows`) and connection pragmas, into
+a fresh copy of a migrated database that already holds `--prefill` rows. `--batch 12` is what the
+writer commits on average at 32 connections (measured in the hub, bench/README.md). The modes:
+
+- `as the hub does it` (the reference): `synchronous=FULL`, and a PASSIVE checkpoint every
+  `WAL_RESTART_ROWS` rows between commits plus a background thread's every `CHECKPOINT_EVERY`
+  seconds, so the WAL starts over and stays a few MB.
+- `no checkpoint, WAL growing`: `synchronous=FULL`, no checkpoint: the WAL file grows with every commit.
+- `no checkpoint, WAL pre-grown`: as above, in a WAL file already large enough for the run, so each
+  commit's fsync only overwrites.
+- `synchronous=OFF, no checkpoint`: no fsync and no checkpoint, pre-grown WAL: the inserts' CPU alone.
+
+Wall time per row is what bounds ingest at a given batch size (the hub answers only after the
+commit); CPU is user + system of this process (the background checkpointer included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `bench` and `storebridge` importable when run as a script from a checkout
+
+from bench.report import filesystem_of, machine_line, write_section  # noqa: E402
+
+SECTION = "## SQLite inbox writer alone"
+SECRET = "whsec_bench_writer"
+
+
+@dataclass(frozen=True)
+class Mode:
+    label: str
+    synchronous: str
+    checkpoints: bool
+    pregrow: bool
+
+
+MODES = [
+    Mode("as the hub does it", "FULL", checkpoints=True, pregrow=False),
+    Mode("no checkpoint, WAL growing", "FULL", checkpoints=False, pregrow=False),
+    Mode("no checkpoint, WAL pre-grown", "FULL", checkpoints=False, pregrow=True),
+    Mode("synchronous=OFF, no checkpoint", "OFF", checkpoints=False, pregrow=True),
+]
+
+
+@dataclass
+class Result:
+    mode: Mode
+    rows: int
+    seconds: float
+    cpu_user: float
+    cpu_sys: float
+    commits_ms: list[float]
+    checkpoint_share: float
+    wal_mb: float
+
+
+def row_maker() -> Callable[[], tuple[Any, ...]]:
+    """Row tuples in the writer's column order, as the hub's inbox sends them."""
+    from storebridge.webhooks.inbox import INSERT_COLUMNS, InboxRow, new_row_values
+
+    def make() -> tuple[Any, ...]:
+        token = f"{random.getrandbits(96):024x}"
+        payload = {
+            "id": f"evt_{token}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "data": {"object": {"id": f"pi_{token}", "object": "payment_intent", "amount": 2000, "currency": "eur"}},
+        }
+        pad = 2048 - len(json.dumps(payload)) - len(',"metadata":{"pad":""}')
+        payload["metadata"] = {"pad": "x" * max(0, pad)}
+        body = json.dumps(payload).encode()
+        stamp = str(int(time.time()))
+        signature = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        headers = {
+            "content-type": "application/json; charset=utf-8",
+            "stripe-signature": f"t={stamp},v1={signature}",
+            "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }
+        row = InboxRow("stripe", f"evt_{token}", "payment_intent.succeeded", headers, body, time.time(), f"pi_{token}")
+        values = new_row_values(row, time.time())
+        values["headers"] = json.dumps(headers)
+        return tuple(values[name] for name in INSERT_COLUMNS)
+
+    return make
+
+
+def prepare(template: Path, prefill: int, make: Callable[[], tuple[Any, ...]]) -> None:
+    """A migrated database holding `prefill` rows, its WAL checkpointed away."""
+    import asyncio
+
+    from storebridge.db import SQLITE_PRAGMAS, Database
+    from storebridge.migrate import upgrade
+    from storebridge.webhooks.inbox import INSERT_COLUMNS
+    from storebridge.webhooks.sqlite_writer import RowInsert, connect, insert_rows
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{template}")
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(migrate())
+    conn = connect(str(template), SQLITE_PRAGMAS)
+    insert = RowInsert(INSERT_COLUMNS)
+    for _ in range(0, prefill, 500):
+        insert_rows(conn, insert, [make() for _ in range(500)])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def pregrow_wal(conn: sqlite3.Connection, megabytes: int) -> None:
+    """Grow the WAL file to about `megabytes` and start it over: later commits overwrite it in place."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("CREATE TABLE bench_scratch (b BLOB)")
+    conn.execute("INSERT INTO bench_scratch VALUES (zeroblob(?))", (megabytes << 20,))
+    conn.execute("COMMIT")
+    conn.execute("DROP TABLE bench_scratch")
+    conn.execute("PRAGMA wal_checkpoint(RESTART)")
+
+
+def run_mode(mode: Mode, template: Path, work: Path, batches: list[list[tuple[Any, ...]]]) -> Result:
+    from storebridge.db import SQLITE_PRAGMAS
+    from storebridge.webhooks.inbox import INSERT_COLUMNS
+    from storebridge.webhooks.sqlite_writer import CHECKPOINT_EVERY, WAL_RESTART_ROWS, RowInsert, connect, insert_rows
+
+    path = work / "inbox.db"
+    for suffix in ("", "-wal", "-shm"):
+        (work / f"inbox.db{suffix}").unlink(missing_ok=True)
+    shutil.copy(template, path)
+    pragmas = [p if not p.startswith("synchronous=") else f"synchronous={mode.synchronous}" for p in SQLITE_PRAGMAS]
+    conn = connect(str(path), pragmas)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    rows = sum(len(b) for b in batches)
+    if mode.pregrow:
+        pregrow_wal(conn, rows * 12 // 1024 + 16)  # ~10 KB of WAL per row, measured
+    stop = threading.Event()
+    background = threading.Thread(target=_checkpointer, args=(str(path), pragmas, CHECKPOINT_EVERY, stop))
+    if mode.checkpoints:
+        background.start()
+    insert = RowInsert(INSERT_COLUMNS)
+    commits: list[float] = []
+    checkpointing = 0.0
+    since = 0
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for batch in batches:
+        began = time.perf_counter()
+        insert_rows(conn, insert, batch)
+        ended = time.perf_counter()
+        commits.append((ended - began) * 1000)
+        since += len(batch)
+        if mode.checkpoints and since >= WAL_RESTART_ROWS:
+            since = 0
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            checkpointing += time.perf_counter() - ended
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    stop.set()
+    if background.is_alive():
+        background.join()
+    wal_mb = (work / "inbox.db-wal").stat().st_size / 1e6
+    conn.close()
+    return Result(
+        mode,
+        rows,
+        seconds,
+        after.ru_utime - before.ru_utime,
+        after.ru_stime - before.ru_stime,
+        commits,
+        checkpointing / seconds,
+        wal_mb,
+    )
+
+
+def _checkpointer(path: str, pragmas: list[str], every: float, stop: threading.Event) -> None:
+    """What the writer process's background thread does (sqlite_writer._checkpoint_in_background)."""
+    from storebridge.webhooks.sqlite_writer import connect
+
+    conn = connect(path, pragmas)
+    while not stop.wait(every):
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass
+    conn.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def render(results: list[Result], args: argparse.Namespace, work: Path) -> str:
+    reference = results[0]
+    lines = [
+        f"Signed 2,048-byte Stripe webhooks stored by the writer's own `insert_rows` in transactions of {args.batch} "
+        f"rows, {args.rows:,} rows per mode, into a copy of a migrated database already holding {args.prefill:,} rows. "
+        "No HTTP and no process hand-over: this is the storage side of the ingest path alone.",
+        "",
+        f"- Command: `.venv/bin/python bench/writer.py --rows {args.rows} --batch {args.batch} --prefill {args.prefill}`",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {machine_line()}, database on {filesystem_of(work)}",
+        "",
+        "| mode | rows/s | wall µs per row | CPU µs per row (user + sys) | commit p50 ms | commit p99 ms "
+        "| checkpoint share of wall | WAL at the end, MB | rows/s against the hub's way |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        per_row = 1e6 / r.rows
+        lines.append(
+            f"| {r.mode.label} | {r.rows / r.seconds:,.0f} | {r.seconds * per_row:.1f} "
+            f"| {(r.cpu_user + r.cpu_sys) * per_row:.1f} ({r.cpu_user * per_row:.0f} + {r.cpu_sys * per_row:.0f}) "
+            f"| {percentile(r.commits_ms, 0.5):.2f} | {percentile(r.commits_ms, 0.99):.2f} "
+            f"| {r.checkpoint_share:.0%} | {r.wal_mb:,.1f} | {reference.seconds / r.seconds:.2f}x |"
+        )
+    lines += [
+        "",
+        "The hub answers a webhook only after the commit that holds it, so at a given batch size the wall time per "
+        'row bounds ingest: the first row is what the hub pays today. See bench/README.md ("Where the SQLite ingest '
+        'ceiling is") for what the other rows say about the ingest floor.',
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=24000, help="rows stored per mode (default 24000)")
+    parser.add_argument("--batch", type=int, default=12, help="rows per transaction (default 12)")
+    parser.add_argument("--prefill", type=int, default=50000, help="rows already in the table (default 50000)")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to update")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave the markdown file alone")
+    args = parser.parse_args()
+    if args.rows < args.batch or args.batch < 1 or args.prefill < 0:
+        parser.error("--rows must be at least --batch, --batch at least 1 and --prefill not negative")
+
+    make = row_maker()
+    with tempfile.TemporaryDirectory(prefix="storebridge-writer-", dir=os.environ.get("TMPDIR")) as tmp:
+        work = Path(tmp)
+        template = work / "template.db"
+        print(f"preparing a database with {args.prefill:,} rows ...", flush=True)
+        prepare(template, args.prefill, make)
+        results = []
+        for mode in MODES:
+            batches = [[make() for _ in range(args.batch)] for _ in range(args.rows // args.batch)]
+            result = run_mode(mode, template, work, batches)
+            print(
+                f"{mode.label:34} {result.rows / result.seconds:9,.0f} rows/s "
+                f"{result.seconds * 1e6 / result.rows:6.1f} µs/row wall, WAL {result.wal_mb:,.1f} MB",
+                flush=True,
+            )
+            results.append(result)
+        text = render(results, args, work)
+    print()
+    print(text)
+    if not args.no_write:
+        write_section(args.out, SECTION, text)
+        print(f"\nwrote the '{SECTION}' section of {args.out}")
+
+
+if __name__ == "__main__":
+    main()
