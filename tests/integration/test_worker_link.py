@@ -16,7 +16,7 @@ import pytest
 
 from storebridge.db import LocalWriteGate
 from storebridge.observability.calls import CallLog
-from storebridge.worker_process import WorkerLink, WorkerProcess
+from storebridge.worker_process import INBOX_WAKE_EVERY, WorkerLink, WorkerProcess
 
 
 def in_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -140,6 +140,34 @@ async def test_the_child_learns_of_bursts_and_new_webhooks() -> None:
         await eventually(lambda: link.woken[0] >= 1, "the wake-up")
         await asyncio.sleep(0.05)
         assert link.woken[0] == 1
+
+
+@in_loop
+async def test_inbox_wake_ups_during_a_burst_are_spaced_and_the_last_is_not_dropped() -> None:
+    """A commit every millisecond wakes the child at most once per INBOX_WAKE_EVERY; the first wake-up
+    goes at once, and a commit after the last one sent still wakes the child."""
+    async with linked() as link:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        link.parent.notify_inbox()
+        await asyncio.sleep(0)
+        assert "I" not in link.parent._pending, "the first wake-up waited"
+        await eventually(lambda: link.woken[0] == 1, "the first wake-up")
+        link.parent.notify_inbox()
+        await asyncio.sleep(0)
+        assert "I" in link.parent._pending, "a wake-up right after another was not held back"
+        for _ in range(100):
+            link.parent.notify_inbox()
+            await asyncio.sleep(0.001)
+        woken_by_last_commit = link.woken[0]
+        elapsed = loop.time() - started
+        await eventually(lambda: link.woken[0] > woken_by_last_commit, "a wake-up after the last commit")
+        # The bound follows the time the loop really took, so a slow machine cannot fail it.
+        assert 2 <= link.woken[0] <= elapsed / INBOX_WAKE_EVERY + 2
+        await asyncio.sleep(2 * INBOX_WAKE_EVERY)
+        link.parent.notify_inbox()  # quiet for longer than the spacing: at once again
+        await asyncio.sleep(0)
+        assert "I" not in link.parent._pending, "a wake-up after a quiet spell waited"
 
 
 @in_loop
