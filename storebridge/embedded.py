@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import sys
 import threading
@@ -22,10 +23,36 @@ log = structlog.get_logger("storebridge.embedded")
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that is free now, for another process to bind. Nothing holds it meanwhile: a server
-    in this process should take a socket from reserve_port() instead."""
+    in this process should take a socket from reserve_port() instead.
+
+    It is picked below the kernel's range for outgoing connections' local ports when it can be: a
+    port from that range (what binding port 0 gives) can be taken by any connection this machine
+    opens before the other process binds it, and a test's `serve --port` then failed to start."""
+    low, high = _SERVER_PORTS[0], min(_SERVER_PORTS[1], _ephemeral_ports()[0] - 1)
+    for _ in range(50 if high - low >= 1000 else 0):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # in use (a listener, or a connection's local port): another one
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_SERVER_PORTS = (20000, 32767)  # where free_port() looks first; under Linux's default ephemeral range
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default where it cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(part) for part in f.read().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
 
 
 def reserve_port(port: int = 0, host: str = "127.0.0.1") -> socket.socket:

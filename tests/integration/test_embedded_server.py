@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from storebridge.embedded import port_of, reserve_port, serve_in_thread
+import storebridge.embedded as embedded
+from storebridge.embedded import _ephemeral_ports, free_port, port_of, reserve_port, serve_in_thread
 
 
 def _try_bind(port: int) -> OSError | None:
@@ -83,3 +84,20 @@ def test_an_app_whose_start_up_fails_releases_its_port() -> None:
     with exited, serve_in_thread(Starlette(lifespan=failing), sock=sock):
         pass
     assert _try_bind(port) is None
+
+
+def test_free_port_names_a_port_outgoing_connections_do_not_take() -> None:
+    """A port another process binds later must not be one the kernel hands to outgoing connections
+    meanwhile: free_port() stays below the ephemeral range, and the port is free."""
+    ephemeral_low = _ephemeral_ports()[0]
+    ports = {free_port() for _ in range(20)}
+    assert all(port < ephemeral_low for port in ports), (ports, ephemeral_low)
+    assert len(ports) > 1  # picked at random: parallel tests do not all get the same one
+    assert all(_try_bind(port) is None for port in ports)
+
+
+def test_free_port_falls_back_to_any_free_port_when_the_range_is_too_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    ephemeral_low = _ephemeral_ports()[0]
+    monkeypatch.setattr(embedded, "_ephemeral_ports", lambda: (20100, 60999))  # no room below it
+    port = free_port()
+    assert port >= ephemeral_low and _try_bind(port) is None  # the kernel's pick
