@@ -1,6 +1,7 @@
 """The SQLite inbox writer alone (no HTTP, no IPC): what storing a webhook costs, and what of it is the checkpoint.
 
-    .venv/bin/python bench/writer.py [--rows 24000] [--batch 12] [--prefill 50000] [--out BENCHMARKS.md]
+    .venv/bin/python bench/writer.py [--rows 24000] [--batch 12] [--prefill 50000] [--restart-rows N ...]
+        [--out BENCHMARKS.md]
 
 Each mode stores the same `--rows` rows (a 2,048-byte signed Stripe `payment_intent.succeeded` body
 and the headers the hub keeps) in transactions of `--batch` rows, with the writer process's own
@@ -15,6 +16,7 @@ writer commits on average at 32 connections (measured in the hub, bench/README.m
 - `no checkpoint, WAL pre-grown`: as above, in a WAL file already large enough for the run, so each
   commit's fsync only overwrites.
 - `synchronous=OFF, no checkpoint`: no fsync and no checkpoint, pre-grown WAL: the inserts' CPU alone.
+- with `--restart-rows N ...`: the hub's way with the writer's own checkpoint every N rows instead.
 
 Wall time per row is what bounds ingest at a given batch size (the hub answers only after the
 commit); CPU is user + system of this process (the background checkpointer included).
@@ -56,6 +58,7 @@ class Mode:
     synchronous: str
     checkpoints: bool
     pregrow: bool
+    restart_rows: int | None = None  # the writer's own checkpoint every this many rows (None: WAL_RESTART_ROWS)
 
 
 MODES = [
@@ -175,7 +178,7 @@ def run_mode(mode: Mode, template: Path, work: Path, batches: list[list[tuple[An
         ended = time.perf_counter()
         commits.append((ended - began) * 1000)
         since += len(batch)
-        if mode.checkpoints and since >= WAL_RESTART_ROWS:
+        if mode.checkpoints and since >= (mode.restart_rows or WAL_RESTART_ROWS):
             since = 0
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             checkpointing += time.perf_counter() - ended
@@ -223,7 +226,9 @@ def render(results: list[Result], args: argparse.Namespace, work: Path) -> str:
         f"rows, {args.rows:,} rows per mode, into a copy of a migrated database already holding {args.prefill:,} rows. "
         "No HTTP and no process hand-over: this is the storage side of the ingest path alone.",
         "",
-        f"- Command: `.venv/bin/python bench/writer.py --rows {args.rows} --batch {args.batch} --prefill {args.prefill}`",
+        f"- Command: `.venv/bin/python bench/writer.py --rows {args.rows} --batch {args.batch} --prefill {args.prefill}"
+        + "".join(f" --restart-rows {n}" for n in args.restart_rows)
+        + "`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine_line()}, database on {filesystem_of(work)}",
         "",
@@ -253,11 +258,31 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=24000, help="rows stored per mode (default 24000)")
     parser.add_argument("--batch", type=int, default=12, help="rows per transaction (default 12)")
     parser.add_argument("--prefill", type=int, default=50000, help="rows already in the table (default 50000)")
+    parser.add_argument(
+        "--restart-rows",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also run the hub's way with the writer's own checkpoint every N rows (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to update")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the markdown file alone")
     args = parser.parse_args()
     if args.rows < args.batch or args.batch < 1 or args.prefill < 0:
         parser.error("--rows must be at least --batch, --batch at least 1 and --prefill not negative")
+    if any(n < 1 for n in args.restart_rows):
+        parser.error("--restart-rows must be at least 1")
+    modes = (
+        MODES[:1]
+        + [
+            Mode(
+                f"as the hub, own checkpoint every {n:,} rows", "FULL", checkpoints=True, pregrow=False, restart_rows=n
+            )
+            for n in args.restart_rows
+        ]
+        + MODES[1:]
+    )
 
     make = row_maker()
     with tempfile.TemporaryDirectory(prefix="storebridge-writer-", dir=os.environ.get("TMPDIR")) as tmp:
@@ -266,7 +291,7 @@ def main() -> None:
         print(f"preparing a database with {args.prefill:,} rows ...", flush=True)
         prepare(template, args.prefill, make)
         results = []
-        for mode in MODES:
+        for mode in modes:
             batches = [[make() for _ in range(args.batch)] for _ in range(args.rows // args.batch)]
             result = run_mode(mode, template, work, batches)
             print(
