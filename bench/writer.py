@@ -3,8 +3,8 @@
     .venv/bin/python bench/writer.py [--rows 24000] [--batch 12] [--prefill 50000] [--restart-rows N ...]
         [--out BENCHMARKS.md]
 
-Each mode stores the same `--rows` rows (a 2,048-byte signed Stripe `payment_intent.succeeded` body
-and the headers the hub keeps) in transactions of `--batch` rows, with the writer process's own
+Each mode stores the same `--rows` rows (bench/ingest.py's requests: its 2,048-byte Stripe
+`payment_intent.succeeded` event with a unique id and the headers it sends, signed) in transactions of `--batch` rows, with the writer process's own
 transaction function (`storebridge.webhooks.sqlite_writer.insert_rows`) and connection pragmas, into
 a fresh copy of a migrated database that already holds `--prefill` rows. `--batch 12` is what the
 writer commits on average at 32 connections (measured in the hub, bench/README.md). The modes:
@@ -26,11 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import hmac
-import json
 import os
-import random
 import resource
 import shutil
 import sqlite3
@@ -82,31 +78,28 @@ class Result:
 
 
 def row_maker() -> Callable[[], tuple[Any, ...]]:
-    """Row tuples in the writer's column order, as the hub's inbox sends them."""
+    """Row tuples in the writer's column order, as the hub's inbox sends them for the ingest bench's
+    requests (bench/ingest.py): its 2,048-byte event, a unique id, and the headers it sends, signed."""
+    import orjson
+
+    from bench.ingest import TOKEN, TOKEN_LEN, event_template, request_frame, unique_tokens
     from storebridge.webhooks.inbox import INSERT_COLUMNS, InboxRow, new_row_values
+    from storebridge.webhooks.verify import sign_stripe
+
+    now = int(time.time())
+    template = event_template(now)
+    head = request_frame("127.0.0.1", 8000, len(template) + template.count(TOKEN) * (TOKEN_LEN - len(TOKEN)))
+    lines = head.decode().split("\r\n")[1:]
+    sent = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines if line)}
+    tokens = unique_tokens(10**9)
 
     def make() -> tuple[Any, ...]:
-        token = f"{random.getrandbits(96):024x}"
-        payload = {
-            "id": f"evt_{token}",
-            "object": "event",
-            "type": "payment_intent.succeeded",
-            "created": int(time.time()),
-            "data": {"object": {"id": f"pi_{token}", "object": "payment_intent", "amount": 2000, "currency": "eur"}},
-        }
-        pad = 2048 - len(json.dumps(payload)) - len(',"metadata":{"pad":""}')
-        payload["metadata"] = {"pad": "x" * max(0, pad)}
-        body = json.dumps(payload).encode()
-        stamp = str(int(time.time()))
-        signature = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        headers = {
-            "content-type": "application/json; charset=utf-8",
-            "stripe-signature": f"t={stamp},v1={signature}",
-            "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        }
-        row = InboxRow("stripe", f"evt_{token}", "payment_intent.succeeded", headers, body, time.time(), f"pi_{token}")
+        token = next(tokens)
+        body = template.replace(TOKEN, token.encode())
+        headers = {**sent, "stripe-signature": sign_stripe(body, secret=SECRET, timestamp=now)}
+        row = InboxRow("stripe", f"evt_{token}", "payment_intent.succeeded", headers, body, now, f"pi_{token}")
         values = new_row_values(row, time.time())
-        values["headers"] = json.dumps(headers)
+        values["headers"] = orjson.dumps(headers).decode()  # as the inbox sends it to the writer
         return tuple(values[name] for name in INSERT_COLUMNS)
 
     return make
@@ -150,7 +143,14 @@ def pregrow_wal(conn: sqlite3.Connection, megabytes: int) -> None:
 def run_mode(mode: Mode, template: Path, work: Path, batches: list[list[tuple[Any, ...]]]) -> Result:
     from storebridge.db import SQLITE_PRAGMAS
     from storebridge.webhooks.inbox import INSERT_COLUMNS
-    from storebridge.webhooks.sqlite_writer import CHECKPOINT_EVERY, WAL_RESTART_ROWS, RowInsert, connect, insert_rows
+    from storebridge.webhooks.sqlite_writer import (
+        CHECKPOINT_EVERY,
+        WAL_RESTART_ROWS,
+        RowInsert,
+        checkpoint_in_background,
+        connect,
+        insert_rows,
+    )
 
     path = work / "inbox.db"
     for suffix in ("", "-wal", "-shm"):
@@ -163,7 +163,7 @@ def run_mode(mode: Mode, template: Path, work: Path, batches: list[list[tuple[An
     if mode.pregrow:
         pregrow_wal(conn, rows * 12 // 1024 + 16)  # ~10 KB of WAL per row, measured
     stop = threading.Event()
-    background = threading.Thread(target=_checkpointer, args=(str(path), pragmas, CHECKPOINT_EVERY, stop))
+    background = threading.Thread(target=checkpoint_in_background, args=(str(path), pragmas, CHECKPOINT_EVERY, stop))
     if mode.checkpoints:
         background.start()
     insert = RowInsert(INSERT_COLUMNS)
@@ -199,19 +199,6 @@ def run_mode(mode: Mode, template: Path, work: Path, batches: list[list[tuple[An
         checkpointing / seconds,
         wal_mb,
     )
-
-
-def _checkpointer(path: str, pragmas: list[str], every: float, stop: threading.Event) -> None:
-    """What the writer process's background thread does (sqlite_writer._checkpoint_in_background)."""
-    from storebridge.webhooks.sqlite_writer import connect
-
-    conn = connect(path, pragmas)
-    while not stop.wait(every):
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass
-    conn.close()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -31,7 +31,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -45,6 +44,7 @@ __all__ = [
     "RowInsert",
     "RowNotStored",
     "WriterCrashed",
+    "checkpoint_in_background",
     "commit_frames",
     "insert_rows",
 ]
@@ -205,18 +205,24 @@ class _FrameReader:
         return frames + self._complete()
 
 
-def _checkpoint_in_background(path: str, pragmas: Sequence[str], every: float) -> None:
-    """Copy the WAL back into the database on this thread, not inside a webhook's commit.
+def checkpoint_in_background(
+    path: str, pragmas: Sequence[str], every: float, stop: threading.Event | None = None
+) -> None:
+    """Copy the WAL back into the database on this thread, not inside a webhook's commit, every
+    `every` seconds until `stop` is set (the writer's thread: until the process ends).
 
     The writer's own connection has autocheckpoint off; PASSIVE never waits for readers or
     writers, and SQLite releases the GIL while it works."""
     conn = connect(path, pragmas)
-    while True:
-        time.sleep(every)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass  # busy or locked: the next round catches up
+    stop = stop or threading.Event()
+    try:
+        while not stop.wait(every):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # busy or locked: the next round catches up
+    finally:
+        conn.close()
 
 
 def serve(
@@ -245,7 +251,7 @@ def serve(
     insert = RowInsert(columns)
     conn.execute("PRAGMA wal_autocheckpoint=0")
     threading.Thread(
-        target=_checkpoint_in_background, args=(path, pragmas, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
+        target=checkpoint_in_background, args=(path, pragmas, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
     ).start()
     reader = _FrameReader(sock)
     waiting: deque[list[tuple[Any, ...]]] = deque()
