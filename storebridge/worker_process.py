@@ -54,6 +54,7 @@ CHILD_MODULE = "storebridge.cli.worker_child"
 TELEMETRY_EVERY = 0.2  # seconds between counter updates from the child
 BUSY_POLL = 0.05  # seconds between the serving process's looks at whether ingest is bursting
 INBOX_WAKE_EVERY = 0.02  # seconds: at most one inbox wake-up of the child per this
+_WAKE_SPACING = {"I": INBOX_WAKE_EVERY}  # seconds between two wake-ups of a kind; other kinds go at once
 _HEADER = struct.Struct("!I")
 
 Counters = Mapping[str, Counter[Any]]
@@ -100,7 +101,7 @@ class WorkerProcess:
         self.restart_after = restart_after
         self._writer: asyncio.StreamWriter | None = None
         self._pending: set[str] = set()  # wake-ups to send at the end of this loop turn (or of the wait)
-        self._inbox_woken_at = float("-inf")  # loop time of the last inbox wake-up sent
+        self._woken_at: dict[str, float] = {}  # loop time of the last wake-up sent, by kind
         self.on_deliveries: Callable[[], None] = lambda: None  # the child queued outbound deliveries
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -123,7 +124,7 @@ class WorkerProcess:
             return
         self._pending.add(kind)
         loop = asyncio.get_running_loop()
-        wait = self._inbox_woken_at + INBOX_WAKE_EVERY - loop.time() if kind == "I" else 0.0
+        wait = self._woken_at.get(kind, float("-inf")) + _WAKE_SPACING.get(kind, 0.0) - loop.time()
         if wait > 0:
             loop.call_later(wait, self._send_notify, kind)
         else:
@@ -131,8 +132,7 @@ class WorkerProcess:
 
     def _send_notify(self, kind: str) -> None:
         self._pending.discard(kind)
-        if kind == "I":
-            self._inbox_woken_at = asyncio.get_running_loop().time()
+        self._woken_at[kind] = asyncio.get_running_loop().time()
         if self._writer is not None and not self._writer.is_closing():
             write_frame(self._writer, (kind,))
 
