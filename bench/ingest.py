@@ -31,7 +31,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -609,12 +608,6 @@ def remove_stale_dirs(max_age: float = 900) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def machine_busy() -> float:
     """CPU seconds all processes on the machine have used (user + system, all CPUs) since boot. Interrupt
     time is left out: loopback networking at high request rates shows up there and belongs to no process."""
@@ -660,6 +653,8 @@ def hub_command() -> list[str]:
 
 def start_target(target: Target, files: Files, secret: str) -> tuple[subprocess.Popen[bytes], int, Path, Path | None]:
     """Start the target's server (not yet ready); returns the process, its port, log and database."""
+    from storebridge.embedded import free_port
+
     port = free_port()
     log = files.tmp / f"{target.key}.log"
     if not target.hub:
