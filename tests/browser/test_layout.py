@@ -1,9 +1,12 @@
 """Every console page at a laptop's width (1366 px) and a phone's (390 px): the page never scrolls
 sideways, amounts stay on one line, nothing is requested that is not there; a screenshot of each
-page at each width goes to docs/screenshots/<page>-<width>.png."""
+page at each width goes to <folder>/<page>-<width>.png, where <folder> is $STOREBRIDGE_SCREENSHOTS_DIR
+(`STOREBRIDGE_SCREENSHOTS_DIR=docs/screenshots` refreshes the docs' copies) or else a temporary folder
+of the run's: a test run never writes into the checkout."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,17 @@ from tests.browser.conftest import TIMEOUT_MS
 from tests.browser.scenario import dead_webhook, paid_order, ship_and_deliver, sign_in, store_webhook
 from tests.support.hub import RunningHub, wait_for
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WIDTHS = (1366, 390)
 RLO = "\u202e"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go (see the module's docstring)."""
+    chosen = os.environ.get("STOREBRIDGE_SCREENSHOTS_DIR")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +93,10 @@ def _overflow(page: Page) -> dict[str, Any]:
 
 
 def test_every_page_holds_its_width_with_unbroken_amounts_and_a_favicon(
-    sized: tuple[Page, int, list[Response]], console_hub: RunningHub, pages: dict[str, str]
+    sized: tuple[Page, int, list[Response]], console_hub: RunningHub, pages: dict[str, str], shots: Path
 ) -> None:
     """No page scrolls sideways at 1366 or 390 px; amounts are one line; no request fails (favicon included)."""
     page, width, answers = sized
-    SHOTS.mkdir(parents=True, exist_ok=True)
     for name, path in pages.items():
         page.goto(console_hub.base_url + path)
         expect(page.locator("main h1")).to_be_visible()
@@ -100,7 +110,7 @@ def test_every_page_holds_its_width_with_unbroken_amounts_and_a_favicon(
             " * 1.45).map(e => e.textContent)"
         )
         assert tall == [], f"{name} at {width} px: amounts on two lines: {tall}"
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
     failed = [(a.status, a.url) for a in answers if a.status >= 400]
     assert failed == []
     assert not [a.url for a in answers if a.url.endswith("/favicon.ico")]
