@@ -4,10 +4,11 @@
         [--out BENCHMARKS.md]
 
 Each mode stores the same `--rows` rows (bench/ingest.py's requests: its 2,048-byte Stripe
-`payment_intent.succeeded` event with a unique id and the headers it sends, signed) in transactions of `--batch` rows, with the writer process's own
-transaction function (`storebridge.webhooks.sqlite_writer.insert_rows`) and connection pragmas, into
-a fresh copy of a migrated database that already holds `--prefill` rows. `--batch 12` is what the
-writer commits on average at 32 connections (measured in the hub, bench/README.md). The modes:
+`payment_intent.succeeded` event with a unique id and the headers it sends, signed) in transactions
+of `--batch` rows, with the writer process's own transaction function
+(`storebridge.webhooks.sqlite_writer.insert_rows`) and connection pragmas, into a fresh copy of a
+migrated database that already holds `--prefill` rows. `--batch 12` is what the writer commits on
+average at 32 connections (measured in the hub, bench/README.md). The modes:
 
 - `as the hub does it` (the reference): `synchronous=FULL`, and a PASSIVE checkpoint every
   `WAL_RESTART_ROWS` rows between commits plus a background thread's every `CHECKPOINT_EVERY`
