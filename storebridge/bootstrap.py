@@ -115,11 +115,14 @@ class Hub:
         worker_process: bool = False,
         ingest_busy: Callable[[], bool] | None = None,
         role: WorkerRole = "all",
+        receives_webhooks: bool = True,
     ) -> None:
         """Start the inbox writer and, with `run_worker`, the worker: in this event loop, or with
         `worker_process` in a child process of its own (`storebridge serve`'s default), and the
         outbound deliveries in a second one when the settings say so. `ingest_busy` tells the worker
-        when webhooks arrive in a burst (default: this hub's inbox); `role` what an in-loop worker runs."""
+        when webhooks arrive in a burst (default: this hub's inbox); `role` what an in-loop worker runs.
+        `receives_webhooks` False (a worker on its own) leaves the SQLite inbox writer to the hub
+        that serves the webhook route, which replays its journal when it starts."""
         self.loop = asyncio.get_running_loop()
         self.outbound.sender.claiming = True  # a hub stopped and started again claims deliveries again
         if migrate:
@@ -127,6 +130,8 @@ class Hub:
         if self.sandbox_states is not None:
             await self.sandbox_states.load()
         self.inbox.start()
+        if receives_webhooks:
+            await self.inbox.recover()
         if run_worker and worker_process:
             split = self.settings.delivery_process
             self.worker = self._child_worker("inbox" if split else "all")

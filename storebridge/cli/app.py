@@ -190,7 +190,7 @@ def worker_cmd(
         out.print(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics (bearer token)")
 
     async def run() -> None:
-        await hub.start(migrate=False, run_worker=True)
+        await hub.start(migrate=False, run_worker=True, receives_webhooks=False)
         freeze_start_up_heap()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -40,7 +40,7 @@ async def _run(fd: int, public_url: str, role: WorkerRole) -> None:
     if hub.db.write_gate is not None:
         hub.db.write_gate = link.gate
     hub.calls.add_listener(link.forward_call)
-    await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy, role=role)
+    await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy, role=role, receives_webhooks=False)
     assert hub.worker is not None
     freeze_start_up_heap()
     link.on_inbox = hub.worker.notify_inbox

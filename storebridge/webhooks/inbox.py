@@ -33,7 +33,7 @@ from storebridge.group_commit import GroupCommit, Waiting
 from storebridge.ids import new_id
 from storebridge.webhooks.model import WebhookEvent
 from storebridge.webhooks.sources import Identified
-from storebridge.webhooks.sqlite_writer import SqliteWriterProcess, Written
+from storebridge.webhooks.sqlite_writer import JOURNAL_AFTER, SqliteWriterProcess, Written
 
 __all__ = ["INSERT_COLUMNS", "InboxRow", "InboxStopped", "InboxWriter", "OnStored", "inbox_row", "new_row_values"]
 
@@ -169,8 +169,10 @@ class InboxWriter:
         pipeline: int = 8,
         max_hold: float = 0.2,
         on_commit: Callable[[], None] | None = None,
+        journal_after: int = JOURNAL_AFTER,
     ) -> None:
         self.db = db
+        self.journal_after = journal_after  # SQLite: see storebridge.webhooks.sqlite_writer.serve
         self.max_batch = max_batch
         self.pipeline = pipeline  # SQLite: batches in the writer process at once
         self.max_hold = max_hold  # SQLite: seconds of holding the writer lock before the worker gets a turn
@@ -190,12 +192,27 @@ class InboxWriter:
     def start(self) -> None:
         if self.db.is_sqlite and self._process is None:
             self._process = SqliteWriterProcess(
-                make_url(self.db.url).database or ":memory:", pragmas=SQLITE_PRAGMAS, columns=INSERT_COLUMNS
+                make_url(self.db.url).database or ":memory:",
+                pragmas=SQLITE_PRAGMAS,
+                columns=INSERT_COLUMNS,
+                journal_after=self.journal_after,
+                on_moved=self._moved,
             )
         self._stopped = False
         if self._task is None:
             self._group = GroupCommit(name="inbox-writer")
             self._task = asyncio.create_task(self._run(), name="inbox-writer")
+
+    async def recover(self) -> None:
+        """SQLite: start the writer process now, not at the first webhook, so rows a crashed hub left
+        in its journal move into the table (and reach the worker) without waiting for one."""
+        if self._process is not None:
+            await self._process.start()
+
+    def _moved(self, rows: int) -> None:
+        """The writer's journal moved `rows` acknowledged rows into the table: the worker may claim them."""
+        if self.on_commit is not None:
+            self.on_commit()
 
     async def stop(self) -> None:
         """Stop writing. Batches already in the writer are answered when their commit is done; rows

@@ -22,6 +22,7 @@ in the child (importing SQLAlchemy would delay the first commit), so the hub's c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import marshal
 import signal
@@ -31,11 +32,15 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from storebridge.webhooks.inbox_journal import InboxJournal, JournalInUse, journal_path
+
 __all__ = [
+    "JOURNAL_AFTER",
     "OnWritten",
     "Written",
     "WRITER_PRAGMAS",
@@ -47,6 +52,8 @@ __all__ = [
     "checkpoint_in_background",
     "commit_frames",
     "insert_rows",
+    "journal_frames",
+    "move_rows",
 ]
 
 # The writer's own, on top of the hub's (storebridge.db.SQLITE_PRAGMAS).
@@ -56,6 +63,12 @@ WRITER_PRAGMAS = (
 )
 WAL_RESTART_ROWS = 250  # rows between the writer's own checkpoints (~2.5 MB of WAL; 1000 doubled the p99)
 STOP_SECONDS = 10.0  # what stop() waits for the child in all
+# Groups in a row, each started within BUSY_GAP of the last answer, before the writer journals
+# instead of inserting (see serve): a webhook answered at low load is in the table when its
+# answer leaves. 8 and 2 ms: a burst journals after its first ~10 ms.
+JOURNAL_AFTER = 8
+BUSY_GAP = 0.002
+JOURNAL_CLOSE_SECONDS = STOP_SECONDS - 1  # moving what the journal holds when the hub stops
 CHECKPOINT_EVERY = 0.05  # seconds between the background thread's checkpoints
 _HEADER = struct.Struct("!I")
 log = logging.getLogger("storebridge.webhooks.sqlite_writer")  # stdlib only: the child imports this module
@@ -84,6 +97,8 @@ class RowInsert:
             " ON CONFLICT DO NOTHING RETURNING provider, event_id"
         )
         self._provider, self._event_id = columns.index("provider"), columns.index("event_id")
+        self._columns = tuple(columns)
+        self._not_null: frozenset[int] | None = None  # read from the table on first use
         # SQLite binds at most 32766 values per statement.
         self.max_rows = min(1024, 32766 // len(columns))
 
@@ -92,6 +107,55 @@ class RowInsert:
 
     def key(self, row: tuple[Any, ...]) -> tuple[str, str]:
         return row[self._provider], row[self._event_id]
+
+    def stored(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The keys among `keys` already in webhook_events (one search of its unique index per key)."""
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(keys), 1000):
+            part = keys[start : start + 1000]
+            # A join, not `(provider, event_id) IN (VALUES ...)`: SQLite 3.40 scans the whole index for that.
+            sql = (
+                "SELECT w.provider, w.event_id FROM (VALUES "
+                + ",".join(["(?, ?)"] * len(part))
+                + ") AS k JOIN webhook_events AS w ON w.provider = k.column1 AND w.event_id = k.column2"
+            )
+            found.update(conn.execute(sql, [value for key in part for value in key]).fetchall())
+        return found
+
+    def unstorable(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[int, str]:
+        """Why the INSERT would refuse each row it would refuse (by index in `rows`), found without
+        writing: a NULL where the table forbids one, or a value SQLite cannot bind (sqlite3 binds
+        None, str that encodes as UTF-8, bytes, float and 64-bit int; checked in Python, as
+        binding every row to a statement cost 5 µs a row)."""
+        if self._not_null is None:
+            table = conn.execute("PRAGMA table_info(webhook_events)").fetchall()
+            required = {name for _, name, _, notnull, _, _ in table if notnull}
+            self._not_null = frozenset(i for i, name in enumerate(self._columns) if name in required)
+        refused: dict[int, str] = {}
+        for index, row in enumerate(rows):
+            for column, value in enumerate(row):
+                if (problem := self._unbindable(column, value)) is not None:
+                    refused[index] = f"{problem} (webhook_events.{self._columns[column]})"
+                    break
+        return refused
+
+    def _unbindable(self, column: int, value: Any) -> str | None:
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError as exc:
+                    return f"UnicodeEncodeError: {exc}"
+        elif value is None:
+            if self._not_null is not None and column in self._not_null:
+                return "IntegrityError: NOT NULL constraint failed"
+        elif kind is int:
+            if not -(2**63) <= value < 2**63:
+                return "OverflowError: Python int too large to convert to SQLite INTEGER"
+        elif kind not in (bytes, float):
+            return f"ProgrammingError: type '{kind.__name__}' is not supported"
+        return None
 
 
 def connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
@@ -160,6 +224,64 @@ def _row_by_row(
                 failed[index] = f"{type(exc).__name__}: {exc}"
         answers.append((True, new, failed) if failed else (True, new))
     return answers
+
+
+def journal_frames(
+    conn: sqlite3.Connection, insert: RowInsert, journal: InboxJournal, frames: list[list[tuple[Any, ...]]]
+) -> list[tuple[Any, ...]]:
+    """Hold several batches' new rows in the journal (one fdatasync for all); answers as
+    commit_frames gives them. A row is new if neither the journal nor the table holds its key;
+    a row the table would refuse is answered failed here, never journaled."""
+    rows = [row for frame in frames for row in frame]
+    try:
+        refused = insert.unstorable(conn, rows)
+        keys = [insert.key(row) for index, row in enumerate(rows) if index not in refused]
+        known = journal.holding(keys)  # first: see InboxJournal.holding
+        known |= insert.stored(conn, keys)
+    except sqlite3.Error as exc:
+        return [(False, f"{type(exc).__name__}: {exc}")] * len(frames)
+    answers: list[tuple[Any, ...]] = []
+    accepted: list[tuple[Any, ...]] = []
+    at = 0  # the index of the frame's first row among the group's
+    for frame in frames:
+        new: list[tuple[str, str]] = []
+        failed: dict[int, str] = {}
+        for index, row in enumerate(frame):
+            if (problem := refused.get(at + index)) is not None:
+                failed[index] = problem
+                continue
+            key = insert.key(row)
+            if key not in known:
+                known.add(key)
+                new.append(key)
+                accepted.append(row)
+        at += len(frame)
+        answers.append((True, new, failed) if failed else (True, new))
+    try:
+        journal.append(accepted)
+    except OSError as exc:  # the disk: nothing of these batches is acknowledged
+        return [(False, f"{type(exc).__name__}: {exc}")] * len(frames)
+    return answers
+
+
+def move_rows(conn: sqlite3.Connection, insert: RowInsert, rows: list[tuple[Any, ...]]) -> None:
+    """Store journaled rows (a row already stored stays as it is), then checkpoint. Raises, to be
+    tried again, when the database refuses; a row it refuses alone (checked before it was
+    journaled, so not expected) is logged with its key and left out, so it cannot block the rest."""
+    try:
+        insert_rows(conn, insert, rows)
+    except sqlite3.OperationalError:
+        raise
+    except Exception:  # noqa: BLE001 - a row: each alone
+        for row in rows:
+            try:
+                insert_rows(conn, insert, [row])
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                provider, event_id = insert.key(row)
+                log.error("inbox_journal_row_not_stored provider=%s event_id=%s error=%r", provider, event_id, exc)
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 # -- the child ---------------------------------------------------------------------------
@@ -233,6 +355,7 @@ def serve(
     *,
     rows_per_commit: int = 24,
     wal_restart_rows: int = WAL_RESTART_ROWS,
+    journal_after: int = JOURNAL_AFTER,
 ) -> None:
     """Answer batches until the hub closes the socket.
 
@@ -246,16 +369,33 @@ def serve(
     never starts it over: it grew to ~1 GB in a 10 s burst, and every fsync of a growing file
     waited for a filesystem journal commit (20-400 ms stalls, measured). With nothing appended
     meanwhile this checkpoint completes (the background thread has copied most of it), and the
-    next commit writes from the start of the WAL again."""
+    next commit writes from the start of the WAL again.
+
+    After `journal_after` groups in a row that each began within BUSY_GAP of the last answer (a
+    sustained burst; 0: from the first group, -1: never), groups go to the journal
+    (storebridge.webhooks.inbox_journal) instead, until it has moved every row it holds into the
+    table: while it holds any, every group goes there, so rows reach the table in arrival order."""
     conn = connect(path, pragmas)
     insert = RowInsert(columns)
     conn.execute("PRAGMA wal_autocheckpoint=0")
     threading.Thread(
         target=checkpoint_in_background, args=(path, pragmas, CHECKPOINT_EVERY), daemon=True, name="checkpoint"
     ).start()
+    send_lock = threading.Lock()  # answers (this thread) and move notices (the mover's) share the socket
+
+    def send(answers: list[tuple[Any, ...]]) -> None:
+        out = bytearray()
+        for answer in answers:
+            data = marshal.dumps(answer)
+            out += _HEADER.pack(len(data)) + data
+        with send_lock:
+            sock.sendall(out)
+
+    journal = _open_journal(path, pragmas, insert, on_moved=lambda rows: send([(None, rows)]))
     reader = _FrameReader(sock)
     waiting: deque[list[tuple[Any, ...]]] = deque()
-    since_restart = 0
+    since_restart = back_to_back = 0
+    last_sent = 0.0
     try:
         while True:
             waiting.extend(marshal.loads(frame) for frame in reader.next_frames(wait=not waiting))
@@ -266,25 +406,59 @@ def serve(
             while waiting and (not group or rows + len(waiting[0]) <= rows_per_commit):
                 rows += len(waiting[0])
                 group.append(waiting.popleft())
-            out = bytearray()
-            for answer in commit_frames(conn, insert, group):
-                data = marshal.dumps(answer)
-                out += _HEADER.pack(len(data)) + data
-            sock.sendall(out)
-            since_restart += rows
-            if since_restart >= wal_restart_rows:
-                since_restart = 0
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            back_to_back = back_to_back + 1 if time.monotonic() - last_sent < BUSY_GAP else 0
+            if journal is not None and (journal.holds_rows or 0 <= journal_after <= back_to_back):
+                journal.arrived(rows)
+                send(journal_frames(conn, insert, journal, group))
+            else:
+                send(commit_frames(conn, insert, group))
+                since_restart += rows
+                if since_restart >= wal_restart_rows:
+                    since_restart = 0
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                if journal is not None:
+                    journal.arrived(rows)
+            last_sent = time.monotonic()
     finally:
+        if journal is not None:
+            journal.close(JOURNAL_CLOSE_SECONDS)
         conn.close()
+
+
+def _open_journal(
+    path: str, pragmas: Sequence[str], insert: RowInsert, *, on_moved: Callable[[int], None]
+) -> InboxJournal | None:
+    """The database's journal, its rows left by a writer that died taken up and moving; None for a
+    database in memory, or when another hub's writer holds it (this one then always inserts)."""
+    if path in ("", ":memory:"):
+        return None
+    mover = connect(path, pragmas)  # the mover thread's own: it commits while this thread reads
+    mover.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        journal = InboxJournal(
+            journal_path(path), functools.partial(move_rows, mover, insert), insert.key, on_moved=on_moved
+        )
+    except JournalInUse as exc:
+        log.warning("inbox_journal_unavailable %s", exc)
+        mover.close()
+        return None
+    journal.start()
+    return journal
 
 
 def main(argv: list[str]) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the hub decides when we stop
     # (it closes the socket after its last batch), so a batch in flight is never cut.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    fd, path, restart, pragmas, columns = argv[1:6]
-    serve(socket.socket(fileno=int(fd)), path, pragmas.split(";"), columns.split(","), wal_restart_rows=int(restart))
+    fd, path, restart, journal_after, pragmas, columns = argv[1:7]
+    serve(
+        socket.socket(fileno=int(fd)),
+        path,
+        pragmas.split(";"),
+        columns.split(","),
+        wal_restart_rows=int(restart),
+        journal_after=int(journal_after),
+    )
 
 
 # -- the hub's side ----------------------------------------------------------------------
@@ -300,8 +474,9 @@ class _Answers(asyncio.Protocol):
     arrives in (a StreamReader and a future per batch cost two more turns, each as long as the
     parsing of every webhook that arrived meanwhile: measured in bench/README.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_moved: Callable[[int], None] | None = None) -> None:
         self.transport: asyncio.Transport | None = None
+        self.on_moved = on_moved
         self.waiting: deque[OnWritten] = deque()
         self.lost = False
         self.answered_all = asyncio.Event()  # nothing sent is waiting for its answer
@@ -321,6 +496,10 @@ class _Answers(asyncio.Protocol):
                     break
                 ok, result, *failed = marshal.loads(self._buf[pos + _HEADER.size : pos + _HEADER.size + size])
                 pos += _HEADER.size + size
+                if ok is None:  # a notice, not an answer: the journal moved `result` rows into the table
+                    if self.on_moved is not None:
+                        self.on_moved(result)
+                    continue
                 on_written = self.waiting.popleft()
                 if not self.waiting:
                     self.answered_all.set()
@@ -361,12 +540,21 @@ class SqliteWriterProcess:
     child answers in order, so a batch can be on its way while the previous one commits."""
 
     def __init__(
-        self, path: str, *, pragmas: Sequence[str], columns: Sequence[str], wal_restart_rows: int = WAL_RESTART_ROWS
+        self,
+        path: str,
+        *,
+        pragmas: Sequence[str],
+        columns: Sequence[str],
+        wal_restart_rows: int = WAL_RESTART_ROWS,
+        journal_after: int = JOURNAL_AFTER,
+        on_moved: Callable[[int], None] | None = None,
     ) -> None:
         self.path = path
         self.pragmas = pragmas
         self.columns = columns
         self.wal_restart_rows = wal_restart_rows
+        self.journal_after = journal_after
+        self.on_moved = on_moved  # told, from the event loop, of rows the journal moved into the table
         self._proc: asyncio.subprocess.Process | None = None
         self._answers: _Answers | None = None
 
@@ -391,6 +579,7 @@ class SqliteWriterProcess:
                 sys.executable,
                 *("-m", "storebridge.webhooks.sqlite_writer", str(theirs.fileno()), self.path),
                 str(self.wal_restart_rows),
+                str(self.journal_after),
                 ";".join(self.pragmas),
                 ",".join(self.columns),
                 pass_fds=[theirs.fileno()],
@@ -398,7 +587,13 @@ class SqliteWriterProcess:
             )
         finally:
             theirs.close()
-        _, self._answers = await asyncio.get_running_loop().create_connection(_Answers, sock=ours)
+        _, self._answers = await asyncio.get_running_loop().create_connection(
+            functools.partial(_Answers, self._moved), sock=ours
+        )
+
+    def _moved(self, rows: int) -> None:
+        if self.on_moved is not None:
+            self.on_moved(rows)
 
     def submit_nowait(self, rows: list[tuple[Any, ...]], on_written: OnWritten) -> None:
         """Send a batch; `on_written` is told the (provider, event_id) of the rows that were new and
