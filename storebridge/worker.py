@@ -91,15 +91,20 @@ class Worker:
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))
         log.info("worker_started", worker_id=self.worker_id)
 
+    def halt(self) -> None:
+        """Start no new step; a step that fails from now on ends its loop quietly. The first half of
+        `stop`, for when what the steps need is going away (a worker child's link to `serve`)."""
+        self._stopping = True
+        self._inbox_signal.set()
+        self._outbox_signal.set()
+
     async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Let each loop finish the step it is in (at most `grace` seconds), then end them all.
 
         A loop cancelled inside a step could leave its SQLite transaction open until the engine is
         disposed: the next writer (a sandbox's state saved at shutdown) then waited out
         busy_timeout (30 s). Loops that wait or rest between steps are cancelled at once."""
-        self._stopping = True
-        self._inbox_signal.set()
-        self._outbox_signal.set()
+        self.halt()
         stepping = [task for task in self._tasks if task in self._stepping]
         for task in self._tasks:
             if task not in self._stepping:
@@ -149,6 +154,9 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the worker
+                if self._stopping:  # the step failed because the hub is stopping (halt): not an error
+                    log.info("worker_step_ended_by_stop", loop=name, error=repr(exc))
+                    return
                 failures += 1
                 log.error("worker_step_failed", loop=name, error=repr(exc), consecutive=failures)
                 await asyncio.sleep(min(30.0, self.poll_seconds * 2**failures))

@@ -253,6 +253,8 @@ class WorkerLink:
         self._closed = False
         self.on_inbox: Callable[[], None] = lambda: None
         self.on_deliveries: Callable[[], None] = lambda: None
+        # Told when the serving process closes the link, before the writes waiting for it fail.
+        self.on_closed: Callable[[], None] = lambda: None
         self.gate = RemoteWriteGate(self)
 
     @classmethod
@@ -303,6 +305,7 @@ class WorkerLink:
                     self._busy = bool(message[1])
         finally:
             self._closed = True
+            self.on_closed()
             reporting.cancel()
             await asyncio.gather(reporting, return_exceptions=True)
             for grant in self._grants:

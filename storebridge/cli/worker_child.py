@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import cast, get_args
 
-from storebridge.worker import WorkerRole
+from storebridge.worker import Worker, WorkerRole
 
 __all__ = ["main"]
 
@@ -41,9 +41,12 @@ async def _run(fd: int, public_url: str, role: WorkerRole) -> None:
         hub.db.write_gate = link.gate
     hub.calls.add_listener(link.forward_call)
     await hub.start(migrate=False, run_worker=True, ingest_busy=link.busy, role=role, receives_webhooks=False)
-    assert hub.worker is not None
+    assert isinstance(hub.worker, Worker)  # the child runs its worker in its own loop
     freeze_start_up_heap()
     link.on_inbox = hub.worker.notify_inbox
+    # Ctrl-C: serve closes the link as it stops; a step that was waiting for the write lock then
+    # fails, which is the stop, not an error (it was logged as worker_step_failed).
+    link.on_closed = hub.worker.halt
     if role == "inbox":
         hub.outbound.on_queued = link.deliveries_queued
     elif role == "deliveries":

@@ -93,3 +93,33 @@ def test_a_step_that_outlasts_the_grace_period_is_cancelled() -> None:
         return loop.time() - began
 
     assert asyncio.run(stop_a_stuck_step()) < 2.0
+
+
+def test_a_step_that_fails_after_halt_ends_its_loop_without_an_error() -> None:
+    """A worker child's link to `serve` closes as Ctrl-C stops it: the child halts its worker, and
+    the step that was waiting for the write lock fails with the link. That is the stop, not an
+    error (it was logged `worker_step_failed`, level error, on a clean Ctrl-C)."""
+    from structlog.testing import capture_logs
+
+    async def fail_after_halt() -> list[str]:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def waiting_step() -> int:
+            started.set()
+            await release.wait()
+            raise ConnectionError("the serving process closed the worker link")
+
+        db = Database("sqlite+aiosqlite:///:memory:")
+        worker = _worker(db, poll_seconds=30.0, jobs=[("waiting", waiting_step)])
+        with capture_logs() as logs:
+            worker.start()
+            await asyncio.wait_for(started.wait(), 5)
+            worker.halt()
+            release.set()
+            await asyncio.wait_for(worker.stop(), 5)
+        await db.dispose()
+        return [entry["log_level"] + ":" + entry["event"] for entry in logs]
+
+    logged = asyncio.run(fail_after_halt())
+    assert "info:worker_step_ended_by_stop" in logged, logged
+    assert not [entry for entry in logged if entry.startswith("error:") and "step" in entry], logged
