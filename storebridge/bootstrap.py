@@ -58,6 +58,7 @@ from storebridge.webhooks.processor import InboxProcessor, ProcessPolicy, Webhoo
 from storebridge.webhooks.queries import InboxQueries
 from storebridge.webhooks.retention import InboxPruner
 from storebridge.webhooks.sources import WebhookSource
+from storebridge.webhooks.sqlite_writer import JOURNAL_AFTER
 from storebridge.webhooks.timeline import WebhooksTimeline
 from storebridge.worker import DELIVERIES_JOB, Job, Worker, WorkerRole, jobs_for
 from storebridge.worker_process import WorkerProcess
@@ -350,7 +351,7 @@ def bootstrap(
         ),
         publisher=transport.publish if transport is not None else None,
     )
-    inbox = InboxWriter(db)
+    inbox = InboxWriter(db, journal_after=JOURNAL_AFTER if settings.inbox_journal else -1)
     payments = PaymentService(db, built.payment_providers, stock=caps.inventory)
     reconciler = Reconciler(
         db,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from storebridge.bootstrap import bootstrap
 from storebridge.db import Database
 from storebridge.migrate import upgrade
 from storebridge.webhooks.inbox import INSERT_COLUMNS, InboxRow, InboxWriter, new_row_values
@@ -270,22 +271,31 @@ def test_kill_9_of_the_writer_with_rows_not_yet_moved_loses_nothing_acknowledged
 
 @pytest.mark.parametrize("journal_after", [0, -1])
 def test_the_hub_answers_the_same_with_and_without_the_journal(sqlite_url: str, journal_after: int) -> None:
-    """-1 never journals (every group is inserted before its answer), 0 always does."""
+    """-1 never journals: every row is in the table when its answer arrives. 0 always journals."""
 
-    async def go() -> list[bool]:
+    async def go() -> tuple[list[bool], list[str]]:
         db = Database(sqlite_url)
         await upgrade(db)
         writer = InboxWriter(db, journal_after=journal_after)
         writer.start()
         try:
             rows = [_row(f"s{i:02d}") for i in range(30)] + [_row("s00"), _row("s29")]
-            return list(await asyncio.gather(*(writer.add(r) for r in rows)))
+            answers = list(await asyncio.gather(*(writer.add(r) for r in rows)))
+            return answers, _stored(sqlite_url)
         finally:
             await writer.stop()
             await db.dispose()
 
-    assert asyncio.run(go()) == [True] * 30 + [False, False]
+    answers, stored_when_answered = asyncio.run(go())
+    assert answers == [True] * 30 + [False, False]
+    if journal_after < 0:
+        assert stored_when_answered == [f"s{i:02d}" for i in range(30)]
     assert _stored(sqlite_url) == [f"s{i:02d}" for i in range(30)]
+
+
+def test_the_setting_turns_the_journal_off(sqlite_url: str) -> None:
+    assert bootstrap(make_settings(sqlite_url, inbox_journal=False)).inbox.journal_after == -1
+    assert bootstrap(make_settings(sqlite_url)).inbox.journal_after > 0
 
 
 def test_a_hub_that_starts_moves_a_left_journal_before_any_webhook_arrives(sqlite_url: str) -> None:
