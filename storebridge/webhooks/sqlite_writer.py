@@ -422,8 +422,9 @@ def serve(
                 rows += len(waiting[0])
                 group.append(waiting.popleft())
             back_to_back = back_to_back + 1 if time.monotonic() - last_sent < BUSY_GAP else 0
-            if journal is not None and (journal.holds_rows or 0 <= journal_after <= back_to_back):
+            if journal is not None:
                 journal.arrived(rows)
+            if journal is not None and (journal.holds_rows or 0 <= journal_after <= back_to_back):
                 send(journal_frames(conn, insert, journal, group))
             else:
                 send(commit_frames(conn, insert, group))
@@ -431,8 +432,6 @@ def serve(
                 if since_restart >= wal_restart_rows:
                     since_restart = 0
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                if journal is not None:
-                    journal.arrived(rows)
             last_sent = time.monotonic()
     finally:
         if journal is not None:
@@ -604,12 +603,8 @@ class SqliteWriterProcess:
         finally:
             theirs.close()
         _, self._answers = await asyncio.get_running_loop().create_connection(
-            functools.partial(_Answers, self._moved), sock=ours
+            functools.partial(_Answers, self.on_moved), sock=ours
         )
-
-    def _moved(self, rows: int) -> None:
-        if self.on_moved is not None:
-            self.on_moved(rows)
 
     def submit_nowait(self, rows: list[tuple[Any, ...]], on_written: OnWritten) -> None:
         """Send a batch; `on_written` is told the (provider, event_id) of the rows that were new and
