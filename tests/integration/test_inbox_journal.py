@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from storebridge.bootstrap import bootstrap
-from storebridge.db import Database
+from storebridge.db import SQLITE_PRAGMAS, Database
 from storebridge.migrate import upgrade
+from storebridge.webhooks import sqlite_writer
 from storebridge.webhooks.inbox import INSERT_COLUMNS, InboxRow, InboxWriter, new_row_values
 from storebridge.webhooks.inbox_journal import InboxJournal, JournalFile, JournalInUse, journal_path
 from tests.support.hub import make_settings, running_hub
@@ -328,3 +329,26 @@ def test_a_second_writer_on_the_same_database_stores_without_a_journal(sqlite_ur
             await db.dispose()
 
     assert asyncio.run(go()) == ([True] * 20, [True] * 20)
+
+
+def test_a_journal_that_cannot_be_written_acknowledges_nothing_of_the_group(sqlite_url: str, tmp_path: Path) -> None:
+    """A full or failing disk (ENOSPC here, raised by the journal's append): every batch of the group
+    is answered not stored (the hub answers 503 and the provider retries), and nothing is held."""
+    asyncio.run(_migrate(sqlite_url))
+
+    class FullDisk(InboxJournal):
+        def append(self, rows: list[tuple[object, ...]]) -> None:
+            raise OSError(28, "No space left on device")
+
+    journal = FullDisk(str(tmp_path / "j"), lambda rows: None, key=lambda row: row[0])
+    conn = sqlite_writer.connect(_path(sqlite_url), SQLITE_PRAGMAS)
+    try:
+        answers = sqlite_writer.journal_frames(
+            conn, sqlite_writer.RowInsert(INSERT_COLUMNS), journal, [[_values("d1")], [_values("d2")]]
+        )
+    finally:
+        conn.close()
+        journal.file.close(truncate=True)
+    assert [a[0] for a in answers] == [False, False]
+    assert all("No space left on device" in a[1] for a in answers)
+    assert not journal.holds_rows and _stored(sqlite_url) == []
